@@ -1,0 +1,72 @@
+//! `registry serve`: run the daemon until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use registry_core::config::Overrides;
+use registry_core::Registry;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let config = super::load_config(
+        global,
+        Overrides {
+            listen: args.listen,
+            public_url: args.public_url,
+            registration: args.registration,
+            log_level: args.log_level,
+            ..Overrides::default()
+        },
+    )?;
+    let filter = EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("invalid log level {:?}", config.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+
+    let listen = config.listen;
+    let data_dir = config.data_dir.clone();
+    let registry = Arc::new(Registry::open(config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(
+            "registry listening on http://{} with data in {}",
+            listener.local_addr().unwrap_or(listen),
+            data_dir.display()
+        );
+        registry_daemon::serve(registry, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,113 @@
+//! Hot packuments as ready-to-send bytes (plain and gzip'd), keyed by package, flavor and the
+//! origin put into tarball URLs. Each entry remembers the stored ETag it was rendered from; a
+//! read checks that ETag against the database first (one indexed lookup), so writes made by
+//! another process (the CLI's local backend) are seen at once.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use registry_core::packument::with_origin;
+use registry_core::store::PackumentFlavor;
+
+/// Past this many cached bytes the cache starts over; hot entries come back on their next read.
+const MAX_CACHED_BYTES: usize = 256 * 1024 * 1024;
+
+pub struct Rendered {
+    pub etag: String,
+    pub json: Bytes,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Rendered {
+    pub fn render(stored_json: &[u8], stored_etag: &str, origin: &str) -> Rendered {
+        let origin_digest = hex::encode(origin_fingerprint(origin.as_bytes()));
+        Rendered {
+            etag: format!("\"{}-{origin_digest}\"", stored_etag.trim_matches('"')),
+            json: Bytes::from(with_origin(stored_json, origin)),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// The gzip'd bytes, compressed once on first use.
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+                // Writing to a Vec cannot fail.
+                let _ = encoder.write_all(&self.json);
+                Bytes::from(encoder.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+fn origin_fingerprint(bytes: &[u8]) -> [u8; 4] {
+    // A cheap, stable fingerprint of the origin; FNV-1a is plenty to tell origins apart.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in bytes {
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash.to_be_bytes()
+}
+
+type Key = (String, PackumentFlavor, String);
+
+#[derive(Default)]
+pub struct PackumentCache {
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    entries: HashMap<Key, (String, Arc<Rendered>)>,
+    bytes: usize,
+}
+
+impl PackumentCache {
+    /// The cached rendering, if it was made from the document whose ETag is `stored_etag`.
+    pub fn get(
+        &self,
+        name: &str,
+        flavor: PackumentFlavor,
+        origin: &str,
+        stored_etag: &str,
+    ) -> Option<Arc<Rendered>> {
+        let state = self.state.lock().ok()?;
+        let key = (name.to_string(), flavor, origin.to_string());
+        match state.entries.get(&key) {
+            Some((etag, rendered)) if etag == stored_etag => Some(rendered.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn insert(
+        &self,
+        name: &str,
+        flavor: PackumentFlavor,
+        origin: &str,
+        stored_etag: &str,
+        rendered: Arc<Rendered>,
+    ) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let size = rendered.json.len();
+        if state.bytes + size > MAX_CACHED_BYTES {
+            state.entries.clear();
+            state.bytes = 0;
+        }
+        let key = (name.to_string(), flavor, origin.to_string());
+        if let Some((_, old)) = state
+            .entries
+            .insert(key, (stored_etag.to_string(), rendered))
+        {
+            state.bytes = state.bytes.saturating_sub(old.json.len());
+        }
+        state.bytes += size;
+    }
+}

@@ -1,0 +1,99 @@
+//! Rejections become `{"error", "reason"}` answers here, and only here. npm prints only the
+//! `error` field, so it carries the human sentence; `reason` repeats it for other clients.
+
+use std::convert::Infallible;
+
+use http::{HeaderValue, StatusCode};
+use registry_core::Error;
+use warp::reject::{Reject, Rejection};
+use warp::reply::Response;
+
+use crate::reply::json_response;
+
+/// How a 401 asks for credentials. npm reads the header to choose its advice: `Bearer` makes
+/// it suggest `npm login`, `Basic` a wrong password.
+#[derive(Debug, Clone, Copy)]
+pub enum Challenge {
+    Bearer,
+    Basic,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: Error,
+    pub challenge: Challenge,
+}
+
+impl Reject for ApiError {}
+
+pub fn reject(error: Error) -> Rejection {
+    warp::reject::custom(ApiError {
+        error,
+        challenge: Challenge::Bearer,
+    })
+}
+
+pub fn reject_with_challenge(error: Error, challenge: Challenge) -> Rejection {
+    warp::reject::custom(ApiError { error, challenge })
+}
+
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    Ok(rejection_response(&rejection))
+}
+
+fn rejection_response(rejection: &Rejection) -> Response {
+    if let Some(api) = rejection.find::<ApiError>() {
+        return api_error_response(api);
+    }
+    let (status, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::PayloadTooLarge>() {
+        (StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::MethodNotAllowed>() {
+        (StatusCode::METHOD_NOT_ALLOWED, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
+        (StatusCode::BAD_REQUEST, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::LengthRequired>() {
+        (StatusCode::LENGTH_REQUIRED, err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::UnsupportedMediaType>() {
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, err.to_string())
+    } else {
+        tracing::error!("unhandled rejection: {rejection:?}");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error".to_string(),
+        )
+    };
+    error_response(status, &message)
+}
+
+fn api_error_response(api: &ApiError) -> Response {
+    let status =
+        StatusCode::from_u16(api.error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!("{}", api.error);
+    }
+    let mut response = error_response(status, &api.error.public_message());
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = match api.challenge {
+            Challenge::Bearer => "Bearer realm=\"registry\"",
+            Challenge::Basic => "Basic realm=\"registry\"",
+        };
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &serde_json::json!({ "error": message, "reason": message }),
+    )
+}

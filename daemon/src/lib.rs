@@ -1,0 +1,15 @@
+//! The registry's HTTP face: warp routes over the core library, served by our own hyper
+//! accept loop (so that tarballs stream straight from their files and every request is
+//! logged once with its status and duration).
+
+mod auth;
+mod body;
+mod cache;
+mod error;
+mod package_path;
+mod reply;
+mod routes;
+mod server;
+mod state;
+
+pub use server::serve;

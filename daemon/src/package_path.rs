@@ -1,0 +1,141 @@
+//! Package paths are parsed here and nowhere else. Scoped names arrive as `@scope%2fname`
+//! (npm, any case of `%2f`) or as `@scope/name` (tarball URLs, yarn); the rest of the path
+//! says which resource of the package is meant.
+
+use registry_core::names::PackageName;
+use registry_core::Error;
+use warp::filters::path::FullPath;
+use warp::{Filter, Rejection};
+
+use crate::error::reject;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PackageRoute {
+    /// `/name`
+    Document(PackageName),
+    /// `/name/1.0.0` or `/name/latest`
+    Version(PackageName, String),
+    /// `/name/-/name-1.0.0.tgz`
+    Tarball(PackageName, String),
+}
+
+/// Matches every path that is not a `/-/…` endpoint and yields the parsed package route.
+pub fn package_route() -> impl Filter<Extract = (PackageRoute,), Error = Rejection> + Clone {
+    warp::path::full().and_then(|path: FullPath| async move {
+        match parse(path.as_str()) {
+            Ok(Some(route)) => Ok(route),
+            Ok(None) => Err(warp::reject::not_found()),
+            Err(error) => Err(reject(error)),
+        }
+    })
+}
+
+/// `Ok(None)`: not a package path at all (the root or a `/-/` endpoint).
+pub fn parse(path: &str) -> Result<Option<PackageRoute>, Error> {
+    let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if raw.first().is_none_or(|s| s.is_empty() || *s == "-") {
+        return Ok(None);
+    }
+    let segments: Vec<String> = raw
+        .iter()
+        .map(|s| percent_decode(s))
+        .collect::<Result<_, _>>()?;
+    let (name, rest) = if segments[0].starts_with('@') && !segments[0].contains('/') {
+        let Some(bare) = segments.get(1) else {
+            return Err(Error::bad_request(format!(
+                "invalid package name {:?}: a scoped name is @scope/name",
+                segments[0]
+            )));
+        };
+        (format!("{}/{}", segments[0], bare), &segments[2..])
+    } else {
+        (segments[0].clone(), &segments[1..])
+    };
+    let name = PackageName::parse(&name)?;
+    let not_found = || Error::not_found(format!("no such resource: {path}"));
+    match rest {
+        [] => Ok(Some(PackageRoute::Document(name))),
+        [spec] if !spec.is_empty() && spec != "-" => {
+            Ok(Some(PackageRoute::Version(name, spec.clone())))
+        }
+        [dash, file] if dash == "-" && !file.is_empty() && !file.contains('/') => {
+            Ok(Some(PackageRoute::Tarball(name, file.clone())))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+pub fn percent_decode(segment: &str) -> Result<String, Error> {
+    let bad = || Error::bad_request(format!("malformed percent-encoding in {segment:?}"));
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(out).map_err(|_| bad())?;
+    if decoded.contains('\0') {
+        return Err(bad());
+    }
+    Ok(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> PackageName {
+        PackageName::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn scoped_names_in_every_spelling() {
+        for path in ["/@a/b", "/@a%2fb", "/@a%2Fb", "/%40a%2fb"] {
+            assert_eq!(
+                parse(path).ok().flatten(),
+                Some(PackageRoute::Document(name("@a/b"))),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            parse("/@a/b/-/b-1.0.0.tgz").ok().flatten(),
+            Some(PackageRoute::Tarball(name("@a/b"), "b-1.0.0.tgz".into()))
+        );
+        assert_eq!(
+            parse("/@a%2fb/-/b-1.0.0.tgz").ok().flatten(),
+            Some(PackageRoute::Tarball(name("@a/b"), "b-1.0.0.tgz".into()))
+        );
+        assert_eq!(
+            parse("/foo/latest").ok().flatten(),
+            Some(PackageRoute::Version(name("foo"), "latest".into()))
+        );
+    }
+
+    #[test]
+    fn endpoints_are_not_packages_and_tricks_are_refused() {
+        assert_eq!(parse("/").ok().flatten(), None);
+        assert_eq!(parse("/-/ping").ok().flatten(), None);
+        for bad in [
+            "/..",
+            "/%2e%2e",
+            "/foo%2f..%2fbar",
+            "/@a",
+            "/Foo",
+            "/foo%zz",
+            "/a%00b",
+            "/@a/..%2f..",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should be refused");
+        }
+        let err = parse("/foo/-/x/y").err().map(|e| e.status());
+        assert_eq!(err, Some(404));
+    }
+}

@@ -1,0 +1,65 @@
+//! The route table. Each resource has a module with its filters (one route comment each) and
+//! thin handlers that call the core.
+
+mod meta;
+mod packages;
+mod tarballs;
+mod users;
+
+use std::convert::Infallible;
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::error::recover;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    meta::routes(state.clone())
+        .or(users::routes(state.clone()))
+        .unify()
+        .or(packages::routes(state))
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+/// The origin (`http://host:port`) that tarball URLs should carry: the configured public URL,
+/// else the one the client used to reach us.
+fn origin(state: AppState) -> BoxedFilter<(String,)> {
+    warp::header::optional::<String>("host")
+        .map(move |host: Option<String>| {
+            let config = &state.registry().config;
+            if let Some(public) = &config.public_url {
+                return public.clone();
+            }
+            match host.filter(|h| is_plain_host(h)) {
+                Some(host) => format!("http://{host}"),
+                None => format!("http://{}", config.listen),
+            }
+        })
+        .boxed()
+}
+
+/// A Host header goes into JSON and URLs only if it is a plain `host[:port]`.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+type Route = BoxedFilter<(Response,)>;
+
+fn boxed<F>(filter: F) -> Route
+where
+    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    filter.boxed()
+}
+
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}

@@ -1,0 +1,143 @@
+//! The accept loop: HTTP/1.1 connections served by hyper with the warp routes as the service.
+//! Owning the loop lets a route hand back an open file that is streamed as the body (warp 0.4
+//! has no public streaming body), logs every request once, and shuts down gracefully: stop
+//! accepting, let requests in flight finish, checkpoint the database.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{Method, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use registry_core::Registry;
+use tokio::net::TcpListener;
+use tokio_util::io::ReaderStream;
+use tower_service::Service;
+
+use crate::routes::routes;
+use crate::state::AppState;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// A file a route wants streamed as its response body (a response extension).
+#[derive(Clone)]
+pub struct StreamFile(Arc<Mutex<Option<std::fs::File>>>);
+
+impl StreamFile {
+    pub fn new(file: std::fs::File) -> StreamFile {
+        StreamFile(Arc::new(Mutex::new(Some(file))))
+    }
+
+    fn take(&self) -> Option<std::fs::File> {
+        self.0.lock().ok().and_then(|mut file| file.take())
+    }
+}
+
+/// Serves the registry on `listener` until `shutdown` completes.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let service = warp::service(routes(AppState::new(registry.clone())));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = service.clone();
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(
+            TokioIo::new(stream),
+            hyper::service::service_fn(move |request| handle(service.clone(), request)),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection from {peer} ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}");
+    }
+    let checkpoint = tokio::task::spawn_blocking(move || registry.store.checkpoint()).await;
+    match checkpoint {
+        Ok(Ok(())) => tracing::info!("database checkpointed; bye"),
+        Ok(Err(err)) => tracing::warn!("final checkpoint failed: {err}"),
+        Err(err) => tracing::warn!("final checkpoint failed: {err}"),
+    }
+    Ok(())
+}
+
+async fn handle<S>(
+    mut service: S,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible>
+where
+    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
+{
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = loggable_path(request.uri().path());
+    let response = match service.call(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (mut parts, body) = response.into_parts();
+    let file = parts
+        .extensions
+        .remove::<StreamFile>()
+        .and_then(|f| f.take());
+    let body = match file {
+        Some(file) if method != Method::HEAD => file_body(file),
+        _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
+    };
+    tracing::info!(
+        "{method} {path} {} {:.1}ms",
+        parts.status.as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(Response::from_parts(parts, body))
+}
+
+fn file_body(file: std::fs::File) -> ResponseBody {
+    let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
+        .map_ok(Frame::data)
+        .map_err(|e| -> BoxError { Box::new(e) });
+    StreamBody::new(stream).boxed()
+}
+
+/// Request paths as logged: a logout carries the token itself in its path.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/-/user/token/") {
+        Some(_) => "/-/user/token/[redacted]".to_string(),
+        None => path.to_string(),
+    }
+}

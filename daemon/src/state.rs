@@ -1,0 +1,53 @@
+//! What every handler shares, and the one way handlers reach the core: on a blocking thread.
+
+use std::sync::Arc;
+
+use registry_core::{Registry, Result};
+use warp::Rejection;
+
+use crate::cache::PackumentCache;
+use crate::error::reject;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<Registry>,
+    packuments: PackumentCache,
+}
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                registry,
+                packuments: PackumentCache::default(),
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    pub fn packuments(&self) -> &PackumentCache {
+        &self.inner.packuments
+    }
+
+    /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.
+    pub async fn run<T, F>(&self, operation: F) -> Result<T, Rejection>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T> + Send + 'static,
+    {
+        let state = self.clone();
+        match tokio::task::spawn_blocking(move || operation(&state)).await {
+            Ok(result) => result.map_err(reject),
+            Err(join_error) => Err(reject(registry_core::Error::Storage(format!(
+                "a blocking task failed: {join_error}"
+            )))),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Content-addressed tarball storage. A blob is named by the hex sha512 of its bytes, so the
+//! name is its checksum and a second publish of the same bytes is free.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha512};
+
+use crate::error::{Error, Result};
+
+/// Where tarballs live. A trait because an S3-compatible store is the planned second backend.
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes`, whose sha512 (hex) the caller has computed, durably: when this returns,
+    /// the blob survives a crash.
+    fn put(&self, sha512_hex: &str, bytes: &[u8]) -> Result<()>;
+    /// Opens a blob for streaming, with its length.
+    fn open(&self, sha512_hex: &str) -> Result<(File, u64)>;
+    fn contains(&self, sha512_hex: &str) -> bool;
+}
+
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    pub fn open(root: &Path) -> Result<FsBlobStore> {
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// `blobs/ab/cd/abcd…`; the id is checked to be 128 hex digits, so no request-derived text
+    /// ever becomes a path.
+    fn path_of(&self, sha512_hex: &str) -> Result<PathBuf> {
+        if sha512_hex.len() != 128 || !sha512_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Storage(format!(
+                "not a sha512 blob id: {sha512_hex:?}"
+            )));
+        }
+        Ok(self
+            .root
+            .join(&sha512_hex[0..2])
+            .join(&sha512_hex[2..4])
+            .join(sha512_hex))
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn put(&self, sha512_hex: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.path_of(sha512_hex)?;
+        if target.exists() {
+            return Ok(());
+        }
+        if hex::encode(Sha512::digest(bytes)) != sha512_hex {
+            return Err(Error::Storage("blob content does not match its id".into()));
+        }
+        let dir = target
+            .parent()
+            .ok_or_else(|| Error::Storage("blob path has no parent".into()))?;
+        fs::create_dir_all(dir)?;
+        // Write to a temporary file, fsync it, rename into place, fsync the directory: a crash
+        // leaves either no blob or a whole one, never a torn file under the final name.
+        let tmp =
+            self.root
+                .join("tmp")
+                .join(format!("{}.{}", &sha512_hex[..32], rand::random::<u64>()));
+        let result = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &target)?;
+            File::open(dir)?.sync_all()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn open(&self, sha512_hex: &str) -> Result<(File, u64)> {
+        let path = self.path_of(sha512_hex)?;
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Storage(format!(
+                    "blob {sha512_hex} is missing from {}",
+                    path.display()
+                ))
+            } else {
+                Error::Io(e)
+            }
+        })?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    }
+
+    fn contains(&self, sha512_hex: &str) -> bool {
+        self.path_of(sha512_hex)
+            .map(|p| p.is_file())
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn stores_and_reads_back_by_sha512() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let blobs = FsBlobStore::open(dir.path())?;
+        let bytes = b"a tarball".to_vec();
+        let id = hex::encode(Sha512::digest(&bytes));
+        assert!(!blobs.contains(&id));
+        blobs.put(&id, &bytes)?;
+        blobs.put(&id, &bytes)?; // idempotent
+        assert!(blobs.contains(&id));
+        let (mut file, len) = blobs.open(&id)?;
+        assert_eq!(len, bytes.len() as u64);
+        let mut back = Vec::new();
+        file.read_to_end(&mut back)?;
+        assert_eq!(back, bytes);
+        assert_eq!(fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_ids_that_are_not_sha512_hex_and_content_that_does_not_match() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let blobs = FsBlobStore::open(dir.path())?;
+        assert!(blobs.put("../../etc/passwd", b"x").is_err());
+        assert!(blobs.open("../x").is_err());
+        let wrong = hex::encode(Sha512::digest(b"other"));
+        assert!(blobs.put(&wrong, b"x").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! The one error type of the core. Every variant knows its HTTP status, so the daemon maps errors
+//! to responses in one place and the CLI maps them to exit codes in one place.
+//!
+//! Which to use: `BadRequest` for input that can never succeed as sent (malformed JSON, invalid
+//! names, failed integrity checks); `Unauthorized` when credentials are missing or wrong;
+//! `Forbidden` when the caller is known but may not do this; `Conflict` for races and duplicates
+//! that the caller cannot fix by retrying the same request; `NotFound` for absent resources.
+//! Storage and I/O failures are internal: they become 500 with no detail leaked to the client.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn bad_request(reason: impl fmt::Display) -> Self {
+        Error::BadRequest(reason.to_string())
+    }
+    pub fn unauthorized(reason: impl fmt::Display) -> Self {
+        Error::Unauthorized(reason.to_string())
+    }
+    pub fn forbidden(reason: impl fmt::Display) -> Self {
+        Error::Forbidden(reason.to_string())
+    }
+    pub fn not_found(reason: impl fmt::Display) -> Self {
+        Error::NotFound(reason.to_string())
+    }
+    pub fn conflict(reason: impl fmt::Display) -> Self {
+        Error::Conflict(reason.to_string())
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::NotImplemented(_) => 501,
+            Error::Storage(_) | Error::Io(_) => 500,
+        }
+    }
+
+    /// The sentence shown to the client. Internal failures are not described to the client
+    /// (they are logged by the caller instead).
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Storage(_) | Error::Io(_) => {
+                "internal server error; the registry's log has the details".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}

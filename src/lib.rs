@@ -1,0 +1,22 @@
+//! The core of the registry: everything that is true of an npm registry whatever the
+//! transport. The daemon (HTTP) and the CLI's local backend both call these operations, so an
+//! action taken from the shell and the same action over HTTP cannot behave differently.
+
+pub mod auth;
+pub mod authz;
+pub mod blobs;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod names;
+pub mod packument;
+pub mod password;
+pub mod publish;
+pub mod registry;
+pub mod store;
+pub mod tarball;
+pub mod tokens;
+pub mod users;
+
+pub use error::{Error, Result};
+pub use registry::Registry;

@@ -1,0 +1,90 @@
+//! The registry as one value: configuration, database and blob store, opened together from
+//! the data directory. Read operations that are not worth a module of their own live here.
+
+use std::fs::File;
+
+use crate::auth::CredentialCache;
+use crate::blobs::{BlobStore, FsBlobStore};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::names::{validate_version, PackageName};
+use crate::store::{PackumentBody, PackumentFlavor, PackumentMeta, RegistryInfo, Store};
+
+pub struct Registry {
+    pub config: Config,
+    pub store: Store,
+    pub blobs: Box<dyn BlobStore>,
+    pub credentials: CredentialCache,
+}
+
+/// An open tarball, ready to stream.
+pub struct TarballFile {
+    pub file: File,
+    pub len: u64,
+    pub sha512_hex: String,
+}
+
+impl Registry {
+    /// Opens the registry in `config.data_dir`, creating the directory and database on first
+    /// use. Safe to call while another process (the daemon) has the same data open.
+    pub fn open(config: Config) -> Result<Registry> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let store = Store::open(&config.database_path())?;
+        let blobs = FsBlobStore::open(&config.blobs_dir())?;
+        Ok(Registry {
+            config,
+            store,
+            blobs: Box::new(blobs),
+            credentials: CredentialCache::default(),
+        })
+    }
+
+    pub fn info(&self) -> Result<RegistryInfo> {
+        self.store.read(|db| db.registry_info())
+    }
+
+    pub fn packument_meta(
+        &self,
+        name: &PackageName,
+        flavor: PackumentFlavor,
+    ) -> Result<Option<PackumentMeta>> {
+        self.store
+            .read(|db| db.packument_meta(name.as_str(), flavor))
+    }
+
+    pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<PackumentBody> {
+        self.store
+            .read(|db| db.packument_body(name.as_str(), flavor))?
+            .ok_or_else(|| package_not_found(name))
+    }
+
+    /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`.
+    pub fn tarball(&self, name: &PackageName, file: &str) -> Result<TarballFile> {
+        let not_found = || Error::not_found(format!("tarball {file} of {name} not found"));
+        let version = file
+            .strip_suffix(".tgz")
+            .and_then(|stem| stem.strip_prefix(name.bare()))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .ok_or_else(not_found)?;
+        validate_version(version).map_err(|_| not_found())?;
+        let (sha512_hex, _) = self
+            .store
+            .read(|db| db.live_tarball(name.as_str(), version))?
+            .ok_or_else(not_found)?;
+        let (file, len) = self.blobs.open(&sha512_hex)?;
+        Ok(TarballFile {
+            file,
+            len,
+            sha512_hex,
+        })
+    }
+}
+
+pub fn package_not_found(name: &PackageName) -> Error {
+    Error::not_found(format!("package {name} not found"))
+}

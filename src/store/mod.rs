@@ -1,0 +1,205 @@
+//! The only module that speaks SQL. Everything above it sees domain records and domain verbs.
+//!
+//! One writer connection (writes are serialised through it, each in a `BEGIN IMMEDIATE`
+//! transaction with `synchronous=FULL`) and an r2d2 pool of read-only connections. Callers run
+//! these methods off the async threads.
+
+mod packages;
+mod schema;
+mod users;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+pub use packages::{
+    NewPackument, NewVersion, PackageRecord, PackumentBody, PackumentFlavor, PackumentMeta,
+    VersionRecord,
+};
+pub use users::{NewToken, TokenRecord, UserRecord};
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::Storage(err.to_string())
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(err: r2d2::Error) -> Self {
+        Error::Storage(err.to_string())
+    }
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const READER_POOL_SIZE: u32 = 8;
+
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: Pool<SqliteConnectionManager>,
+}
+
+/// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
+pub struct Db<'c> {
+    conn: &'c Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut writer = Connection::open(path)?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut writer)?;
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|conn| {
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "query_only", "ON")
+            });
+        let readers = Pool::builder()
+            .max_size(READER_POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)?;
+        Ok(Store {
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    /// Runs `f` on a read-only connection (a consistent snapshot for its duration).
+    pub fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        let conn = self.readers.get()?;
+        let tx = conn.unchecked_transaction()?;
+        let out = f(&Db { conn: &tx })?;
+        tx.finish()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer; commits only if `f` succeeds.
+    pub fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Storage("the writer connection was poisoned".into()))?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&Db { conn: &tx })?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Folds the WAL back into the main file; called on graceful shutdown.
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Storage("the writer connection was poisoned".into()))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// Registry-wide figures for `GET /`.
+#[derive(Debug, Clone)]
+pub struct RegistryInfo {
+    pub doc_count: u64,
+    pub update_seq: u64,
+}
+
+impl Db<'_> {
+    pub fn registry_info(&self) -> Result<RegistryInfo> {
+        let doc_count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM packuments", [], |r| r.get(0))?;
+        let update_seq: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(RegistryInfo {
+            doc_count: doc_count.max(0) as u64,
+            update_seq: update_seq.max(0) as u64,
+        })
+    }
+
+    /// Appends to the changes feed; returns the new sequence number.
+    pub fn record_change(&self, package: &str, kind: &str, at: &str) -> Result<u64> {
+        self.conn.execute(
+            "INSERT INTO changes (package, kind, at) VALUES (?1, ?2, ?3)",
+            (package, kind, at),
+        )?;
+        Ok(self.conn.last_insert_rowid().max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_database_is_migrated_to_the_latest_schema() -> Result<()> {
+        let dir = tempdir()?;
+        let store = Store::open(&dir.join("r.db"))?;
+        let version: u32 =
+            store.read(|db| Ok(db.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?))?;
+        assert_eq!(version, schema::LATEST_VERSION);
+        // Reopening an up-to-date database is a no-op.
+        drop(store);
+        Store::open(&dir.join("r.db"))?;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_from_a_newer_binary_is_refused() -> Result<()> {
+        let dir = tempdir()?;
+        let path = dir.join("r.db");
+        {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "user_version", schema::LATEST_VERSION + 1)?;
+        }
+        let err = Store::open(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("upgrade the binary"), "{err}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn readers_cannot_write() -> Result<()> {
+        let dir = tempdir()?;
+        let store = Store::open(&dir.join("r.db"))?;
+        let attempt = store.read(|db| {
+            Ok(db.conn.execute(
+                "INSERT INTO changes (package, kind, at) VALUES ('a', 'b', 'c')",
+                [],
+            )?)
+        });
+        assert!(attempt.is_err());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn tempdir() -> Result<std::path::PathBuf> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "registry-store-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+}

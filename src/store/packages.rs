@@ -1,0 +1,286 @@
+//! Packages, their versions, dist-tags and maintainers, and the precomputed packuments.
+
+use std::collections::BTreeMap;
+
+use rusqlite::OptionalExtension;
+
+use super::Db;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct PackageRecord {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    pub modified_at: String,
+    pub rev_seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub version: String,
+    /// The version's manifest as stored (JSON text, without its readme).
+    pub manifest: String,
+    pub readme: String,
+    pub tarball_sha512: String,
+    pub tarball_sha1: String,
+    pub tarball_size: u64,
+    pub published_at: String,
+    pub deleted_at: Option<String>,
+}
+
+/// Which representation of a packument: the full document or npm's abbreviated ("corgi") one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PackumentFlavor {
+    Full,
+    Abbreviated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackumentMeta {
+    pub etag: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackumentBody {
+    pub etag: String,
+    pub json: Vec<u8>,
+}
+
+/// A version row to insert; the manifest is final JSON text.
+pub struct NewVersion<'a> {
+    pub package_id: i64,
+    pub version: &'a str,
+    pub manifest: &'a str,
+    pub readme: &'a str,
+    pub tarball_sha512: &'a str,
+    pub tarball_sha1: &'a str,
+    pub tarball_size: u64,
+    pub published_at: &'a str,
+    pub publisher_id: i64,
+}
+
+/// A rebuilt packument, written in the same transaction as the change that caused it.
+pub struct NewPackument<'a> {
+    pub package_id: i64,
+    pub name: &'a str,
+    pub rev: &'a str,
+    pub full_json: &'a [u8],
+    pub full_etag: &'a str,
+    pub abbrev_json: &'a [u8],
+    pub abbrev_etag: &'a str,
+}
+
+impl Db<'_> {
+    pub fn package_by_name(&self, name: &str) -> Result<Option<PackageRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, created_at, modified_at, rev_seq FROM packages WHERE name = ?1",
+                [name],
+                |row| {
+                    Ok(PackageRecord {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        created_at: row.get(2)?,
+                        modified_at: row.get(3)?,
+                        rev_seq: row.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn insert_package(&self, name: &str, now: &str) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO packages (name, created_at, modified_at) VALUES (?1, ?2, ?2)",
+            (name, now),
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Marks the package as modified now and returns its new revision number.
+    pub fn bump_package_revision(&self, package_id: i64, now: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "UPDATE packages SET modified_at = ?2, rev_seq = rev_seq + 1 WHERE id = ?1 \
+             RETURNING rev_seq",
+            (package_id, now),
+            |row| row.get(0),
+        )?)
+    }
+
+    /// The stored sha512 of this version's tarball and whether it was unpublished, if the
+    /// version number was ever used.
+    pub fn version_state(&self, package_id: i64, version: &str) -> Result<Option<(String, bool)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT tarball_sha512, deleted_at IS NOT NULL FROM versions \
+                 WHERE package_id = ?1 AND version = ?2",
+                (package_id, version),
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn insert_version(&self, v: &NewVersion<'_>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO versions (package_id, version, manifest, readme, tarball_sha512, \
+             tarball_sha1, tarball_size, published_at, publisher_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            (
+                v.package_id,
+                v.version,
+                v.manifest,
+                v.readme,
+                v.tarball_sha512,
+                v.tarball_sha1,
+                v.tarball_size as i64,
+                v.published_at,
+                v.publisher_id,
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Every version ever published, unpublished ones included, in publication order.
+    pub fn versions(&self, package_id: i64) -> Result<Vec<VersionRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version, manifest, readme, tarball_sha512, tarball_sha1, tarball_size, \
+             published_at, deleted_at FROM versions WHERE package_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([package_id], |row| {
+            Ok(VersionRecord {
+                version: row.get(0)?,
+                manifest: row.get(1)?,
+                readme: row.get(2)?,
+                tarball_sha512: row.get(3)?,
+                tarball_sha1: row.get(4)?,
+                tarball_size: row.get::<_, i64>(5)?.max(0) as u64,
+                published_at: row.get(6)?,
+                deleted_at: row.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The sha512 of the tarball of a live (not unpublished) version.
+    pub fn live_tarball(&self, package: &str, version: &str) -> Result<Option<(String, u64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT v.tarball_sha512, v.tarball_size FROM versions v \
+                 JOIN packages p ON p.id = v.package_id \
+                 WHERE p.name = ?1 AND v.version = ?2 AND v.deleted_at IS NULL",
+                (package, version),
+                |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
+            )
+            .optional()?)
+    }
+
+    pub fn dist_tags(&self, package_id: i64) -> Result<BTreeMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tag, version FROM dist_tags WHERE package_id = ?1")?;
+        let rows = stmt.query_map([package_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_dist_tag(&self, package_id: i64, tag: &str, version: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO dist_tags (package_id, tag, version) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+            (package_id, tag, version),
+        )?;
+        Ok(())
+    }
+
+    /// (name, email) of each maintainer, by name.
+    pub fn maintainers(&self, package_id: i64) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.name, u.email FROM maintainers m JOIN users u ON u.id = m.user_id \
+             WHERE m.package_id = ?1 ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map([package_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn is_maintainer(&self, package_id: i64, user_id: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM maintainers WHERE package_id = ?1 AND user_id = ?2",
+                (package_id, user_id),
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub fn add_maintainer(&self, package_id: i64, user_id: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO maintainers (package_id, user_id) VALUES (?1, ?2)",
+            (package_id, user_id),
+        )?;
+        Ok(())
+    }
+
+    pub fn save_packument(&self, p: &NewPackument<'_>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO packuments (package_id, name, rev, full_json, full_etag, abbrev_json, \
+             abbrev_etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (package_id) DO UPDATE SET rev = excluded.rev, \
+             full_json = excluded.full_json, full_etag = excluded.full_etag, \
+             abbrev_json = excluded.abbrev_json, abbrev_etag = excluded.abbrev_etag",
+            (
+                p.package_id,
+                p.name,
+                p.rev,
+                p.full_json,
+                p.full_etag,
+                p.abbrev_json,
+                p.abbrev_etag,
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The current ETag of a packument: one small indexed read, so that a cache can tell
+    /// whether its copy is still current without fetching the document.
+    pub fn packument_meta(
+        &self,
+        name: &str,
+        flavor: PackumentFlavor,
+    ) -> Result<Option<PackumentMeta>> {
+        let sql = match flavor {
+            PackumentFlavor::Full => "SELECT full_etag FROM packuments WHERE name = ?1",
+            PackumentFlavor::Abbreviated => "SELECT abbrev_etag FROM packuments WHERE name = ?1",
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        Ok(stmt
+            .query_row([name], |row| Ok(PackumentMeta { etag: row.get(0)? }))
+            .optional()?)
+    }
+
+    pub fn packument_body(
+        &self,
+        name: &str,
+        flavor: PackumentFlavor,
+    ) -> Result<Option<PackumentBody>> {
+        let sql = match flavor {
+            PackumentFlavor::Full => "SELECT full_etag, full_json FROM packuments WHERE name = ?1",
+            PackumentFlavor::Abbreviated => {
+                "SELECT abbrev_etag, abbrev_json FROM packuments WHERE name = ?1"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        Ok(stmt
+            .query_row([name], |row| {
+                Ok(PackumentBody {
+                    etag: row.get(0)?,
+                    json: row.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+}

@@ -1,0 +1,105 @@
+//! Embedded, numbered, forward-only migrations, tracked in `PRAGMA user_version`.
+//! A database written by a newer binary is refused rather than misread.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Migration N (1-based) brings a database from user_version N-1 to N.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, tokens, packages with their versions, tags and maintainers, precomputed
+    //    packuments, and the changes feed.
+    r#"
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        email         TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id             INTEGER PRIMARY KEY,
+        key            TEXT NOT NULL UNIQUE,
+        token_hash     BLOB NOT NULL UNIQUE,
+        display        TEXT NOT NULL,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name           TEXT,
+        readonly       INTEGER NOT NULL DEFAULT 0,
+        cidr_whitelist TEXT NOT NULL DEFAULT '[]',
+        created_at     TEXT NOT NULL,
+        expires_at     TEXT,
+        last_used_at   TEXT
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+    CREATE TABLE packages (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        rev_seq     INTEGER NOT NULL DEFAULT 0
+    );
+    -- Rows are never deleted: a version number, once used, is burnt for good.
+    CREATE TABLE versions (
+        id             INTEGER PRIMARY KEY,
+        package_id     INTEGER NOT NULL REFERENCES packages(id),
+        version        TEXT NOT NULL,
+        manifest       TEXT NOT NULL,
+        readme         TEXT NOT NULL DEFAULT '',
+        tarball_sha512 TEXT NOT NULL,
+        tarball_sha1   TEXT NOT NULL,
+        tarball_size   INTEGER NOT NULL,
+        published_at   TEXT NOT NULL,
+        publisher_id   INTEGER REFERENCES users(id),
+        deleted_at     TEXT,
+        UNIQUE (package_id, version)
+    );
+    CREATE TABLE dist_tags (
+        package_id INTEGER NOT NULL REFERENCES packages(id),
+        tag        TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        PRIMARY KEY (package_id, tag)
+    );
+    CREATE TABLE maintainers (
+        package_id INTEGER NOT NULL REFERENCES packages(id),
+        user_id    INTEGER NOT NULL REFERENCES users(id),
+        PRIMARY KEY (package_id, user_id)
+    );
+    CREATE TABLE packuments (
+        package_id  INTEGER PRIMARY KEY REFERENCES packages(id),
+        name        TEXT NOT NULL UNIQUE,
+        rev         TEXT NOT NULL,
+        full_json   BLOB NOT NULL,
+        full_etag   TEXT NOT NULL,
+        abbrev_json BLOB NOT NULL,
+        abbrev_etag TEXT NOT NULL
+    );
+    CREATE TABLE changes (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        package TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        at      TEXT NOT NULL
+    );
+    "#,
+];
+
+pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > LATEST_VERSION {
+        return Err(Error::Storage(format!(
+            "the database has schema version {current}, but this registry binary only knows \
+             versions up to {LATEST_VERSION}: upgrade the binary"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let target = index as u32 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", target)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
