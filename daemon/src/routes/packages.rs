@@ -53,10 +53,8 @@ pub fn routes(state: AppState) -> Route {
     let limit = state.registry().config.max_body_bytes;
 
     // GET|HEAD /:pkg, /:pkg/:version|:tag, /:pkg/-/:file.tgz
-    let read = warp::get()
-        .or(warp::head())
-        .unify()
-        .and(package_route())
+    let read = package_route()
+        .and(warp::get().or(warp::head()).unify())
         .and(warp::query::<HashMap<String, String>>())
         .and(read_headers())
         .and(origin(state.clone()))
@@ -65,8 +63,8 @@ pub fn routes(state: AppState) -> Route {
         .and_then(read);
 
     // PUT /:pkg — publish (a document with _attachments)
-    let write = warp::put()
-        .and(package_route())
+    let write = package_route()
+        .and(warp::put())
         .and(identity(state.clone()))
         .and(with_state(state))
         .and(body::json(limit))

@@ -2,10 +2,7 @@
 //! document, logout. npm 11's web login is answered 404 so that npm falls back to asking for a
 //! username and password (the protocol reference, §1.1).
 
-use std::sync::Arc;
-
 use http::StatusCode;
-use registry_core::auth::Identity;
 use registry_core::tokens::{create_token, revoke_token, TokenOptions};
 use registry_core::users::{find_user, login_or_register, LoginOutcome, LoginRequest};
 use registry_core::Error;
@@ -14,7 +11,6 @@ use warp::filters::path::Tail;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
-use crate::auth::identity;
 use crate::body;
 use crate::error::{reject, reject_with_challenge, Challenge};
 use crate::reply::json_response;
@@ -25,31 +21,32 @@ const USER_PREFIX: &str = "org.couchdb.user:";
 pub fn routes(state: AppState) -> Route {
     let limit = state.registry().config.max_body_bytes;
 
-    // PUT /-/user/org.couchdb.user:NAME[/-rev/REV] — log in (or sign up), answer a new token
-    let login = warp::put()
-        .and(warp::path!("-" / "user" / ..))
+    // PUT /-/user/org.couchdb.user:NAME[/-rev/REV] — log in (or sign up), answer a new token.
+    // The Authorization header is deliberately not checked: npm sends whatever token it still
+    // has, and a stale one must not lock the user out of logging in again.
+    let login = warp::path!("-" / "user" / ..)
+        .and(warp::put())
         .and(warp::path::tail())
         .and(with_state(state.clone()))
-        .and(identity(state.clone()))
         .and(body::json(limit))
         .and_then(login);
 
     // GET /-/user/org.couchdb.user:NAME — a user's public document
-    let user_doc = warp::get()
-        .and(warp::path!("-" / "user" / ..))
+    let user_doc = warp::path!("-" / "user" / ..)
+        .and(warp::get())
         .and(warp::path::tail())
         .and(with_state(state.clone()))
         .and_then(user_document);
 
     // DELETE /-/user/token/TOKEN — logout: revoke that token (2xx even if already gone)
-    let logout = warp::delete()
-        .and(warp::path!("-" / "user" / "token" / ..))
+    let logout = warp::path!("-" / "user" / "token" / ..)
+        .and(warp::delete())
         .and(warp::path::tail())
         .and(with_state(state.clone()))
         .and_then(logout);
 
     // POST /-/v1/login — web login is not offered; 404 makes npm fall back to the couch flow
-    let web_login = warp::post().and(warp::path!("-" / "v1" / "login")).map(|| {
+    let web_login = warp::path!("-" / "v1" / "login").and(warp::post()).map(|| {
         crate::error::error_response(
             StatusCode::NOT_FOUND,
             "web login is not supported by this registry; npm falls back to asking for a \
@@ -76,13 +73,16 @@ fn user_name_from(tail: &str) -> Result<String, Rejection> {
         .strip_prefix(USER_PREFIX)
         .filter(|name| !name.is_empty())
         .map(str::to_string)
-        .ok_or_else(warp::reject::not_found)
+        .ok_or_else(|| {
+            reject(Error::bad_request(format!(
+                "expected /-/user/{USER_PREFIX}NAME, not /-/user/{tail}"
+            )))
+        })
 }
 
 async fn login(
     tail: Tail,
     state: AppState,
-    caller: Option<Arc<Identity>>,
     body: Value,
 ) -> Result<warp::reply::Response, Rejection> {
     let name = user_name_from(tail.as_str())?;
@@ -97,12 +97,9 @@ async fn login(
     let password = field("password");
     let email = field("email");
     let Some(password) = password else {
-        // A document without a password is a profile update of the caller's own account,
-        // which comes with the profile API.
-        return Err(reject(match caller {
-            Some(_) => Error::bad_request("this registry does not support updating the user document; a password is required to log in"),
-            None => Error::bad_request("a password is required to log in"),
-        }));
+        return Err(reject(Error::bad_request(
+            "a password is required to log in",
+        )));
     };
     let (outcome, token) = state
         .run(move |state| {
@@ -152,7 +149,10 @@ fn as_login_rejection(rejection: Rejection) -> Rejection {
 
 async fn user_document(tail: Tail, state: AppState) -> Result<warp::reply::Response, Rejection> {
     if tail.as_str().contains('/') {
-        return Err(warp::reject::not_found());
+        return Err(reject(Error::not_found(format!(
+            "no such resource: /-/user/{}",
+            tail.as_str()
+        ))));
     }
     let name = user_name_from(tail.as_str())?;
     let lookup = name.clone();
