@@ -59,3 +59,25 @@ pub fn require_maintainer<'a>(
         )))
     }
 }
+
+/// Proof that the caller is an administrator (and not using a readonly token).
+pub struct Admin<'a> {
+    writer: Writer<'a>,
+}
+
+impl<'a> Admin<'a> {
+    pub fn identity(&self) -> &'a Identity {
+        self.writer.identity
+    }
+}
+
+pub fn require_admin(identity: Option<&Identity>) -> Result<Admin<'_>> {
+    let writer = require_writer(identity)?;
+    if !writer.identity.user.is_admin {
+        return Err(Error::forbidden(format!(
+            "{} is not an administrator of this registry",
+            writer.identity.user.name
+        )));
+    }
+    Ok(Admin { writer })
+}
