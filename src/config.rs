@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cidr::Cidr;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -52,6 +53,9 @@ pub struct Config {
     pub registration: Registration,
     pub max_body_bytes: u64,
     pub log_level: String,
+    /// Proxies whose `X-Forwarded-For` names the real client (for token CIDR allow-lists).
+    /// Empty: the header is never believed, the TCP peer is the client.
+    pub trusted_proxies: Vec<Cidr>,
     /// Where each value came from: "default", the file's path, "env REGISTRY_X" or "flag".
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -66,6 +70,7 @@ struct FileConfig {
     registration: Option<Registration>,
     max_body_bytes: Option<u64>,
     log_level: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values given on the command line; `None` where the flag was not passed.
@@ -85,6 +90,7 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_REGISTRATION",
     "REGISTRY_MAX_BODY_BYTES",
     "REGISTRY_LOG_LEVEL",
+    "REGISTRY_TRUSTED_PROXIES",
     "REGISTRY_CONFIG",
     // Read by the CLI's remote mode, not by the server configuration.
     "REGISTRY_URL",
@@ -101,6 +107,7 @@ impl Default for Config {
             "registration",
             "max_body_bytes",
             "log_level",
+            "trusted_proxies",
         ] {
             sources.insert(key, "default".to_string());
         }
@@ -111,6 +118,7 @@ impl Default for Config {
             registration: Registration::Closed,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_level: "info".to_string(),
+            trusted_proxies: Vec::new(),
             sources,
         }
     }
@@ -165,6 +173,14 @@ impl Config {
                     c.log_level = value.clone();
                     Ok(())
                 })?,
+                "REGISTRY_TRUSTED_PROXIES" => {
+                    let list: Vec<&str> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    config.set_trusted_proxies(&list, source)?;
+                }
                 _ => {}
             }
         }
@@ -228,7 +244,29 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(proxies) = file.trusted_proxies {
+            let list: Vec<&str> = proxies.iter().map(String::as_str).collect();
+            self.set_trusted_proxies(&list, src())?;
+        }
         Ok(())
+    }
+
+    fn set_trusted_proxies(&mut self, networks: &[&str], source: String) -> Result<()> {
+        let parsed = networks
+            .iter()
+            .map(|network| {
+                Cidr::parse(network).map_err(|_| {
+                    Error::bad_request(format!(
+                        "trusted_proxies ({source}): {network:?} is not a network like \
+                         127.0.0.1/32"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.set("trusted_proxies", source, |c| {
+            c.trusted_proxies = parsed;
+            Ok(())
+        })
     }
 
     fn set(
@@ -332,6 +370,65 @@ mod tests {
             warnings,
             vec!["unknown environment variable REGISTRY_NOPE is ignored"]
         );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_the_environment() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert!(
+            config.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert_eq!(config.sources["trusted_proxies"], "default");
+
+        let dir = std::env::temp_dir().join(format!("registry-config-tp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(
+            &file,
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n",
+        )?;
+        let (config, _) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        let shown: Vec<String> = config.trusted_proxies.iter().map(Cidr::to_string).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8"]);
+        assert_eq!(
+            config.sources["trusted_proxies"],
+            file.display().to_string()
+        );
+
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_TRUSTED_PROXIES", "192.168.0.1, ::1/128")]),
+            &Overrides::default(),
+        )?;
+        let shown: Vec<String> = config.trusted_proxies.iter().map(Cidr::to_string).collect();
+        assert_eq!(shown, ["192.168.0.1/32", "::1/128"]);
+        assert_eq!(
+            config.sources["trusted_proxies"],
+            "env REGISTRY_TRUSTED_PROXIES"
+        );
+
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_TRUSTED_PROXIES", "")]),
+            &Overrides::default(),
+        )?;
+        assert!(
+            config.trusted_proxies.is_empty(),
+            "an empty variable trusts no proxy"
+        );
+
+        let err = Config::load(
+            None,
+            env(&[("REGISTRY_TRUSTED_PROXIES", "127.0.0.1/33")]),
+            &Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("env REGISTRY_TRUSTED_PROXIES"), "{err}");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -15,6 +15,10 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// 401 for a token whose CIDR allow-list does not include the caller's address: npm
+    /// tells that apart (EAUTHIP) from a bad token by the `ipaddress` challenge.
+    #[error("{0}")]
+    AddressNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -25,6 +29,9 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// 451 for a package an administrator blocked; the message carries the reason given.
+    #[error("{0}")]
+    UnavailableForLegalReasons(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("i/o error: {0}")]
@@ -54,11 +61,12 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
-            Error::Unauthorized(_) => 401,
+            Error::Unauthorized(_) | Error::AddressNotAllowed(_) => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::PayloadTooLarge(_) => 413,
+            Error::UnavailableForLegalReasons(_) => 451,
             Error::NotImplemented(_) => 501,
             Error::Storage(_) | Error::Io(_) => 500,
         }

@@ -5,17 +5,23 @@
 pub mod auth;
 pub mod authz;
 pub mod blobs;
+pub mod blocks;
+pub mod cidr;
 pub mod clock;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod names;
 pub mod packument;
 pub mod password;
 pub mod publish;
 pub mod registry;
+pub mod search;
 pub mod store;
+pub mod tags;
 pub mod tarball;
 pub mod tokens;
+pub mod unpublish;
 pub mod users;
 
 pub use error::{Error, Result};

@@ -63,6 +63,10 @@ pub struct PackageSnapshot<'a> {
     /// (name, email)
     pub maintainers: &'a [(String, String)],
     pub versions: &'a [VersionRecord],
+    /// Users who starred the package.
+    pub stargazers: &'a [String],
+    /// When the whole package was unpublished, if it was.
+    pub unpublished_at: Option<&'a str>,
 }
 
 pub struct BuiltPackument {
@@ -70,6 +74,8 @@ pub struct BuiltPackument {
     pub full_etag: String,
     pub abbreviated: Vec<u8>,
     pub abbreviated_etag: String,
+    /// The package was fully unpublished: both documents are its tombstone.
+    pub tombstone: bool,
 }
 
 pub fn revision(rev_seq: i64, name: &str, modified_at: &str) -> String {
@@ -108,6 +114,9 @@ pub fn build(snapshot: &PackageSnapshot<'_>) -> Result<BuiltPackument> {
         .iter()
         .map(|(name, email)| json!({ "name": name, "email": email }))
         .collect();
+    if let (Some(unpublished_at), true) = (snapshot.unpublished_at, live.is_empty()) {
+        return tombstone(snapshot, time, maintainers, unpublished_at);
+    }
 
     let latest = snapshot
         .dist_tags
@@ -140,7 +149,12 @@ pub fn build(snapshot: &PackageSnapshot<'_>) -> Result<BuiltPackument> {
             full.insert("readmeFilename".into(), file.clone());
         }
     }
-    full.insert("users".into(), json!({}));
+    let users: Map<String, Value> = snapshot
+        .stargazers
+        .iter()
+        .map(|name| (name.clone(), Value::Bool(true)))
+        .collect();
+    full.insert("users".into(), Value::Object(users));
 
     let mut abbreviated = Map::new();
     abbreviated.insert("name".into(), snapshot.name.into());
@@ -160,6 +174,41 @@ pub fn build(snapshot: &PackageSnapshot<'_>) -> Result<BuiltPackument> {
         full,
         abbreviated_etag: etag_of("a", &abbreviated),
         abbreviated,
+        tombstone: false,
+    })
+}
+
+/// The document of a fully unpublished package: its burnt versions stay listed in `time`, and
+/// `time.unpublished` says when and which versions went (npm shows "Unpublished on …").
+fn tombstone(
+    snapshot: &PackageSnapshot<'_>,
+    mut time: Map<String, Value>,
+    maintainers: Vec<Value>,
+    unpublished_at: &str,
+) -> Result<BuiltPackument> {
+    let burnt: Vec<&str> = snapshot
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    time.insert(
+        "unpublished".into(),
+        json!({ "time": unpublished_at, "versions": burnt, "maintainers": maintainers }),
+    );
+    let doc = json!({
+        "_id": snapshot.name,
+        "_rev": snapshot.rev,
+        "name": snapshot.name,
+        "time": time,
+    });
+    let bytes = serde_json::to_vec(&doc)
+        .map_err(|e| Error::Storage(format!("cannot serialise tombstone: {e}")))?;
+    Ok(BuiltPackument {
+        full_etag: etag_of("f", &bytes),
+        abbreviated_etag: etag_of("a", &bytes),
+        abbreviated: bytes.clone(),
+        full: bytes,
+        tombstone: true,
     })
 }
 
@@ -219,6 +268,50 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Rebuilds and stores both documents of a package inside the caller's write transaction,
+/// after bumping its revision: every write that changes a package ends with this.
+pub fn refresh(
+    db: &crate::store::Db<'_>,
+    package_id: i64,
+    name: &str,
+    now: &str,
+) -> Result<String> {
+    let rev_seq = db.bump_package_revision(package_id, now)?;
+    let package = db
+        .package_by_name(name)?
+        .ok_or_else(|| Error::Storage(format!("package {name} vanished mid-transaction")))?;
+    let rev = revision(rev_seq, name, &package.modified_at);
+    let dist_tags = db.dist_tags(package_id)?;
+    let maintainers = db.maintainers(package_id)?;
+    let versions = db.versions(package_id)?;
+    let stargazers = db.stargazers(package_id)?;
+    let built = build(&PackageSnapshot {
+        name,
+        created_at: &package.created_at,
+        modified_at: &package.modified_at,
+        rev: &rev,
+        dist_tags: &dist_tags,
+        maintainers: &maintainers,
+        versions: &versions,
+        stargazers: &stargazers,
+        unpublished_at: package.unpublished_at.as_deref(),
+    })?;
+    db.save_packument(&crate::store::NewPackument {
+        package_id,
+        name,
+        rev: &rev,
+        full_json: &built.full,
+        full_etag: &built.full_etag,
+        abbrev_json: &built.abbreviated,
+        abbrev_etag: &built.abbreviated_etag,
+        tombstone: built.tombstone,
+    })?;
+    // The search index is part of the package: rewritten in this same transaction.
+    crate::search::reindex(db, package_id, name)?;
+    db.record_change(name, "packument", now)?;
+    Ok(rev)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,12 +348,15 @@ mod tests {
             dist_tags: &tags,
             maintainers: &maintainers,
             versions: &versions,
+            stargazers: &["bob".to_string()],
+            unpublished_at: None,
         })?;
         let full: Value = serde_json::from_slice(&built.full).unwrap_or_default();
         assert_eq!(full["_rev"], "3-abc");
         assert_eq!(full["description"], "foo at 1.0.0");
         assert_eq!(full["readme"], "# foo 1.0.0");
         assert_eq!(full["maintainers"][0]["name"], "alice");
+        assert_eq!(full["users"]["bob"], true);
         assert!(
             full["versions"].get("0.9.0").is_none(),
             "unpublished versions are not listed"
@@ -284,42 +380,4 @@ mod tests {
         let out = with_origin(stored.as_bytes(), "http://h:1");
         assert_eq!(out, br#"{"a":"http://h:1/x","b":"http://h:1/y"}"#.to_vec());
     }
-}
-
-/// Rebuilds and stores both documents of a package inside the caller's write transaction,
-/// after bumping its revision: every write that changes a package ends with this.
-pub fn refresh(
-    db: &crate::store::Db<'_>,
-    package_id: i64,
-    name: &str,
-    now: &str,
-) -> Result<String> {
-    let rev_seq = db.bump_package_revision(package_id, now)?;
-    let package = db
-        .package_by_name(name)?
-        .ok_or_else(|| Error::Storage(format!("package {name} vanished mid-transaction")))?;
-    let rev = revision(rev_seq, name, &package.modified_at);
-    let dist_tags = db.dist_tags(package_id)?;
-    let maintainers = db.maintainers(package_id)?;
-    let versions = db.versions(package_id)?;
-    let built = build(&PackageSnapshot {
-        name,
-        created_at: &package.created_at,
-        modified_at: &package.modified_at,
-        rev: &rev,
-        dist_tags: &dist_tags,
-        maintainers: &maintainers,
-        versions: &versions,
-    })?;
-    db.save_packument(&crate::store::NewPackument {
-        package_id,
-        name,
-        rev: &rev,
-        full_json: &built.full,
-        full_etag: &built.full_etag,
-        abbrev_json: &built.abbreviated,
-        abbrev_etag: &built.abbreviated_etag,
-    })?;
-    db.record_change(name, "packument", now)?;
-    Ok(rev)
 }

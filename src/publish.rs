@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::authz::{require_maintainer, Writer};
+use crate::authz::{require_maintainer, require_package_in_token, Action, Writer};
 use crate::blobs::BlobStore;
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
@@ -49,13 +49,18 @@ pub fn publish(
     name: &PackageName,
     body: &Value,
 ) -> Result<PublishOutcome> {
+    // A blocked name is refused before its tarball is even looked at (and again below, where
+    // the write happens, in case the block was set in between).
+    crate::blocks::ensure_readable(store, name)?;
     let verified = verify(name, body)?;
     let user = &writer.identity().user;
 
     // Fast path for an identical retry, and an early refusal for a reused version number,
-    // before the tarball is written.
+    // before the tarball is written. Only a maintainer gets either answer: a stranger's
+    // "retry" of someone else's tarball is a 403, not a success.
     if let Some(outcome) = store.read(|db| match db.package_by_name(name.as_str())? {
         Some(package) => {
+            require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
             existing_version_outcome(db.version_state(package.id, &verified.version)?, &verified)
         }
         None => Ok(None),
@@ -66,19 +71,25 @@ pub fn publish(
     blobs.put(&verified.sha512_hex, &verified.tarball)?;
 
     store.write(|db| {
+        crate::blocks::ensure_not_blocked(db, name.as_str())?;
         let now = now_iso();
         let package_id = match db.package_by_name(name.as_str())? {
             Some(package) => {
-                require_maintainer(db, writer, name.as_str(), package.id)?;
+                require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
                 if let Some(outcome) = existing_version_outcome(
                     db.version_state(package.id, &verified.version)?,
                     &verified,
                 )? {
                     return Ok(outcome);
                 }
+                if package.unpublished_at.is_some() {
+                    // A new version brings a fully unpublished package back to life.
+                    db.set_package_unpublished(package.id, None)?;
+                }
                 package.id
             }
             None => {
+                require_package_in_token(writer, name.as_str())?;
                 let id = db.insert_package(name.as_str(), &now)?;
                 db.add_maintainer(id, user.id)?;
                 id

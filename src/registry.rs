@@ -35,6 +35,8 @@ impl Registry {
             ))
         })?;
         let store = Store::open(&config.database_path())?;
+        // Packages from before the search index existed are indexed once, here.
+        crate::search::index_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
         Ok(Registry {
             config,
@@ -66,15 +68,10 @@ impl Registry {
     /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`.
     pub fn tarball(&self, name: &PackageName, file: &str) -> Result<TarballFile> {
         let not_found = || Error::not_found(format!("tarball {file} of {name} not found"));
-        let version = file
-            .strip_suffix(".tgz")
-            .and_then(|stem| stem.strip_prefix(name.bare()))
-            .and_then(|rest| rest.strip_prefix('-'))
-            .ok_or_else(not_found)?;
-        validate_version(version).map_err(|_| not_found())?;
+        let version = version_of_tarball(name, file).ok_or_else(not_found)?;
         let (sha512_hex, _) = self
             .store
-            .read(|db| db.live_tarball(name.as_str(), version))?
+            .read(|db| db.live_tarball(name.as_str(), &version))?
             .ok_or_else(not_found)?;
         let (file, len) = self.blobs.open(&sha512_hex)?;
         Ok(TarballFile {
@@ -83,6 +80,15 @@ impl Registry {
             sha512_hex,
         })
     }
+}
+
+/// The version a tarball file name (`bar-1.0.0.tgz`) stands for, if it is one of ours.
+pub fn version_of_tarball(name: &PackageName, file: &str) -> Option<String> {
+    let version = file
+        .strip_suffix(".tgz")?
+        .strip_prefix(name.bare())?
+        .strip_prefix('-')?;
+    validate_version(version).ok().map(|_| version.to_string())
 }
 
 pub fn package_not_found(name: &PackageName) -> Error {

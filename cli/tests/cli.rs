@@ -309,8 +309,10 @@ fn token_create_for_an_unknown_user_exits_3_and_bad_flags_exit_2() {
 }
 
 fn open(data_dir: &str) -> Registry {
-    let mut config = Config::default();
-    config.data_dir = data_dir.into();
+    let config = Config {
+        data_dir: data_dir.into(),
+        ..Config::default()
+    };
     Registry::open(config).expect("open registry")
 }
 

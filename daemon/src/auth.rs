@@ -1,28 +1,58 @@
-//! The caller's identity, from the `Authorization` header (none: anonymous).
+//! The caller's identity, from the `Authorization` header (none: anonymous), and the address
+//! it calls from (for tokens with a CIDR allow-list).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use registry_core::auth::{authenticate, Identity};
+use registry_core::auth::{authenticate_from, client_address, Identity};
 use warp::{Filter, Rejection};
 
 use crate::state::AppState;
 
+/// The TCP peer of the connection a request came on: a request extension set by the accept
+/// loop (warp's own remote-address extension is private to warp).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The client's address: the TCP peer, or what a trusted proxy says in `X-Forwarded-For`.
+/// `None` only when the request did not come through the accept loop.
+pub fn client_ip(
+    state: AppState,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = Rejection> + Clone {
+    warp::ext::optional::<PeerAddr>()
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(move |peer: Option<PeerAddr>, forwarded: Option<String>| {
+            let trusted = &state.registry().config.trusted_proxies;
+            peer.map(|PeerAddr(peer)| client_address(peer.ip(), forwarded.as_deref(), trusted))
+        })
+}
+
 pub fn identity(
     state: AppState,
 ) -> impl Filter<Extract = (Option<Arc<Identity>>,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let state = state.clone();
-        async move {
-            match header {
-                None => Ok(None),
-                Some(header) => state
+    warp::header::optional::<String>("authorization")
+        .and(client_ip(state.clone()))
+        .and_then(move |header: Option<String>, client: Option<IpAddr>| {
+            let state = state.clone();
+            async move {
+                let Some(header) = header else {
+                    return Ok::<_, Rejection>(None);
+                };
+                let identity = state
                     .run(move |state| {
                         let registry = state.registry();
-                        authenticate(&registry.store, &registry.credentials, Some(&header))
+                        authenticate_from(
+                            &registry.store,
+                            &registry.credentials,
+                            Some(&header),
+                            client,
+                        )
                     })
-                    .await
-                    .map(|identity| identity.map(Arc::new)),
+                    .await?;
+                if let Some(token) = identity.as_ref().and_then(|i| i.token.as_ref()) {
+                    state.token_usage().record(token.id);
+                }
+                Ok(identity.map(Arc::new))
             }
-        }
-    })
+        })
 }

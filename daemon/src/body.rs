@@ -1,5 +1,9 @@
 //! Request bodies: size-limited (413 past the configured limit, whether or not the client sent
 //! a Content-Length) and parsed as JSON with a clear 400 when they are not.
+//!
+//! An oversized body is still read (and thrown away, up to [`DRAIN_LIMIT`]) before the 413 is
+//! sent: closing a socket with unread data makes the kernel reset the connection, and the
+//! client (npm mid-publish) would see EPIPE instead of the reason.
 
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -9,14 +13,20 @@ use warp::{Filter, Rejection};
 
 use crate::error::reject;
 
+/// How much of an oversized body is drained before answering; past this the connection is
+/// simply dropped.
+const DRAIN_LIMIT: u64 = 512 * 1024 * 1024;
+
 pub fn json(limit: u64) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| async move {
+            let mut stream = std::pin::pin!(stream);
             if declared.is_some_and(|len| len > limit) {
+                drain(&mut stream, 0).await;
                 return Err(reject(too_large(limit)));
             }
-            let bytes = collect(stream, limit).await?;
+            let bytes = collect(&mut stream, limit).await?;
             serde_json::from_slice::<Value>(&bytes).map_err(|e| {
                 reject(Error::bad_request(format!(
                     "the request body is not valid JSON: {e}"
@@ -25,12 +35,14 @@ pub fn json(limit: u64) -> impl Filter<Extract = (Value,), Error = Rejection> + 
         })
 }
 
-async fn collect<S, B>(stream: S, limit: u64) -> Result<BytesMut, Rejection>
+async fn collect<S, B>(
+    stream: &mut std::pin::Pin<&mut S>,
+    limit: u64,
+) -> Result<BytesMut, Rejection>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let mut stream = std::pin::pin!(stream);
     let mut bytes = BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|e| {
@@ -38,7 +50,9 @@ where
                 "the request body could not be read: {e}"
             )))
         })?;
-        if (bytes.len() + chunk.remaining()) as u64 > limit {
+        let total = (bytes.len() + chunk.remaining()) as u64;
+        if total > limit {
+            drain(stream, total).await;
             return Err(reject(too_large(limit)));
         }
         while chunk.has_remaining() {
@@ -49,6 +63,20 @@ where
         }
     }
     Ok(bytes)
+}
+
+/// Reads and discards the rest of a body, up to [`DRAIN_LIMIT`] bytes in all.
+async fn drain<S, B>(stream: &mut std::pin::Pin<&mut S>, mut seen: u64)
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    while seen <= DRAIN_LIMIT {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.remaining() as u64,
+            Some(Err(_)) | None => return,
+        }
+    }
 }
 
 fn too_large(limit: u64) -> Error {

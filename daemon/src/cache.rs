@@ -19,15 +19,23 @@ const MAX_CACHED_BYTES: usize = 256 * 1024 * 1024;
 pub struct Rendered {
     pub etag: String,
     pub json: Bytes,
+    /// The package was fully unpublished and this is its tombstone.
+    pub tombstone: bool,
     gzip: OnceLock<Bytes>,
 }
 
 impl Rendered {
-    pub fn render(stored_json: &[u8], stored_etag: &str, origin: &str) -> Rendered {
+    pub fn render(
+        stored_json: &[u8],
+        stored_etag: &str,
+        origin: &str,
+        tombstone: bool,
+    ) -> Rendered {
         let origin_digest = hex::encode(origin_fingerprint(origin.as_bytes()));
         Rendered {
             etag: format!("\"{}-{origin_digest}\"", stored_etag.trim_matches('"')),
             json: Bytes::from(with_origin(stored_json, origin)),
+            tombstone,
             gzip: OnceLock::new(),
         }
     }

@@ -79,9 +79,11 @@ fn api_error_response(api: &ApiError) -> Response {
     }
     let mut response = error_response(status, &api.error.public_message());
     if status == StatusCode::UNAUTHORIZED {
-        let challenge = match api.challenge {
-            Challenge::Bearer => "Bearer realm=\"registry\"",
-            Challenge::Basic => "Basic realm=\"registry\"",
+        let challenge = match (&api.error, api.challenge) {
+            // npm splits the header on commas: an `ipaddress` part makes it say EAUTHIP.
+            (Error::AddressNotAllowed(_), _) => "Bearer realm=\"registry\", ipaddress",
+            (_, Challenge::Bearer) => "Bearer realm=\"registry\"",
+            (_, Challenge::Basic) => "Basic realm=\"registry\"",
         };
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,

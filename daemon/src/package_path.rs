@@ -17,6 +17,32 @@ pub enum PackageRoute {
     Version(PackageName, String),
     /// `/name/-/name-1.0.0.tgz`
     Tarball(PackageName, String),
+    /// `/name/-rev/3-abc`
+    Revision(PackageName, String),
+    /// `/name/-/name-1.0.0.tgz/-rev/3-abc`
+    TarballRevision(PackageName, String, String),
+}
+
+/// `/-/package/NAME/REST…` paths (dist-tags, blocks, access): the package name, in either
+/// spelling, and the remaining decoded segments.
+pub fn parse_package_subpath(tail: &str) -> Result<(PackageName, Vec<String>), Error> {
+    let segments: Vec<String> = tail
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect::<Result<_, _>>()?;
+    let (name, rest) = match segments.as_slice() {
+        [scope, bare, rest @ ..] if scope.starts_with('@') && !scope.contains('/') => {
+            (format!("{scope}/{bare}"), rest)
+        }
+        [name, rest @ ..] => (name.clone(), rest),
+        [] => {
+            return Err(Error::bad_request(
+                "a package name is missing from the path",
+            ))
+        }
+    };
+    Ok((PackageName::parse(&name)?, rest.to_vec()))
 }
 
 /// Matches every path that is not a `/-/…` endpoint and yields the parsed package route.
@@ -60,6 +86,18 @@ pub fn parse(path: &str) -> Result<Option<PackageRoute>, Error> {
         }
         [dash, file] if dash == "-" && !file.is_empty() && !file.contains('/') => {
             Ok(Some(PackageRoute::Tarball(name, file.clone())))
+        }
+        [marker, rev] if marker == "-rev" && !rev.is_empty() => {
+            Ok(Some(PackageRoute::Revision(name, rev.clone())))
+        }
+        [dash, file, marker, rev]
+            if dash == "-" && marker == "-rev" && !file.is_empty() && !rev.is_empty() =>
+        {
+            Ok(Some(PackageRoute::TarballRevision(
+                name,
+                file.clone(),
+                rev.clone(),
+            )))
         }
         _ => Err(not_found()),
     }
@@ -112,6 +150,18 @@ mod tests {
         assert_eq!(
             parse("/@a%2fb/-/b-1.0.0.tgz").ok().flatten(),
             Some(PackageRoute::Tarball(name("@a/b"), "b-1.0.0.tgz".into()))
+        );
+        assert_eq!(
+            parse("/@a/b/-/b-1.0.0.tgz/-rev/3-abc").ok().flatten(),
+            Some(PackageRoute::TarballRevision(
+                name("@a/b"),
+                "b-1.0.0.tgz".into(),
+                "3-abc".into()
+            ))
+        );
+        assert_eq!(
+            parse("/@a%2fb/-rev/3-abc").ok().flatten(),
+            Some(PackageRoute::Revision(name("@a/b"), "3-abc".into()))
         );
         assert_eq!(
             parse("/foo/latest").ok().flatten(),

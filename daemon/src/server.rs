@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::io::ReaderStream;
 use tower_service::Service;
 
+use crate::auth::PeerAddr;
 use crate::routes::routes;
 use crate::state::AppState;
 
@@ -30,6 +31,8 @@ type ResponseBody = BoxBody<Bytes, BoxError>;
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const STREAM_CHUNK: usize = 64 * 1024;
+/// How often token last-used times are written (one transaction per flush).
+const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
 
 /// A file a route wants streamed as its response body (a response extension).
 #[derive(Clone)]
@@ -51,7 +54,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let service = warp::service(routes(AppState::new(registry.clone())));
+    let state = AppState::new(registry.clone());
+    let service = warp::service(routes(state.clone()));
+    let usage_flusher = tokio::spawn(flush_token_usage_every(state.clone(), TOKEN_USAGE_FLUSH));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -70,7 +75,7 @@ pub async fn serve(
         let service = service.clone();
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(
             TokioIo::new(stream),
-            hyper::service::service_fn(move |request| handle(service.clone(), request)),
+            hyper::service::service_fn(move |request| handle(service.clone(), peer, request)),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -87,6 +92,8 @@ pub async fn serve(
     {
         tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}");
     }
+    usage_flusher.abort();
+    flush_token_usage(state).await;
     let checkpoint = tokio::task::spawn_blocking(move || registry.store.checkpoint()).await;
     match checkpoint {
         Ok(Ok(())) => tracing::info!("database checkpointed; bye"),
@@ -96,13 +103,37 @@ pub async fn serve(
     Ok(())
 }
 
+/// Writes recorded token last-used times every `period`, until aborted.
+async fn flush_token_usage_every(state: AppState, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        flush_token_usage(state.clone()).await;
+    }
+}
+
+async fn flush_token_usage(state: AppState) {
+    let flushed =
+        tokio::task::spawn_blocking(move || state.token_usage().flush(&state.registry().store))
+            .await;
+    match flushed {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!("recording token use failed (will retry): {err}"),
+        Err(err) => tracing::warn!("recording token use failed: {err}"),
+    }
+}
+
 async fn handle<S>(
     mut service: S,
-    request: Request<Incoming>,
+    peer: std::net::SocketAddr,
+    mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible>
 where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
 {
+    // Routes read the peer for token CIDR allow-lists.
+    request.extensions_mut().insert(PeerAddr(peer));
     let started = Instant::now();
     let method = request.method().clone();
     let path = loggable_path(request.uri().path());
@@ -134,10 +165,14 @@ fn file_body(file: std::fs::File) -> ResponseBody {
     StreamBody::new(stream).boxed()
 }
 
-/// Request paths as logged: a logout carries the token itself in its path.
+/// Request paths as logged: a logout carries the token itself in its path, and so may a
+/// token revocation.
 fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/-/user/token/") {
-        Some(_) => "/-/user/token/[redacted]".to_string(),
-        None => path.to_string(),
+    if path.starts_with("/-/user/token/") {
+        "/-/user/token/[redacted]".to_string()
+    } else if path.starts_with("/-/npm/v1/tokens/token/") {
+        "/-/npm/v1/tokens/token/[redacted]".to_string()
+    } else {
+        path.to_string()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use registry_core::tokens::TokenUsage;
 use registry_core::{Registry, Result};
 use warp::Rejection;
 
@@ -16,6 +17,7 @@ pub struct AppState {
 struct Inner {
     registry: Arc<Registry>,
     packuments: PackumentCache,
+    token_usage: TokenUsage,
 }
 
 impl AppState {
@@ -24,6 +26,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 registry,
                 packuments: PackumentCache::default(),
+                token_usage: TokenUsage::default(),
             }),
         }
     }
@@ -34,6 +37,11 @@ impl AppState {
 
     pub fn packuments(&self) -> &PackumentCache {
         &self.inner.packuments
+    }
+
+    /// Token last-used times waiting to be flushed (by the task `serve` starts).
+    pub fn token_usage(&self) -> &TokenUsage {
+        &self.inner.token_usage
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

@@ -4,8 +4,10 @@
 //! transaction with `synchronous=FULL`) and an r2d2 pool of read-only connections. Callers run
 //! these methods off the async threads.
 
+mod blocks;
 mod packages;
 mod schema;
+mod search;
 mod users;
 
 use std::path::Path;
@@ -18,11 +20,13 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub use blocks::BlockRecord;
 pub use packages::{
     NewPackument, NewVersion, PackageRecord, PackumentBody, PackumentFlavor, PackumentMeta,
     VersionRecord,
 };
-pub use users::{NewToken, TokenRecord, UserRecord};
+pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {

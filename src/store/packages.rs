@@ -14,6 +14,8 @@ pub struct PackageRecord {
     pub created_at: String,
     pub modified_at: String,
     pub rev_seq: i64,
+    /// Set when the whole package was unpublished (it is then a tombstone).
+    pub unpublished_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub enum PackumentFlavor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackumentMeta {
     pub etag: String,
+    /// The document is the tombstone of a fully unpublished package.
+    pub tombstone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +73,7 @@ pub struct NewPackument<'a> {
     pub full_etag: &'a str,
     pub abbrev_json: &'a [u8],
     pub abbrev_etag: &'a str,
+    pub tombstone: bool,
 }
 
 impl Db<'_> {
@@ -76,7 +81,8 @@ impl Db<'_> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, created_at, modified_at, rev_seq FROM packages WHERE name = ?1",
+                "SELECT id, name, created_at, modified_at, rev_seq, unpublished_at FROM packages \
+                 WHERE name = ?1",
                 [name],
                 |row| {
                     Ok(PackageRecord {
@@ -85,6 +91,7 @@ impl Db<'_> {
                         created_at: row.get(2)?,
                         modified_at: row.get(3)?,
                         rev_seq: row.get(4)?,
+                        unpublished_at: row.get(5)?,
                     })
                 },
             )
@@ -228,10 +235,11 @@ impl Db<'_> {
     pub fn save_packument(&self, p: &NewPackument<'_>) -> Result<()> {
         self.conn.execute(
             "INSERT INTO packuments (package_id, name, rev, full_json, full_etag, abbrev_json, \
-             abbrev_etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             abbrev_etag, tombstone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (package_id) DO UPDATE SET rev = excluded.rev, \
              full_json = excluded.full_json, full_etag = excluded.full_etag, \
-             abbrev_json = excluded.abbrev_json, abbrev_etag = excluded.abbrev_etag",
+             abbrev_json = excluded.abbrev_json, abbrev_etag = excluded.abbrev_etag, \
+             tombstone = excluded.tombstone",
             (
                 p.package_id,
                 p.name,
@@ -240,6 +248,7 @@ impl Db<'_> {
                 p.full_etag,
                 p.abbrev_json,
                 p.abbrev_etag,
+                p.tombstone,
             ),
         )?;
         Ok(())
@@ -253,12 +262,19 @@ impl Db<'_> {
         flavor: PackumentFlavor,
     ) -> Result<Option<PackumentMeta>> {
         let sql = match flavor {
-            PackumentFlavor::Full => "SELECT full_etag FROM packuments WHERE name = ?1",
-            PackumentFlavor::Abbreviated => "SELECT abbrev_etag FROM packuments WHERE name = ?1",
+            PackumentFlavor::Full => "SELECT full_etag, tombstone FROM packuments WHERE name = ?1",
+            PackumentFlavor::Abbreviated => {
+                "SELECT abbrev_etag, tombstone FROM packuments WHERE name = ?1"
+            }
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         Ok(stmt
-            .query_row([name], |row| Ok(PackumentMeta { etag: row.get(0)? }))
+            .query_row([name], |row| {
+                Ok(PackumentMeta {
+                    etag: row.get(0)?,
+                    tombstone: row.get(1)?,
+                })
+            })
             .optional()?)
     }
 
@@ -282,5 +298,84 @@ impl Db<'_> {
                 })
             })
             .optional()?)
+    }
+}
+
+impl Db<'_> {
+    pub fn set_package_unpublished(&self, package_id: i64, at: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE packages SET unpublished_at = ?2 WHERE id = ?1",
+            (package_id, at),
+        )?;
+        Ok(())
+    }
+
+    /// Marks a live version as unpublished; its number stays burnt. False if it was not live.
+    pub fn mark_version_deleted(&self, package_id: i64, version: &str, at: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE versions SET deleted_at = ?3 \
+             WHERE package_id = ?1 AND version = ?2 AND deleted_at IS NULL",
+            (package_id, version, at),
+        )? > 0)
+    }
+
+    /// Replaces a version's stored manifest (deprecation is part of the manifest).
+    pub fn update_manifest(&self, package_id: i64, version: &str, manifest: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE versions SET manifest = ?3 WHERE package_id = ?1 AND version = ?2",
+            (package_id, version, manifest),
+        )?;
+        Ok(())
+    }
+
+    /// False if there was no such tag.
+    pub fn delete_dist_tag(&self, package_id: i64, tag: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM dist_tags WHERE package_id = ?1 AND tag = ?2",
+            (package_id, tag),
+        )? > 0)
+    }
+
+    pub fn remove_maintainer(&self, package_id: i64, user_id: i64) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM maintainers WHERE package_id = ?1 AND user_id = ?2",
+            (package_id, user_id),
+        )?;
+        Ok(())
+    }
+
+    pub fn set_star(&self, package_id: i64, user_id: i64, starred: bool) -> Result<()> {
+        if starred {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO stars (package_id, user_id) VALUES (?1, ?2)",
+                (package_id, user_id),
+            )?;
+        } else {
+            self.conn.execute(
+                "DELETE FROM stars WHERE package_id = ?1 AND user_id = ?2",
+                (package_id, user_id),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Names of the users who starred the package, by name.
+    pub fn stargazers(&self, package_id: i64) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.name FROM stars s JOIN users u ON u.id = s.user_id \
+             WHERE s.package_id = ?1 ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map([package_id], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Names of the packages a user starred, by name.
+    pub fn starred_by(&self, user_name: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name FROM stars s JOIN users u ON u.id = s.user_id \
+             JOIN packages p ON p.id = s.package_id WHERE u.name = ?1 ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([user_name], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

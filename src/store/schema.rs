@@ -82,6 +82,72 @@ const MIGRATIONS: &[&str] = &[
         at      TEXT NOT NULL
     );
     "#,
+    // 2: fully unpublished packages keep a tombstone; stars.
+    r#"
+    ALTER TABLE packages ADD COLUMN unpublished_at TEXT;
+    ALTER TABLE packuments ADD COLUMN tombstone INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE stars (
+        package_id INTEGER NOT NULL REFERENCES packages(id),
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (package_id, user_id)
+    );
+    CREATE INDEX stars_user ON stars(user_id);
+    "#,
+    // Profiles and granular tokens: the profile fields `npm profile set` writes, and a
+    // token's description and package/scope limits (JSON arrays; NULL: no limit).
+    r#"
+    ALTER TABLE users ADD COLUMN fullname TEXT;
+    ALTER TABLE users ADD COLUMN homepage TEXT;
+    ALTER TABLE users ADD COLUMN twitter TEXT;
+    ALTER TABLE users ADD COLUMN github TEXT;
+    ALTER TABLE users ADD COLUMN freenode TEXT;
+    ALTER TABLE tokens ADD COLUMN description TEXT;
+    ALTER TABLE tokens ADD COLUMN limit_packages TEXT;
+    ALTER TABLE tokens ADD COLUMN limit_scopes TEXT;
+    "#,
+    // Search, feeds and package blocks. `search_docs` holds one row per package that has a live
+    // version, describing its latest; `search_fts` indexes the same rows (rowid = package id)
+    // and `search_keywords` their keywords, for exact `keywords:` filters. Packages that
+    // existed before this migration are queued in `search_backfill`, which the registry
+    // drains when it opens (building a row needs code, not SQL). Blocks are keyed by name so
+    // that a name can be blocked before anyone publishes it. The two indexes serve
+    // `/-/all/since` (changes by time) and `/-/by-user/` (packages by maintainer).
+    r#"
+    CREATE TABLE search_docs (
+        package_id   INTEGER PRIMARY KEY REFERENCES packages(id),
+        name         TEXT NOT NULL UNIQUE,
+        scope        TEXT,
+        author_name  TEXT NOT NULL DEFAULT '',
+        author_email TEXT NOT NULL DEFAULT '',
+        publisher    TEXT NOT NULL DEFAULT '',
+        deprecated   INTEGER NOT NULL DEFAULT 0,
+        unstable     INTEGER NOT NULL DEFAULT 0,
+        document     TEXT NOT NULL,
+        summary      TEXT NOT NULL
+    );
+    CREATE INDEX search_docs_scope ON search_docs(scope);
+    CREATE TABLE search_keywords (
+        keyword    TEXT NOT NULL,
+        package_id INTEGER NOT NULL REFERENCES search_docs(package_id) ON DELETE CASCADE,
+        PRIMARY KEY (keyword, package_id)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE search_fts USING fts5(
+        name, keywords, description, maintainers, author,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE search_backfill (package_id INTEGER PRIMARY KEY);
+    INSERT INTO search_backfill (package_id) SELECT id FROM packages;
+    CREATE TABLE package_blocks (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        reason     TEXT NOT NULL,
+        blocked_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS changes_at ON changes(at);
+    CREATE INDEX IF NOT EXISTS maintainers_user ON maintainers(user_id);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -99,6 +165,22 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", target)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Brings a new database up to, but not including, the first migration whose text contains
+/// `marker`, so that a test can put rows in an old schema and then watch the migration run.
+#[cfg(test)]
+pub(super) fn migrate_before(conn: &mut Connection, marker: &str) -> Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        if sql.contains(marker) {
+            break;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as u32 + 1)?;
         tx.commit()?;
     }
     Ok(())

@@ -14,6 +14,17 @@ pub struct UserRecord {
     pub is_admin: bool,
     pub created_at: String,
     pub updated_at: String,
+    pub profile: ProfileFields,
+}
+
+/// The free-form profile fields `npm profile set` writes; `None` when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileFields {
+    pub fullname: Option<String>,
+    pub homepage: Option<String>,
+    pub twitter: Option<String>,
+    pub github: Option<String>,
+    pub freenode: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,11 +40,44 @@ pub struct TokenRecord {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    pub description: Option<String>,
+    /// With `scopes`, what a granular token may write to; both `None`: every package.
+    pub packages: Option<Vec<String>>,
+    /// Scopes as `@scope`.
+    pub scopes: Option<Vec<String>>,
 }
 
-const USER_COLUMNS: &str = "id, name, email, password_hash, is_admin, created_at, updated_at";
+impl TokenRecord {
+    /// True when the token was issued for some packages or scopes only.
+    pub fn is_package_limited(&self) -> bool {
+        self.packages.is_some() || self.scopes.is_some()
+    }
+
+    /// Whether the token's package/scope limits (if any) include `package`.
+    pub fn may_write_package(&self, package: &str) -> bool {
+        if !self.is_package_limited() {
+            return true;
+        }
+        let listed = self
+            .packages
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| n == package));
+        let in_scope = self.scopes.as_ref().is_some_and(|scopes| {
+            scopes.iter().any(|scope| {
+                package
+                    .strip_prefix(scope.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        });
+        listed || in_scope
+    }
+}
+
+const USER_COLUMNS: &str = "id, name, email, password_hash, is_admin, created_at, updated_at, \
+                            fullname, homepage, twitter, github, freenode";
 const TOKEN_COLUMNS: &str = "id, key, display, user_id, name, readonly, cidr_whitelist, \
-                             created_at, expires_at, last_used_at";
+                             created_at, expires_at, last_used_at, description, limit_packages, \
+                             limit_scopes";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -44,11 +88,32 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         is_admin: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        profile: ProfileFields {
+            fullname: row.get(7)?,
+            homepage: row.get(8)?,
+            twitter: row.get(9)?,
+            github: row.get(10)?,
+            freenode: row.get(11)?,
+        },
     })
 }
 
+/// A JSON list column. Unreadable JSON is an error, never an empty list: an empty allow-list
+/// or limit would silently widen what the token may do.
+fn json_list(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Vec<String>>> {
+    let Some(text) = row.get::<_, Option<String>>(index)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn json_text(list: &[String]) -> String {
+    serde_json::Value::from(list).to_string()
+}
+
 fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
-    let cidrs: String = row.get(6)?;
     Ok(TokenRecord {
         id: row.get(0)?,
         key: row.get(1)?,
@@ -56,10 +121,13 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         user_id: row.get(3)?,
         name: row.get(4)?,
         readonly: row.get(5)?,
-        cidr_whitelist: serde_json::from_str(&cidrs).unwrap_or_default(),
+        cidr_whitelist: json_list(row, 6)?.unwrap_or_default(),
         created_at: row.get(7)?,
         expires_at: row.get(8)?,
         last_used_at: row.get(9)?,
+        description: row.get(10)?,
+        packages: json_list(row, 11)?,
+        scopes: json_list(row, 12)?,
     })
 }
 
@@ -74,6 +142,9 @@ pub struct NewToken<'a> {
     pub cidr_whitelist: &'a [String],
     pub created_at: &'a str,
     pub expires_at: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub packages: Option<&'a [String]>,
+    pub scopes: Option<&'a [String]>,
 }
 
 impl Db<'_> {
@@ -107,22 +178,24 @@ impl Db<'_> {
     }
 
     pub fn insert_token(&self, token: &NewToken<'_>) -> Result<i64> {
-        let cidrs = serde_json::to_string(token.cidr_whitelist).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
             "INSERT INTO tokens (key, token_hash, display, user_id, name, readonly, \
-             cidr_whitelist, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            (
+             cidr_whitelist, created_at, expires_at, description, limit_packages, limit_scopes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            rusqlite::params![
                 token.key,
                 token.token_hash,
                 token.display,
                 token.user_id,
                 token.name,
                 token.readonly,
-                cidrs,
+                json_text(token.cidr_whitelist),
                 token.created_at,
                 token.expires_at,
-            ),
+                token.description,
+                token.packages.map(json_text),
+                token.scopes.map(json_text),
+            ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -146,5 +219,91 @@ impl Db<'_> {
             .conn
             .execute("DELETE FROM tokens WHERE token_hash = ?1", [token_hash])?
             > 0)
+    }
+
+    /// One page of a user's tokens, oldest first.
+    pub fn tokens_of_user(
+        &self,
+        user_id: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = stmt.query_map((user_id, clamp(limit), clamp(offset)), token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn count_tokens_of_user(&self, user_id: i64) -> Result<u64> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM tokens WHERE user_id = ?1",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        Ok(count.max(0) as u64)
+    }
+
+    pub fn token_by_key(&self, key: &str) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE key = ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, [key], token_from_row)
+            .optional()?)
+    }
+
+    pub fn delete_token(&self, token_id: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM tokens WHERE id = ?1", [token_id])?
+            > 0)
+    }
+
+    /// Records when tokens were last used (token id, ISO time); never moves a time backwards.
+    /// Tokens revoked meanwhile are skipped. Returns how many rows changed.
+    pub fn touch_tokens(&self, used: &[(i64, String)]) -> Result<usize> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE tokens SET last_used_at = ?2 \
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        )?;
+        let mut changed = 0;
+        for (id, at) in used {
+            changed += stmt.execute((id, at))?;
+        }
+        Ok(changed)
+    }
+
+    pub fn update_user_profile(
+        &self,
+        user_id: i64,
+        email: &str,
+        profile: &ProfileFields,
+        now: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE users SET email = ?2, fullname = ?3, homepage = ?4, twitter = ?5, \
+             github = ?6, freenode = ?7, updated_at = ?8 WHERE id = ?1",
+            rusqlite::params![
+                user_id,
+                email,
+                profile.fullname,
+                profile.homepage,
+                profile.twitter,
+                profile.github,
+                profile.freenode,
+                now,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_password_hash(&self, user_id: i64, password_hash: &str, now: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+            (user_id, password_hash, now),
+        )?;
+        Ok(())
     }
 }

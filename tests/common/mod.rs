@@ -34,9 +34,11 @@ impl TestRegistry {
     /// Starts a daemon after `configure` has adjusted the default configuration.
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> TestRegistry {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.data_dir = data_dir.path().join("data");
-        config.registration = Registration::Closed;
+        let mut config = Config {
+            data_dir: data_dir.path().join("data"),
+            registration: Registration::Closed,
+            ..Config::default()
+        };
         configure(&mut config);
         let registry = Arc::new(Registry::open(config).expect("open registry"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -323,4 +325,95 @@ pub fn write_package(dir: &Path, name: &str, version: &str, extra: Value) -> Pat
     )
     .expect("readme");
     dir.to_path_buf()
+}
+
+/// Drives a command on a pseudo-terminal (npm only prompts when stdin and stdout are TTYs) and
+/// types answers to its prompts. Arguments: ANSWERS_JSON CMD [ARGS...], where ANSWERS_JSON is
+/// `[[regex, answer], …]`; each answer is typed once, when its prompt appears, in whatever
+/// order the prompts come. Prints the transcript; exits with the command's status (124 after
+/// 60 s without finishing).
+const PTY_DRIVER: &str = r#"
+import json, os, pty, re, select, signal, sys, time
+answers = [(re.compile(p), a) for p, a in json.loads(sys.argv[1])]
+cmd = sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ['TERM'] = 'dumb'
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+buf, pos, deadline = '', 0, time.time() + 60
+while True:
+    left = deadline - time.time()
+    if left <= 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        sys.stdout.write(buf + '\n[pty: timed out]\n')
+        sys.exit(124)
+    ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+    if fd not in ready:
+        continue
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    buf += data.decode('utf-8', 'replace')
+    while True:
+        hits = [(m.start(), m.end(), i) for i, (pat, _) in enumerate(answers)
+                for m in [pat.search(buf, pos)] if m]
+        if not hits:
+            break
+        _, pos, i = min(hits)
+        answer = answers.pop(i)[1]
+        time.sleep(0.1)
+        os.write(fd, (answer + '\r').encode())
+sys.stdout.write(buf)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"#;
+
+impl Npm {
+    /// Runs `npm ARGS` in `cwd` on a pseudo-terminal, with the isolation of [`Npm::run`],
+    /// answering prompts: `answers` pairs a regex for the prompt with the text to type.
+    /// Returns the exit status and the terminal transcript.
+    pub fn on_tty(
+        &self,
+        cwd: &Path,
+        args: &[&str],
+        answers: &[(&str, &str)],
+    ) -> (Option<i32>, String) {
+        let answers = serde_json::to_string(answers).expect("answers as JSON");
+        let home = self.home.path();
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(PTY_DRIVER)
+            .arg(answers)
+            .arg("npm")
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("npm_config_userconfig", self.userconfig())
+            .env("npm_config_globalconfig", home.join("global-npmrc"))
+            .env("npm_config_cache", home.join("cache"))
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_color", "false")
+            .env("npm_config_progress", "false")
+            .env("npm_config_fetch_retries", "0")
+            .output()
+            .expect("python3 runs");
+        let transcript = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), transcript)
+    }
 }

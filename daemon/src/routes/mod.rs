@@ -1,9 +1,16 @@
 //! The route table. Each resource has a module with its filters (one route comment each) and
 //! thin handlers that call the core.
 
+mod blocks;
+mod dist_tags;
 mod meta;
 mod packages;
+mod profile;
+mod search;
+mod stars;
 mod tarballs;
+mod tokens;
+mod unsupported;
 mod users;
 
 use std::convert::Infallible;
@@ -18,6 +25,20 @@ use crate::state::AppState;
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     meta::routes(state.clone())
         .or(users::routes(state.clone()))
+        .unify()
+        .or(tokens::routes(state.clone()))
+        .unify()
+        .or(profile::routes(state.clone()))
+        .unify()
+        .or(dist_tags::routes(state.clone()))
+        .unify()
+        .or(stars::routes(state.clone()))
+        .unify()
+        .or(search::routes(state.clone()))
+        .unify()
+        .or(blocks::routes(state.clone()))
+        .unify()
+        .or(unsupported::routes())
         .unify()
         .or(packages::routes(state))
         .unify()

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use http::{header, HeaderValue, StatusCode};
 use registry_core::auth::Identity;
 use registry_core::authz::require_writer;
+use registry_core::documents;
 use registry_core::names::PackageName;
 use registry_core::publish::{publish, PublishOutcome};
 use registry_core::registry::package_not_found;
 use registry_core::store::PackumentFlavor;
+use registry_core::tags;
+use registry_core::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -62,15 +65,24 @@ pub fn routes(state: AppState) -> Route {
         .and(with_state(state.clone()))
         .and_then(read);
 
-    // PUT /:pkg — publish (a document with _attachments)
+    // PUT /:pkg — publish (with _attachments) or a document update (star, owners, deprecate,
+    // unpublish of versions); PUT /:pkg/-rev/:rev — a document update; PUT /:pkg/:tag — set a
+    // dist-tag (the body is the version as a JSON string)
     let write = package_route()
         .and(warp::put())
         .and(identity(state.clone()))
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .and(body::json(limit))
         .and_then(write);
 
-    boxed(read.or(write).unify())
+    // DELETE /:pkg/-rev/:rev — unpublish the package; DELETE /:pkg/-/:file/-rev/:rev — a version
+    let delete = package_route()
+        .and(warp::delete())
+        .and(identity(state.clone()))
+        .and(with_state(state))
+        .and_then(delete);
+
+    boxed(read.or(write).unify().or(delete).unify())
 }
 
 async fn read(
@@ -88,6 +100,9 @@ async fn read(
         }
         PackageRoute::Version(name, spec) => version(state, name, spec, origin).await,
         PackageRoute::Tarball(name, file) => tarballs::respond(state, name, file, headers).await,
+        PackageRoute::Revision(..) | PackageRoute::TarballRevision(..) => Err(reject(
+            Error::not_found("revisions are not readable resources"),
+        )),
     }
 }
 
@@ -112,6 +127,8 @@ async fn rendered_packument(
     state
         .run(move |state| {
             let registry = state.registry();
+            // Before the cache: a block set by another process must be seen at once.
+            registry_core::blocks::ensure_readable(&registry.store, &name)?;
             let meta = registry
                 .packument_meta(&name, flavor)?
                 .ok_or_else(|| package_not_found(&name))?;
@@ -120,7 +137,12 @@ async fn rendered_packument(
                 return Ok(hit);
             }
             let body = registry.packument(&name, flavor)?;
-            let rendered = Arc::new(Rendered::render(&body.json, &body.etag, &origin));
+            let rendered = Arc::new(Rendered::render(
+                &body.json,
+                &body.etag,
+                &origin,
+                meta.tombstone,
+            ));
             cache.insert(name.as_str(), flavor, &origin, &body.etag, rendered.clone());
             Ok(rendered)
         })
@@ -140,7 +162,10 @@ async fn packument(
     } else {
         PackumentFlavor::Full
     };
-    let rendered = rendered_packument(&state, name, flavor, origin).await?;
+    let rendered = rendered_packument(&state, name.clone(), flavor, origin).await?;
+    if rendered.tombstone {
+        return Ok(tombstone_response(&name, &rendered));
+    }
     let cache_control = if write_mode {
         "no-store"
     } else {
@@ -177,6 +202,21 @@ async fn packument(
     Ok(response)
 }
 
+/// A fully unpublished package: 404, with the tombstone (`time.unpublished`) in the body.
+fn tombstone_response(name: &PackageName, rendered: &Rendered) -> Response {
+    let mut doc: Value = serde_json::from_slice(&rendered.json).unwrap_or_else(|_| json!({}));
+    let when = doc["time"]["unpublished"]["time"]
+        .as_str()
+        .unwrap_or("an earlier date")
+        .to_string();
+    let message = format!("package {name} was unpublished on {when}");
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("error".into(), message.clone().into());
+        map.insert("reason".into(), message.into());
+    }
+    json_response(StatusCode::NOT_FOUND, &doc)
+}
+
 /// `GET /:pkg/:version` or `GET /:pkg/:tag`: one version's manifest.
 async fn version(
     state: AppState,
@@ -185,6 +225,9 @@ async fn version(
     origin: String,
 ) -> Result<Response, Rejection> {
     let rendered = rendered_packument(&state, name.clone(), PackumentFlavor::Full, origin).await?;
+    if rendered.tombstone {
+        return Ok(tombstone_response(&name, &rendered));
+    }
     let doc: Value = serde_json::from_slice(&rendered.json).map_err(|e| {
         reject(Error::Storage(format!(
             "stored packument of {name} is not JSON: {e}"
@@ -208,36 +251,100 @@ async fn write(
     state: AppState,
     body: Value,
 ) -> Result<Response, Rejection> {
-    let PackageRoute::Document(name) = route else {
-        return Err(warp::reject::not_found());
-    };
-    if body.get("_attachments").is_none() {
-        return Err(reject(Error::bad_request(
-            "this registry does not support this kind of document update yet (only publishes, \
-             which carry _attachments)",
-        )));
+    match route {
+        PackageRoute::Document(name) if body.get("_attachments").is_some() => {
+            let outcome = state
+                .run(move |state| {
+                    let registry = state.registry();
+                    let writer = require_writer(caller.as_deref())?;
+                    publish(
+                        &registry.store,
+                        registry.blobs.as_ref(),
+                        &writer,
+                        &name,
+                        &body,
+                    )
+                })
+                .await?;
+            let (status, rev) = match outcome {
+                PublishOutcome::Published { rev } => (StatusCode::CREATED, Some(rev)),
+                PublishOutcome::AlreadyPublished => (StatusCode::OK, None),
+            };
+            Ok(json_response(
+                status,
+                &json!({ "ok": true, "success": true, "rev": rev }),
+            ))
+        }
+        PackageRoute::Document(name) => update_document(state, caller, name, None, body).await,
+        PackageRoute::Revision(name, rev) => {
+            update_document(state, caller, name, Some(rev), body).await
+        }
+        PackageRoute::Version(name, tag) => {
+            let version = body.as_str().map(str::to_string).ok_or_else(|| {
+                reject(Error::bad_request(
+                    "the body must be the version to tag, as a JSON string",
+                ))
+            })?;
+            state
+                .run(move |state| {
+                    let writer = require_writer(caller.as_deref())?;
+                    tags::set(&state.registry().store, &writer, &name, &tag, &version)
+                })
+                .await?;
+            Ok(json_response(StatusCode::CREATED, &json!({ "ok": true })))
+        }
+        PackageRoute::Tarball(..) | PackageRoute::TarballRevision(..) => Err(reject(
+            Error::bad_request("tarballs are published with their package document"),
+        )),
     }
-    let outcome = state
+}
+
+async fn update_document(
+    state: AppState,
+    caller: Option<Arc<Identity>>,
+    name: PackageName,
+    rev: Option<String>,
+    body: Value,
+) -> Result<Response, Rejection> {
+    let rev = state
         .run(move |state| {
-            let registry = state.registry();
-            let writer = require_writer(caller.as_deref())?;
-            publish(
-                &registry.store,
-                registry.blobs.as_ref(),
-                &writer,
+            documents::apply(
+                &state.registry().store,
+                caller.as_deref(),
                 &name,
+                rev.as_deref(),
                 &body,
             )
         })
         .await?;
-    let (status, rev) = match outcome {
-        PublishOutcome::Published { rev } => (StatusCode::CREATED, Some(rev)),
-        PublishOutcome::AlreadyPublished => (StatusCode::OK, None),
-    };
     Ok(json_response(
-        status,
-        &json!({ "ok": true, "success": true, "rev": rev }),
+        StatusCode::OK,
+        &json!({ "ok": true, "rev": rev }),
     ))
+}
+
+async fn delete(
+    route: PackageRoute,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    state
+        .run(move |state| {
+            let store = &state.registry().store;
+            let writer = require_writer(caller.as_deref())?;
+            match route {
+                PackageRoute::Revision(name, rev) => unpublish_package(store, &writer, &name, &rev),
+                PackageRoute::TarballRevision(name, file, _rev) => {
+                    unpublish_tarball(store, &writer, &name, &file)
+                }
+                _ => Err(Error::bad_request(
+                    "unpublish with DELETE /:package/-rev/:rev or \
+                     DELETE /:package/-/:file/-rev/:rev",
+                )),
+            }
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &json!({ "ok": true })))
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ pub async fn respond(
     headers: ReadHeaders,
 ) -> Result<Response, Rejection> {
     let tarball = state
-        .run(move |state| state.registry().tarball(&name, &file))
+        .run(move |state| {
+            registry_core::blocks::ensure_readable(&state.registry().store, &name)?;
+            state.registry().tarball(&name, &file)
+        })
         .await?;
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     if etag_matches(headers.if_none_match.as_deref(), &etag) {

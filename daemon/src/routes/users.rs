@@ -1,16 +1,24 @@
 //! Accounts over the CouchDB-style user API that npm speaks: login / adduser, the user
 //! document, logout. npm 11's web login is answered 404 so that npm falls back to asking for a
 //! username and password (the protocol reference, §1.1).
+//!
+//! The same `PUT` is cnpmcore's user API: an administrator's token may create accounts while
+//! registration is closed (401 wrong password, 403 registration closed, 409 name taken).
+
+use std::net::IpAddr;
 
 use http::StatusCode;
+use registry_core::auth::{authenticate_from, decode_basic};
+use registry_core::authz::require_admin;
 use registry_core::tokens::{create_token, revoke_token, TokenOptions};
-use registry_core::users::{find_user, login_or_register, LoginOutcome, LoginRequest};
+use registry_core::users::{find_user, login_or_register, user_rev, LoginOutcome, LoginRequest};
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::filters::path::Tail;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
+use crate::auth::client_ip;
 use crate::body;
 use crate::error::{reject, reject_with_challenge, Challenge};
 use crate::reply::json_response;
@@ -22,11 +30,14 @@ pub fn routes(state: AppState) -> Route {
     let limit = state.registry().config.max_body_bytes;
 
     // PUT /-/user/org.couchdb.user:NAME[/-rev/REV] — log in (or sign up), answer a new token.
-    // The Authorization header is deliberately not checked: npm sends whatever token it still
-    // has, and a stale one must not lock the user out of logging in again.
+    // A stale token in the Authorization header must not lock the user out of logging in
+    // again, so it is only looked at to recognise an administrator creating an account; on
+    // the `/-rev/` form (npm's retry after a 409) Basic credentials carry the password.
     let login = warp::path!("-" / "user" / ..)
         .and(warp::put())
         .and(warp::path::tail())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(client_ip(state.clone()))
         .and(with_state(state.clone()))
         .and(body::json(limit))
         .and_then(login);
@@ -65,11 +76,25 @@ pub fn routes(state: AppState) -> Route {
     )
 }
 
-/// `org.couchdb.user:NAME[/-rev/REV]` → NAME
-fn user_name_from(tail: &str) -> Result<String, Rejection> {
-    let first = tail.split('/').next().unwrap_or_default();
-    let decoded = percent_decode(first)?;
-    decoded
+/// A user path: `org.couchdb.user:NAME` or `org.couchdb.user:NAME/-rev/REV`.
+struct UserPath {
+    name: String,
+    rev: Option<String>,
+}
+
+fn user_path(tail: &str) -> Result<UserPath, Rejection> {
+    let segments: Vec<&str> = tail.split('/').collect();
+    let rev = match segments.as_slice() {
+        [_] => None,
+        [_, "-rev", rev] if !rev.is_empty() => Some(percent_decode(rev)?),
+        _ => {
+            return Err(reject(Error::not_found(format!(
+                "no such resource: /-/user/{tail}"
+            ))))
+        }
+    };
+    let decoded = percent_decode(segments[0])?;
+    let name = decoded
         .strip_prefix(USER_PREFIX)
         .filter(|name| !name.is_empty())
         .map(str::to_string)
@@ -77,15 +102,19 @@ fn user_name_from(tail: &str) -> Result<String, Rejection> {
             reject(Error::bad_request(format!(
                 "expected /-/user/{USER_PREFIX}NAME, not /-/user/{tail}"
             )))
-        })
+        })?;
+    Ok(UserPath { name, rev })
 }
 
 async fn login(
     tail: Tail,
+    authorization: Option<String>,
+    client: Option<IpAddr>,
     state: AppState,
     body: Value,
 ) -> Result<warp::reply::Response, Rejection> {
-    let name = user_name_from(tail.as_str())?;
+    let path = user_path(tail.as_str())?;
+    let name = path.name;
     let field = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
     if let Some(body_name) = field("name") {
         if body_name != name {
@@ -94,16 +123,48 @@ async fn login(
             ))));
         }
     }
-    let password = field("password");
+    let (scheme, credential) = authorization
+        .as_deref()
+        .map(str::trim)
+        .and_then(|h| h.split_once(' '))
+        .map(|(scheme, value)| (scheme.to_ascii_lowercase(), value.trim().to_string()))
+        .unwrap_or_default();
+    let mut password = field("password");
+    if path.rev.is_some() && scheme == "basic" {
+        let (basic_name, basic_password) =
+            decode_basic(&credential).map_err(|e| reject_with_challenge(e, Challenge::Basic))?;
+        if basic_name != name {
+            return Err(reject_with_challenge(
+                Error::unauthorized(format!(
+                    "the Basic credentials are for {basic_name:?}, not {name:?}"
+                )),
+                Challenge::Basic,
+            ));
+        }
+        password = Some(basic_password);
+    }
     let email = field("email");
     let Some(password) = password else {
         return Err(reject(Error::bad_request(
             "a password is required to log in",
         )));
     };
+    let bearer = (scheme == "bearer").then_some(credential);
     let (outcome, token) = state
         .run(move |state| {
             let registry = state.registry();
+            // Only a valid administrator token matters here; anything else is ignored.
+            let caller = bearer.and_then(|token| {
+                authenticate_from(
+                    &registry.store,
+                    &registry.credentials,
+                    Some(&format!("Bearer {token}")),
+                    client,
+                )
+                .ok()
+                .flatten()
+            });
+            let admin = caller.as_ref().and_then(|c| require_admin(Some(c)).ok());
             let outcome = login_or_register(
                 &registry.store,
                 registry.config.registration,
@@ -111,6 +172,7 @@ async fn login(
                     name: &name,
                     password: &password,
                     email: email.as_deref(),
+                    admin: admin.as_ref(),
                 },
             )?;
             let user = match &outcome {
@@ -130,6 +192,7 @@ async fn login(
         &json!({
             "ok": message,
             "id": format!("{USER_PREFIX}{}", user.name),
+            "rev": user_rev(user),
             "username": user.name,
             "token": token,
         }),
@@ -148,13 +211,14 @@ fn as_login_rejection(rejection: Rejection) -> Rejection {
 }
 
 async fn user_document(tail: Tail, state: AppState) -> Result<warp::reply::Response, Rejection> {
-    if tail.as_str().contains('/') {
+    let path = user_path(tail.as_str())?;
+    if path.rev.is_some() {
         return Err(reject(Error::not_found(format!(
             "no such resource: /-/user/{}",
             tail.as_str()
         ))));
     }
-    let name = user_name_from(tail.as_str())?;
+    let name = path.name;
     let lookup = name.clone();
     let user = state
         .run(move |state| find_user(&state.registry().store, &lookup))
@@ -164,6 +228,7 @@ async fn user_document(tail: Tail, state: AppState) -> Result<warp::reply::Respo
         StatusCode::OK,
         &json!({
             "_id": format!("{USER_PREFIX}{}", user.name),
+            "_rev": user_rev(&user),
             "name": user.name,
             "email": user.email,
             "type": "user",

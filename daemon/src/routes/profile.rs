@@ -1,0 +1,97 @@
+//! `npm profile get|set`: `GET|POST /-/npm/v1/user` (the protocol reference, §13).
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use registry_core::auth::Identity;
+use registry_core::authz::require_writer;
+use registry_core::store::UserRecord;
+use registry_core::users::{parse_profile_update, update_profile};
+use registry_core::Error;
+use serde_json::{json, Value};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{boxed, with_state, Route};
+use crate::auth::identity;
+use crate::body;
+use crate::error::{reject, reject_with_challenge, Challenge};
+use crate::reply::json_response;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Route {
+    let limit = state.registry().config.max_body_bytes;
+
+    // GET /-/npm/v1/user — the caller's profile
+    let get = warp::path!("-" / "npm" / "v1" / "user")
+        .and(warp::get())
+        .and(identity(state.clone()))
+        .and_then(|caller: Option<Arc<Identity>>| async move {
+            let caller = logged_in(caller)?;
+            Ok::<_, Rejection>(json_response(StatusCode::OK, &profile_json(&caller.user)))
+        });
+
+    // POST /-/npm/v1/user — change profile fields, or the password ({old, new})
+    let set = warp::path!("-" / "npm" / "v1" / "user")
+        .and(warp::post())
+        .and(identity(state.clone()))
+        .and(with_state(state))
+        .and(body::json(limit))
+        .and_then(set);
+
+    boxed(get.or(set).unify())
+}
+
+fn logged_in(caller: Option<Arc<Identity>>) -> Result<Arc<Identity>, Rejection> {
+    caller.ok_or_else(|| {
+        reject(Error::unauthorized(
+            "you must be logged in to see or change your profile: run `npm login`",
+        ))
+    })
+}
+
+async fn set(
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+    body: Value,
+) -> Result<Response, Rejection> {
+    let caller = logged_in(caller)?;
+    let update = parse_profile_update(&body).map_err(reject)?;
+    let user = state
+        .run(move |state| {
+            let writer = require_writer(Some(&caller))?;
+            update_profile(&state.registry().store, &writer, &update)
+        })
+        .await
+        // The caller is logged in, so a 401 here is the old password: npm then says
+        // "Incorrect or missing password" for a Basic challenge.
+        .map_err(
+            |rejection| match rejection.find::<crate::error::ApiError>() {
+                Some(api) if api.error.status() == 401 => reject_with_challenge(
+                    Error::unauthorized(api.error.public_message()),
+                    Challenge::Basic,
+                ),
+                _ => rejection,
+            },
+        )?;
+    Ok(json_response(StatusCode::OK, &profile_json(&user)))
+}
+
+/// The profile as npm prints it (never the password or its hash). There is no two-factor
+/// authentication and no account-wide CIDR allow-list here, hence the nulls.
+fn profile_json(user: &UserRecord) -> Value {
+    json!({
+        "name": user.name,
+        "email": user.email,
+        "email_verified": false,
+        "tfa": null,
+        "fullname": user.profile.fullname,
+        "homepage": user.profile.homepage,
+        "freenode": user.profile.freenode,
+        "twitter": user.profile.twitter,
+        "github": user.profile.github,
+        "created": user.created_at,
+        "updated": user.updated_at,
+        "cidr_whitelist": null,
+    })
+}

@@ -1,0 +1,515 @@
+//! The search index: one `search_docs` row per package that has a live version, the FTS5
+//! table `search_fts` over the same rows (rowid = package id) and `search_keywords` for exact
+//! keyword filters. Also the reads that feed `/-/all/since` and `/-/by-user/`.
+//!
+//! User text never reaches FTS5's query syntax: [`fts_query`] keeps only the letters and
+//! digits of each word and quotes them, so `"`, `*`, `NEAR(`, `AND` and friends are plain words.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::OptionalExtension;
+
+use super::Db;
+use crate::error::Result;
+
+/// bm25 weights of the FTS columns, in table order: name, keywords, description,
+/// maintainers, author. A hit in the name matters most, then keywords, then the description.
+const BM25_WEIGHTS: &str = "10.0, 5.0, 2.0, 1.0, 1.0";
+
+/// Everything the index keeps about a package, computed by the core from its latest version.
+pub struct SearchEntry<'a> {
+    pub package_id: i64,
+    pub name: &'a str,
+    /// Without the `@`; `None` for unscoped packages.
+    pub scope: Option<&'a str>,
+    pub description: &'a str,
+    /// Lowercased, deduplicated.
+    pub keywords: &'a [String],
+    /// User names of the maintainers.
+    pub maintainers: &'a [String],
+    /// Lowercased (matched by `author:`).
+    pub author_name: &'a str,
+    pub author_email: &'a str,
+    /// User name of whoever published the latest version, lowercased.
+    pub publisher: &'a str,
+    pub deprecated: bool,
+    pub unstable: bool,
+    /// The search result's `package` object (JSON text).
+    pub document: &'a str,
+    /// The package's `/-/all` entry (JSON text).
+    pub summary: &'a str,
+}
+
+/// The version a package is indexed by.
+#[derive(Debug, Clone)]
+pub struct LatestVersion {
+    pub version: String,
+    pub manifest: String,
+    pub published_at: String,
+}
+
+/// A parsed search. Every list is "any of"; the lists are combined with AND.
+#[derive(Debug, Default, Clone)]
+pub struct SearchFilter {
+    /// Free-text words as typed; each must match (as a prefix) in some indexed column.
+    pub words: Vec<String>,
+    /// The free text as typed, to rank an exact name match first.
+    pub exact_name: Option<String>,
+    pub keywords: Vec<String>,
+    pub not_keywords: Vec<String>,
+    pub authors: Vec<String>,
+    pub maintainers: Vec<String>,
+    pub scopes: Vec<String>,
+    pub deprecated: Option<bool>,
+    pub unstable: Option<bool>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Packages changed since a time: (name, `/-/all` entry as JSON text) by name, and when the
+/// latest of those changes happened.
+#[derive(Debug, Clone)]
+pub struct ChangedSince {
+    pub summaries: Vec<(String, String)>,
+    pub latest_change: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    /// The stored `package` object (JSON text).
+    pub document: String,
+    pub exact: bool,
+    /// FTS relevance, higher is better; 0 when the search had no free text.
+    pub relevance: f64,
+}
+
+impl Db<'_> {
+    /// Replaces the package's index entry (its row, keywords and FTS row).
+    pub fn put_search_entry(&self, e: &SearchEntry<'_>) -> Result<()> {
+        self.remove_search_entry(e.package_id)?;
+        self.conn.execute(
+            "INSERT INTO search_docs (package_id, name, scope, author_name, author_email, \
+             publisher, deprecated, unstable, document, summary) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                e.package_id,
+                e.name,
+                e.scope,
+                e.author_name,
+                e.author_email,
+                e.publisher,
+                e.deprecated,
+                e.unstable,
+                e.document,
+                e.summary,
+            ],
+        )?;
+        let mut keyword = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO search_keywords (keyword, package_id) VALUES (?1, ?2)",
+        )?;
+        for k in e.keywords {
+            keyword.execute((k, e.package_id))?;
+        }
+        self.conn.execute(
+            "INSERT INTO search_fts (rowid, name, keywords, description, maintainers, author) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                e.package_id,
+                e.name,
+                e.keywords.join(" "),
+                e.description,
+                e.maintainers.join(" "),
+                format!("{} {}", e.author_name, e.author_email),
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Drops the package from the index (no live version is left). A no-op if absent.
+    pub fn remove_search_entry(&self, package_id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM search_fts WHERE rowid = ?1", [package_id])?;
+        self.conn.execute(
+            "DELETE FROM search_keywords WHERE package_id = ?1",
+            [package_id],
+        )?;
+        self.conn.execute(
+            "DELETE FROM search_docs WHERE package_id = ?1",
+            [package_id],
+        )?;
+        Ok(())
+    }
+
+    /// The version a package is indexed by: `preferred` (its `latest` tag) if that version is
+    /// live, else the most recently published live version.
+    pub fn latest_live_version(
+        &self,
+        package_id: i64,
+        preferred: Option<&str>,
+    ) -> Result<Option<LatestVersion>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT version, manifest, published_at FROM versions \
+                 WHERE package_id = ?1 AND deleted_at IS NULL \
+                 ORDER BY coalesce(version = ?2, 0) DESC, id DESC LIMIT 1",
+                (package_id, preferred),
+                |row| {
+                    Ok(LatestVersion {
+                        version: row.get(0)?,
+                        manifest: row.get(1)?,
+                        published_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Up to `limit` packages queued for indexing by the migration that created the index,
+    /// with their names.
+    pub fn search_backfill(&self, limit: u32) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.package_id, p.name FROM search_backfill b \
+             JOIN packages p ON p.id = b.package_id ORDER BY b.package_id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn clear_search_backfill(&self, package_id: i64) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM search_backfill WHERE package_id = ?1",
+            [package_id],
+        )?;
+        Ok(())
+    }
+
+    /// The total number of matches and one page of them, best first: an exact name match,
+    /// then by bm25 relevance, then by name. Blocked packages are never found.
+    pub fn search_packages(&self, f: &SearchFilter) -> Result<(u64, Vec<SearchHit>)> {
+        let mut conditions =
+            vec!["NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name)".to_string()];
+        let mut params: Vec<SqlValue> = Vec::new();
+        let fts = if f.words.is_empty() {
+            None
+        } else {
+            match fts_query(&f.words) {
+                Some(query) => Some(query),
+                // Words were given but none has a letter or digit: nothing can match them.
+                None => return Ok((0, Vec::new())),
+            }
+        };
+        if let Some(query) = &fts {
+            conditions.push("search_fts MATCH ?".into());
+            params.push(SqlValue::Text(query.clone()));
+        }
+        let mut any_of = |sql: &str, values: &[String]| {
+            if !values.is_empty() {
+                conditions.push(sql.replace("{}", &placeholders(values.len())));
+                params.extend(values.iter().cloned().map(SqlValue::Text));
+            }
+        };
+        any_of("d.scope IN ({})", &f.scopes);
+        any_of(
+            "EXISTS (SELECT 1 FROM search_keywords k \
+             WHERE k.package_id = d.package_id AND k.keyword IN ({}))",
+            &f.keywords,
+        );
+        any_of(
+            "NOT EXISTS (SELECT 1 FROM search_keywords k \
+             WHERE k.package_id = d.package_id AND k.keyword IN ({}))",
+            &f.not_keywords,
+        );
+        any_of(
+            "EXISTS (SELECT 1 FROM maintainers m JOIN users u ON u.id = m.user_id \
+             WHERE m.package_id = d.package_id AND u.name IN ({}))",
+            &f.maintainers,
+        );
+        if !f.authors.is_empty() {
+            let list = placeholders(f.authors.len());
+            conditions.push(format!(
+                "(d.author_name IN ({list}) OR d.author_email IN ({list}) \
+                 OR d.publisher IN ({list}))"
+            ));
+            for _ in 0..3 {
+                params.extend(f.authors.iter().cloned().map(SqlValue::Text));
+            }
+        }
+        if let Some(deprecated) = f.deprecated {
+            conditions.push("d.deprecated = ?".into());
+            params.push(SqlValue::Integer(deprecated.into()));
+        }
+        if let Some(unstable) = f.unstable {
+            conditions.push("d.unstable = ?".into());
+            params.push(SqlValue::Integer(unstable.into()));
+        }
+
+        let from = if fts.is_some() {
+            "search_docs d JOIN search_fts ON search_fts.rowid = d.package_id"
+        } else {
+            "search_docs d"
+        };
+        let filter = conditions.join(" AND ");
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM {from} WHERE {filter}"),
+            rusqlite::params_from_iter(params.iter()),
+            |row| row.get(0),
+        )?;
+
+        let relevance = if fts.is_some() {
+            format!("-bm25(search_fts, {BM25_WEIGHTS})")
+        } else {
+            "0.0".to_string()
+        };
+        let sql = format!(
+            "SELECT d.document, d.name = ? AS exact, {relevance} AS relevance \
+             FROM {from} WHERE {filter} \
+             ORDER BY exact DESC, relevance DESC, d.name LIMIT ? OFFSET ?"
+        );
+        let mut page_params = vec![SqlValue::Text(f.exact_name.clone().unwrap_or_default())];
+        page_params.extend(params);
+        page_params.push(SqlValue::Integer(f.limit.into()));
+        page_params.push(SqlValue::Integer(f.offset.into()));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let hits = stmt
+            .query_map(rusqlite::params_from_iter(page_params.iter()), |row| {
+                Ok(SearchHit {
+                    document: row.get(0)?,
+                    exact: row.get(1)?,
+                    relevance: row.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((total.max(0) as u64, hits))
+    }
+
+    /// The `/-/all` entries of packages changed at or after `since` (ISO time, as stored),
+    /// by name, and the time of the latest such change. Blocked packages are left out.
+    pub fn summaries_changed_since(&self, since: &str) -> Result<ChangedSince> {
+        let latest: Option<String> = self.conn.query_row(
+            "SELECT max(at) FROM changes WHERE at >= ?1",
+            [since],
+            |row| row.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.name, d.summary FROM search_docs d \
+             WHERE d.name IN (SELECT package FROM changes WHERE at >= ?1) \
+             AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name) \
+             ORDER BY d.name",
+        )?;
+        let rows = stmt.query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(ChangedSince {
+            summaries: rows.collect::<rusqlite::Result<_>>()?,
+            latest_change: latest,
+        })
+    }
+
+    /// Names of the packages with a live version that `user` maintains, by name.
+    pub fn packages_maintained_by(&self, user: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name FROM users u \
+             JOIN maintainers m ON m.user_id = u.id \
+             JOIN packages p ON p.id = m.package_id \
+             WHERE u.name = ?1 AND EXISTS (SELECT 1 FROM versions v \
+                 WHERE v.package_id = p.id AND v.deleted_at IS NULL) \
+             ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([user], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// An FTS5 query that matches rows containing every word (as a prefix), or `None` if no word
+/// has anything searchable. Each word becomes a quoted phrase of its letter-and-digit runs
+/// (`left-pad` → `"left pad"*`), the same split the `unicode61` tokenizer makes, so the query
+/// syntax never sees a character the user typed other than letters, digits and spaces.
+pub fn fts_query(words: &[String]) -> Option<String> {
+    let phrases: Vec<String> = words
+        .iter()
+        .filter_map(|word| {
+            let tokens: Vec<&str> = word
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|t| !t.is_empty())
+                .collect();
+            (!tokens.is_empty()).then(|| format!("\"{}\"*", tokens.join(" ")))
+        })
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(ws: &[&str]) -> Vec<String> {
+        ws.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn fts_queries_quote_every_word_and_drop_syntax() {
+        assert_eq!(
+            fts_query(&words(&["left-pad"])).as_deref(),
+            Some("\"left pad\"*")
+        );
+        assert_eq!(
+            fts_query(&words(&["NEAR(a", "AND", "b*", "\"x\""])).as_deref(),
+            Some("\"NEAR a\"* \"AND\"* \"b\"* \"x\"*")
+        );
+        assert_eq!(
+            fts_query(&words(&["café", "日本語"])).as_deref(),
+            Some("\"café\"* \"日本語\"*")
+        );
+        assert_eq!(fts_query(&words(&["\"", "*", "()", "-"])), None);
+        assert_eq!(fts_query(&[]), None);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::store::{schema, Store};
+
+    fn tempdir() -> Result<tempfile::TempDir> {
+        Ok(tempfile::tempdir()?)
+    }
+
+    /// Rows as an older registry wrote them: a user, a package, versions and a latest tag.
+    fn seed(conn: &rusqlite::Connection, versions: &[(&str, &str)]) -> Result<i64> {
+        conn.execute(
+            "INSERT INTO users (name, email, password_hash, created_at, updated_at) \
+             VALUES ('alice', 'alice@example.com', 'x', 't', 't')",
+            [],
+        )?;
+        let user = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO packages (name, created_at, modified_at) \
+             VALUES ('left-pad', '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z')",
+            [],
+        )?;
+        let package = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO maintainers (package_id, user_id) VALUES (?1, ?2)",
+            (package, user),
+        )?;
+        for (version, description) in versions {
+            let manifest = json!({
+                "name": "left-pad", "version": version, "description": description,
+                "keywords": ["Pad", "strings"], "author": "Jane Doe <jane@example.com> (https://j.example)",
+                "_npmUser": {"name": "alice", "email": "alice@example.com"},
+            });
+            conn.execute(
+                "INSERT INTO versions (package_id, version, manifest, tarball_sha512, \
+                 tarball_sha1, tarball_size, published_at, publisher_id) \
+                 VALUES (?1, ?2, ?3, 'x', 'x', 1, '2024-01-01T00:00:00.000Z', ?4)",
+                (package, version, manifest.to_string(), user),
+            )?;
+        }
+        if let Some((first, _)) = versions.first() {
+            conn.execute(
+                "INSERT INTO dist_tags (package_id, tag, version) VALUES (?1, 'latest', ?2)",
+                (package, first),
+            )?;
+        }
+        Ok(package)
+    }
+
+    fn find(store: &Store, words: &[&str]) -> Result<Vec<Value>> {
+        let filter = SearchFilter {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            limit: 20,
+            ..SearchFilter::default()
+        };
+        let (total, hits) = store.read(|db| db.search_packages(&filter))?;
+        assert_eq!(total as usize, hits.len());
+        Ok(hits
+            .iter()
+            .map(|h| serde_json::from_str(&h.document).unwrap_or_default())
+            .collect())
+    }
+
+    #[test]
+    fn the_index_follows_the_latest_live_version_and_drops_a_package_without_one() -> Result<()> {
+        let dir = tempdir()?;
+        let store = Store::open(&dir.path().join("r.db"))?;
+        let package = store.write(|db| {
+            let id = seed(
+                db.conn,
+                &[("1.0.0", "pads on the left"), ("2.0.0", "pads better")],
+            )?;
+            crate::search::reindex(db, id, "left-pad")?;
+            Ok(id)
+        })?;
+        // `latest` points at 1.0.0, so that is what is indexed, not the newer 2.0.0.
+        let found = find(&store, &["left"])?;
+        assert_eq!(found.len(), 1);
+        let doc = &found[0]["package"];
+        assert_eq!(doc["version"], "1.0.0");
+        assert_eq!(doc["description"], "pads on the left");
+        assert_eq!(doc["author"]["name"], "Jane Doe");
+        assert_eq!(doc["author"]["email"], "jane@example.com");
+        assert_eq!(doc["author"]["url"], "https://j.example");
+        assert_eq!(
+            doc["maintainers"],
+            json!([{"username": "alice", "email": "alice@example.com"}])
+        );
+        assert_eq!(found[0]["flags"], Value::Null, "1.0.0 is stable");
+        assert!(find(&store, &["better"])?.is_empty());
+
+        // Unpublishing 1.0.0 leaves 2.0.0 as the package's face.
+        store.write(|db| {
+            db.conn.execute(
+                "UPDATE versions SET deleted_at = 'x' WHERE version = '1.0.0'",
+                [],
+            )?;
+            crate::search::reindex(db, package, "left-pad")
+        })?;
+        assert!(!find(&store, &["left"])?.is_empty());
+        assert_eq!(find(&store, &["better"])?.len(), 1);
+
+        // Nothing live: gone from every index table.
+        store.write(|db| {
+            db.conn
+                .execute("UPDATE versions SET deleted_at = 'x'", [])?;
+            crate::search::reindex(db, package, "left-pad")
+        })?;
+        assert!(find(&store, &["left"])?.is_empty());
+        let leftovers: i64 = store.read(|db| {
+            Ok(db.conn.query_row(
+                "SELECT (SELECT count(*) FROM search_docs) + (SELECT count(*) FROM search_fts) \
+                 + (SELECT count(*) FROM search_keywords)",
+                [],
+                |r| r.get(0),
+            )?)
+        })?;
+        assert_eq!(leftovers, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn packages_from_before_the_index_are_indexed_when_the_registry_opens() -> Result<()> {
+        let dir = tempdir()?;
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path)?;
+            schema::migrate_before(&mut conn, "CREATE VIRTUAL TABLE search_fts")?;
+            seed(&conn, &[("0.1.0", "an old package")])?;
+        }
+        let store = Store::open(&path)?;
+        assert!(
+            find(&store, &["old"])?.is_empty(),
+            "queued, not yet indexed"
+        );
+        assert_eq!(crate::search::index_pending(&store)?, 1);
+        let found = find(&store, &["old"])?;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["package"]["name"], "left-pad");
+        assert_eq!(found[0]["flags"]["unstable"], true, "0.x is unstable");
+        assert_eq!(crate::search::index_pending(&store)?, 0, "caught up");
+        Ok(())
+    }
+}
