@@ -152,83 +152,18 @@ fn user_config(npm: &Npm) -> String {
 /// (`Username:`, `Password:`, `Email:`), each once, in the order they appear. npm only prompts
 /// when stdin and stdout are TTYs. Prints the transcript; exits with the command's status (124
 /// after 60 s). Arguments: USERNAME PASSWORD EMAIL CMD [ARGS...].
-const PTY_ANSWER: &str = r#"
-import os, pty, re, select, signal, sys, time
-user, password, email = sys.argv[1:4]
-cmd = sys.argv[4:]
-answers = [(re.compile(r'Username:'), user), (re.compile(r'Password:'), password),
-           (re.compile(r'Email:'), email)]
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ['TERM'] = 'dumb'
-    try:
-        os.execvp(cmd[0], cmd)
-    finally:
-        os._exit(127)
-buf, pos, deadline = '', 0, time.time() + 60
-while True:
-    left = deadline - time.time()
-    if left <= 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        sys.stdout.write(buf + '\n[pty: timed out]\n')
-        sys.exit(124)
-    ready, _, _ = select.select([fd], [], [], min(left, 0.5))
-    if fd not in ready:
-        continue
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    buf += data.decode('utf-8', 'replace')
-    while True:
-        hits = [(m.start(), m.end(), i) for i, (pat, _) in enumerate(answers)
-                for m in [pat.search(buf, pos)] if m]
-        if not hits:
-            break
-        _, pos, i = min(hits)
-        answer = answers.pop(i)[1]
-        time.sleep(0.1)
-        os.write(fd, (answer + '\r').encode())
-sys.stdout.write(buf)
-_, status = os.waitpid(pid, 0)
-sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
-"#;
-
-/// `npm ARGS` on a pseudo-terminal with the same isolation as `Npm::run`, answering the
-/// login prompts with `user` and `password`. Returns the exit status and the transcript.
-fn npm_on_tty(
-    npm: &Npm,
-    reg: &TestRegistry,
-    args: &[&str],
-    user: &str,
-    password: &str,
-) -> (Option<i32>, String) {
-    let home = npm.home.path();
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(PTY_ANSWER)
-        .args([user, password, &format!("{user}@example.com"), "npm"])
-        .args(args)
-        .current_dir(home)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("npm_config_userconfig", npm.userconfig())
-        .env("npm_config_globalconfig", home.join("global-npmrc"))
-        .env("npm_config_cache", home.join("cache"))
-        .env("npm_config_registry", format!("{}/", reg.base))
-        .env("npm_config_update_notifier", "false")
-        .env("npm_config_fund", "false")
-        .env("npm_config_audit", "false")
-        .env("npm_config_color", "false")
-        .env("npm_config_progress", "false")
-        .env("npm_config_fetch_retries", "0")
-        .output()
-        .expect("python3 runs");
-    (output.status.code(), transcript(&output))
+/// `npm ARGS` on a pseudo-terminal, answering the login prompts with `user` and `password`.
+fn login_on_tty(npm: &Npm, args: &[&str], user: &str, password: &str) -> (Option<i32>, String) {
+    let email = format!("{user}@example.com");
+    npm.on_tty(
+        npm.home.path(),
+        args,
+        &[
+            ("Username:", user),
+            ("Password:", password),
+            ("Email[^:]*:", &email),
+        ],
+    )
 }
 
 /// Logs in with `npm ARGS` on a TTY and checks the result: a saved token that `npm whoami`
@@ -237,7 +172,7 @@ fn assert_tty_login_works(args: &[&str]) -> String {
     let reg = TestRegistry::start();
     reg.add_user("carol", "Carol-pw-123");
     let npm = Npm::new(&reg);
-    let (status, out) = npm_on_tty(&npm, &reg, args, "carol", "Carol-pw-123");
+    let (status, out) = login_on_tty(&npm, args, "carol", "Carol-pw-123");
     assert_eq!(status, Some(0), "npm {args:?} failed:\n{out}");
     assert!(
         out.contains(&format!("Logged in on {}/", reg.base)),
@@ -305,9 +240,8 @@ fn npm_login_with_a_wrong_password_fails_and_saves_no_token() {
     let reg = TestRegistry::start();
     reg.add_user("carol", "Carol-pw-123");
     let npm = Npm::new(&reg);
-    let (status, out) = npm_on_tty(
+    let (status, out) = login_on_tty(
         &npm,
-        &reg,
         &["login", "--auth-type=legacy"],
         "carol",
         "not-the-password",

@@ -262,11 +262,10 @@ impl Npm {
         dir
     }
 
-    /// Runs `npm ARGS` in `cwd`.
-    pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        let mut command = Command::new("npm");
+    /// `program` (npm itself, or a driver that runs it) with this npm's isolated environment.
+    fn isolated(&self, program: &str, cwd: &Path) -> Command {
+        let mut command = Command::new(program);
         command
-            .args(args)
             .current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -284,7 +283,15 @@ impl Npm {
             .env("npm_config_color", "false")
             .env("npm_config_progress", "false")
             .env("npm_config_fetch_retries", "0");
-        command.output().expect("npm is installed and runs")
+        command
+    }
+
+    /// Runs `npm ARGS` in `cwd`.
+    pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.isolated("npm", cwd)
+            .args(args)
+            .output()
+            .expect("npm is installed and runs")
     }
 
     /// Runs npm and fails the test, showing its output, if it does not succeed.
@@ -386,27 +393,13 @@ impl Npm {
         answers: &[(&str, &str)],
     ) -> (Option<i32>, String) {
         let answers = serde_json::to_string(answers).expect("answers as JSON");
-        let home = self.home.path();
-        let output = Command::new("python3")
+        let output = self
+            .isolated("python3", cwd)
             .arg("-c")
             .arg(PTY_DRIVER)
             .arg(answers)
             .arg("npm")
             .args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("npm_config_userconfig", self.userconfig())
-            .env("npm_config_globalconfig", home.join("global-npmrc"))
-            .env("npm_config_cache", home.join("cache"))
-            .env("npm_config_registry", &self.registry)
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_audit", "false")
-            .env("npm_config_color", "false")
-            .env("npm_config_progress", "false")
-            .env("npm_config_fetch_retries", "0")
             .output()
             .expect("python3 runs");
         let transcript = format!(
