@@ -37,6 +37,19 @@ pub fn reject_with_challenge(error: Error, challenge: Challenge) -> Rejection {
     warp::reject::custom(ApiError { error, challenge })
 }
 
+/// For operations that check a password (login, token creation, password change): their 401
+/// means a wrong password, so it asks for one (Basic) rather than for a login (Bearer), and npm
+/// says "Incorrect or missing password".
+pub fn as_password_rejection(rejection: Rejection) -> Rejection {
+    match rejection.find::<ApiError>() {
+        Some(api) if api.error.status() == 401 => reject_with_challenge(
+            Error::unauthorized(api.error.public_message()),
+            Challenge::Basic,
+        ),
+        _ => rejection,
+    }
+}
+
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_response(&rejection))
 }

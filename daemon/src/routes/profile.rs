@@ -15,7 +15,7 @@ use warp::{Filter, Rejection};
 use super::{boxed, with_state, Route};
 use crate::auth::identity;
 use crate::body;
-use crate::error::{reject, reject_with_challenge, Challenge};
+use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
 use crate::state::AppState;
 
@@ -63,17 +63,7 @@ async fn set(
             update_profile(&state.registry().store, &writer, &update)
         })
         .await
-        // The caller is logged in, so a 401 here is the old password: npm then says
-        // "Incorrect or missing password" for a Basic challenge.
-        .map_err(
-            |rejection| match rejection.find::<crate::error::ApiError>() {
-                Some(api) if api.error.status() == 401 => reject_with_challenge(
-                    Error::unauthorized(api.error.public_message()),
-                    Challenge::Basic,
-                ),
-                _ => rejection,
-            },
-        )?;
+        .map_err(as_password_rejection)?;
     Ok(json_response(StatusCode::OK, &profile_json(&user)))
 }
 

@@ -21,7 +21,7 @@ use warp::{Filter, Rejection};
 use super::{boxed, origin, with_state, Route};
 use crate::auth::identity;
 use crate::body;
-use crate::error::{reject, reject_with_challenge, Challenge};
+use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
 use crate::state::AppState;
 
@@ -122,16 +122,7 @@ async fn create(
             create_token_for(&state.registry().store, &writer, &request)
         })
         .await
-        // The caller is logged in, so a 401 here is the password: ask for that, not a login.
-        .map_err(
-            |rejection| match rejection.find::<crate::error::ApiError>() {
-                Some(api) if api.error.status() == 401 => reject_with_challenge(
-                    Error::unauthorized(api.error.public_message()),
-                    Challenge::Basic,
-                ),
-                _ => rejection,
-            },
-        )?;
+        .map_err(as_password_rejection)?;
     let mut body = token_json(&issued.record);
     body["token"] = json!(issued.secret);
     Ok(json_response(StatusCode::CREATED, &body))

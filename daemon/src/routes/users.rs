@@ -20,7 +20,7 @@ use warp::{Filter, Rejection};
 use super::{boxed, with_state, Route};
 use crate::auth::client_ip;
 use crate::body;
-use crate::error::{reject, reject_with_challenge, Challenge};
+use crate::error::{as_password_rejection, reject, reject_with_challenge, Challenge};
 use crate::reply::json_response;
 use crate::state::AppState;
 
@@ -182,7 +182,7 @@ async fn login(
             Ok((outcome, token.secret))
         })
         .await
-        .map_err(as_login_rejection)?;
+        .map_err(as_password_rejection)?;
     let (user, message) = match &outcome {
         LoginOutcome::LoggedIn(user) => (user, format!("you are authenticated as '{}'", user.name)),
         LoginOutcome::Registered(user) => (user, format!("user '{}' created", user.name)),
@@ -197,17 +197,6 @@ async fn login(
             "token": token,
         }),
     ))
-}
-
-/// A failed login asks for a password (Basic), not for a token.
-fn as_login_rejection(rejection: Rejection) -> Rejection {
-    match rejection.find::<crate::error::ApiError>() {
-        Some(api) if api.error.status() == 401 => reject_with_challenge(
-            Error::unauthorized(api.error.public_message()),
-            Challenge::Basic,
-        ),
-        _ => rejection,
-    }
 }
 
 async fn user_document(tail: Tail, state: AppState) -> Result<warp::reply::Response, Rejection> {
