@@ -29,6 +29,12 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// 429: too many failed logins; try again after this many seconds.
+    #[error("{message}")]
+    TooManyAttempts {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 451 for a package an administrator blocked; the message carries the reason given.
     #[error("{0}")]
     UnavailableForLegalReasons(String),
@@ -66,6 +72,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::PayloadTooLarge(_) => 413,
+            Error::TooManyAttempts { .. } => 429,
             Error::UnavailableForLegalReasons(_) => 451,
             Error::NotImplemented(_) => 501,
             Error::Storage(_) | Error::Io(_) => 500,

@@ -2,6 +2,7 @@
 //! transport. The daemon (HTTP) and the CLI's local backend both call these operations, so an
 //! action taken from the shell and the same action over HTTP cannot behave differently.
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
@@ -20,6 +21,7 @@ pub mod search;
 pub mod store;
 pub mod tags;
 pub mod tarball;
+pub mod throttle;
 pub mod tokens;
 pub mod unpublish;
 pub mod users;

@@ -9,12 +9,15 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::{validate_version, PackageName};
 use crate::store::{PackumentBody, PackumentFlavor, PackumentMeta, RegistryInfo, Store};
+use crate::throttle::LoginThrottle;
 
 pub struct Registry {
     pub config: Config,
     pub store: Store,
     pub blobs: Box<dyn BlobStore>,
     pub credentials: CredentialCache,
+    /// Failed-login lockouts, shared by every password check the daemon makes.
+    pub login_throttle: LoginThrottle,
 }
 
 /// An open tarball, ready to stream.
@@ -43,6 +46,7 @@ impl Registry {
             store,
             blobs: Box::new(blobs),
             credentials: CredentialCache::default(),
+            login_throttle: LoginThrottle::default(),
         })
     }
 

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use registry_core::auth::{authenticate_from, client_address, Identity};
+use registry_core::auth::{authenticate_from, client_address, decode_basic, Identity};
 use warp::{Filter, Rejection};
 
 use crate::state::AppState;
@@ -27,6 +27,15 @@ pub fn client_ip(
         })
 }
 
+/// The user name of a `Basic` Authorization header.
+fn basic_user(header: &str) -> Option<String> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    decode_basic(value).ok().map(|(user, _)| user)
+}
+
 pub fn identity(
     state: AppState,
 ) -> impl Filter<Extract = (Option<Arc<Identity>>,), Error = Rejection> + Clone {
@@ -41,12 +50,21 @@ pub fn identity(
                 let identity = state
                     .run(move |state| {
                         let registry = state.registry();
-                        authenticate_from(
-                            &registry.store,
-                            &registry.credentials,
-                            Some(&header),
-                            client,
-                        )
+                        let authenticate = || {
+                            authenticate_from(
+                                &registry.store,
+                                &registry.credentials,
+                                Some(&header),
+                                client,
+                            )
+                        };
+                        // A password travels in Basic credentials: guess-limit those.
+                        match basic_user(&header) {
+                            Some(user) => {
+                                registry.login_throttle.guard(&user, client, authenticate)
+                            }
+                            None => authenticate(),
+                        }
                     })
                     .await?;
                 if let Some(token) = identity.as_ref().and_then(|i| i.token.as_ref()) {

@@ -91,6 +91,15 @@ fn api_error_response(api: &ApiError) -> Response {
         tracing::error!("{}", api.error);
     }
     let mut response = error_response(status, &api.error.public_message());
+    if let registry_core::Error::TooManyAttempts {
+        retry_after_secs, ..
+    } = &api.error
+    {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(*retry_after_secs),
+        );
+    }
     if status == StatusCode::UNAUTHORIZED {
         let challenge = match (&api.error, api.challenge) {
             // npm splits the header on commas: an `ipaddress` part makes it say EAUTHIP.

@@ -1,5 +1,6 @@
 //! `npm profile get|set`: `GET|POST /-/npm/v1/user` (the protocol reference, §13).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -13,7 +14,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
-use crate::auth::identity;
+use crate::auth::{client_ip, identity};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
@@ -35,6 +36,7 @@ pub fn routes(state: AppState) -> Route {
     let set = warp::path!("-" / "npm" / "v1" / "user")
         .and(warp::post())
         .and(identity(state.clone()))
+        .and(client_ip(state.clone()))
         .and(with_state(state))
         .and(body::json(limit))
         .and_then(set);
@@ -52,6 +54,7 @@ fn logged_in(caller: Option<Arc<Identity>>) -> Result<Arc<Identity>, Rejection> 
 
 async fn set(
     caller: Option<Arc<Identity>>,
+    client: Option<IpAddr>,
     state: AppState,
     body: Value,
 ) -> Result<Response, Rejection> {
@@ -59,8 +62,13 @@ async fn set(
     let update = parse_profile_update(&body).map_err(reject)?;
     let user = state
         .run(move |state| {
+            let registry = state.registry();
             let writer = require_writer(Some(&caller))?;
-            update_profile(&state.registry().store, &writer, &update)
+            registry
+                .login_throttle
+                .guard(&caller.user.name, client, || {
+                    update_profile(&registry.store, &writer, &update)
+                })
         })
         .await
         .map_err(as_password_rejection)?;

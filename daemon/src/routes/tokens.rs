@@ -2,6 +2,7 @@
 //! `DELETE /-/npm/v1/tokens/token/:keyOrToken` (the protocol reference, §12).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -19,7 +20,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, origin, with_state, Route};
-use crate::auth::identity;
+use crate::auth::{client_ip, identity};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
@@ -43,6 +44,7 @@ pub fn routes(state: AppState) -> Route {
     let create = warp::path!("-" / "npm" / "v1" / "tokens")
         .and(warp::post())
         .and(identity(state.clone()))
+        .and(client_ip(state.clone()))
         .and(with_state(state.clone()))
         .and(body::json(limit))
         .and_then(create);
@@ -111,6 +113,7 @@ async fn list(
 
 async fn create(
     caller: Option<Arc<Identity>>,
+    client: Option<IpAddr>,
     state: AppState,
     body: Value,
 ) -> Result<Response, Rejection> {
@@ -118,8 +121,13 @@ async fn create(
     let request = parse_token_request(&body).map_err(reject)?;
     let issued = state
         .run(move |state| {
+            let registry = state.registry();
             let writer = require_writer(Some(&caller))?;
-            create_token_for(&state.registry().store, &writer, &request)
+            registry
+                .login_throttle
+                .guard(&caller.user.name, client, || {
+                    create_token_for(&registry.store, &writer, &request)
+                })
         })
         .await
         .map_err(as_password_rejection)?;

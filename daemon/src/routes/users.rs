@@ -165,16 +165,18 @@ async fn login(
                 .flatten()
             });
             let admin = caller.as_ref().and_then(|c| require_admin(Some(c)).ok());
-            let outcome = login_or_register(
-                &registry.store,
-                registry.config.registration,
-                &LoginRequest {
-                    name: &name,
-                    password: &password,
-                    email: email.as_deref(),
-                    admin: admin.as_ref(),
-                },
-            )?;
+            let outcome = registry.login_throttle.guard(&name, client, || {
+                login_or_register(
+                    &registry.store,
+                    registry.config.registration,
+                    &LoginRequest {
+                        name: &name,
+                        password: &password,
+                        email: email.as_deref(),
+                        admin: admin.as_ref(),
+                    },
+                )
+            })?;
             let user = match &outcome {
                 LoginOutcome::LoggedIn(user) | LoginOutcome::Registered(user) => user,
             };
