@@ -142,6 +142,11 @@ where
         Err(never) => match never {},
     };
     let (mut parts, body) = response.into_parts();
+    // Every answer is JSON or a tarball; no browser should guess otherwise.
+    parts.headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     let file = parts
         .extensions
         .remove::<StreamFile>()
