@@ -2,7 +2,6 @@
 //! transport. The daemon (HTTP) and the CLI's local backend both call these operations, so an
 //! action taken from the shell and the same action over HTTP cannot behave differently.
 
-pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
