@@ -89,7 +89,7 @@ impl BlobStore for FsBlobStore {
                     path.display()
                 ))
             } else {
-                Error::Io(e)
+                Error::from(e)
             }
         })?;
         let len = file.metadata()?.len();

@@ -38,10 +38,38 @@ pub enum Error {
     /// 451 for a package an administrator blocked; the message carries the reason given.
     #[error("{0}")]
     UnavailableForLegalReasons(String),
+    /// 507: the disk (or the database) is full. Nothing was half-written; retry when there
+    /// is room.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// 503: the data directory cannot be written (read-only file system, database locked
+    /// read-only). Reads still work.
+    #[error("{0}")]
+    StorageUnavailable(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        match err.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Error::InsufficientStorage(format!(
+                    "the registry's disk is full ({err}); nothing was stored — retry once an \
+                     administrator has made room"
+                ))
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                Error::StorageUnavailable(format!(
+                    "the registry cannot write to its data directory ({err}); nothing was \
+                     stored"
+                ))
+            }
+            _ => Error::Io(err),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -75,6 +103,8 @@ impl Error {
             Error::TooManyAttempts { .. } => 429,
             Error::UnavailableForLegalReasons(_) => 451,
             Error::NotImplemented(_) => 501,
+            Error::StorageUnavailable(_) => 503,
+            Error::InsufficientStorage(_) => 507,
             Error::Storage(_) | Error::Io(_) => 500,
         }
     }
@@ -88,5 +118,26 @@ impl Error {
             }
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn full_and_read_only_disks_are_told_apart_from_other_failures() {
+        let full = Error::from(IoError::from(ErrorKind::StorageFull));
+        assert_eq!(full.status(), 507);
+        assert!(full.public_message().contains("disk is full"));
+        let read_only = Error::from(IoError::from(ErrorKind::ReadOnlyFilesystem));
+        assert_eq!(read_only.status(), 503);
+        let other = Error::from(IoError::other("boom"));
+        assert_eq!(other.status(), 500);
+        assert!(
+            !other.public_message().contains("boom"),
+            "internal details stay in the log"
+        );
     }
 }

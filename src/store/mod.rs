@@ -30,7 +30,17 @@ pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        Error::Storage(err.to_string())
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::InsufficientStorage(format!(
+                "the registry's disk is full ({err}); nothing was stored — retry once an \
+                 administrator has made room"
+            )),
+            Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => Error::StorageUnavailable(
+                format!("the registry cannot write to its database ({err}); nothing was stored"),
+            ),
+            _ => Error::Storage(err.to_string()),
+        }
     }
 }
 
