@@ -12,8 +12,10 @@ use serde_json::{json, Value};
 fn login(reg: &TestRegistry, name: &str, password: &str) -> Response {
     client()
         .put(reg.url(&format!("/-/user/org.couchdb.user:{name}")))
-        .json(&json!({ "_id": format!("org.couchdb.user:{name}"), "name": name, "password": password,
-                       "type": "user", "roles": [] }))
+        .json(
+            &json!({ "_id": format!("org.couchdb.user:{name}"), "name": name, "password": password,
+                       "type": "user", "roles": [] }),
+        )
         .send()
         .expect("login request")
 }
@@ -38,16 +40,28 @@ fn repeated_wrong_logins_lock_the_account_then_it_recovers() {
     assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 429]);
 
     let locked = login(&reg, "alice", "alice-password");
-    assert_eq!(locked.status().as_u16(), 429, "even the right password waits");
+    assert_eq!(
+        locked.status().as_u16(),
+        429,
+        "even the right password waits"
+    );
     let wait = retry_after(&locked);
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
     let body: Value = locked.json().expect("JSON");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("too many failed logins")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("too many failed logins")),
+        "{body}"
+    );
 
     std::thread::sleep(Duration::from_secs(wait) + Duration::from_millis(100));
     let recovered = login(&reg, "alice", "alice-password");
     assert_eq!(recovered.status().as_u16(), 201);
-    assert!(login(&reg, "bob-unknown", "x").status().as_u16() == 401, "others are unaffected");
+    assert!(
+        login(&reg, "bob-unknown", "x").status().as_u16() == 401,
+        "others are unaffected"
+    );
 }
 
 #[test]
@@ -74,13 +88,19 @@ fn an_address_trying_many_accounts_is_locked_out() {
     reg.add_user("dave", "dave-password");
     let mut last = 0;
     for i in 0..25 {
-        last = login(&reg, &format!("someone-{i}"), "guess").status().as_u16();
+        last = login(&reg, &format!("someone-{i}"), "guess")
+            .status()
+            .as_u16();
         if last == 429 {
             break;
         }
     }
     assert_eq!(last, 429, "20 free failures per address, then a lockout");
-    assert_eq!(login(&reg, "dave", "dave-password").status().as_u16(), 429, "the address waits");
+    assert_eq!(
+        login(&reg, "dave", "dave-password").status().as_u16(),
+        429,
+        "the address waits"
+    );
 }
 
 #[test]

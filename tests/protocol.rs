@@ -1674,14 +1674,27 @@ fn every_answer_says_nosniff_and_has_a_content_type() {
     let reg = TestRegistry::start();
     let token = reg.user_with_token("alice");
     assert_eq!(publish(&reg, &token, "sniffy", "1.0.0"), 201);
-    for path in ["/", "/-/ping", "/sniffy", "/sniffy/-/sniffy-1.0.0.tgz", "/nope", "/-/nope", "/Bad"] {
+    for path in [
+        "/",
+        "/-/ping",
+        "/sniffy",
+        "/sniffy/-/sniffy-1.0.0.tgz",
+        "/nope",
+        "/-/nope",
+        "/Bad",
+    ] {
         let response = client().get(reg.url(path)).send().expect("GET");
         let headers = response.headers();
         assert_eq!(
-            headers.get("x-content-type-options").and_then(|v| v.to_str().ok()),
+            headers
+                .get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
             Some("nosniff"),
             "{path}"
         );
-        assert!(headers.get("content-type").is_some(), "{path} has no Content-Type");
+        assert!(
+            headers.get("content-type").is_some(),
+            "{path} has no Content-Type"
+        );
     }
 }

@@ -189,3 +189,41 @@ mod tests {
         assert_eq!(err, Some(404));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_path_parses_to_a_safe_route_or_a_4xx(
+            parts in prop::collection::vec(
+                prop::sample::select(vec![
+                    "/", "a", "@s", "%2f", "%2F", "%2e", "..", "-", "-rev", "1.0.0", "a-1.0.0.tgz",
+                    "%", "%zz", "%00", "%ff", "é", "\\", "~", " ",
+                ]),
+                0..12,
+            ),
+        ) {
+            let path = format!("/{}", parts.concat());
+            match parse(&path) {
+                Ok(Some(route)) => {
+                    let name = match &route {
+                        PackageRoute::Document(name)
+                        | PackageRoute::Version(name, _)
+                        | PackageRoute::Tarball(name, _)
+                        | PackageRoute::Revision(name, _)
+                        | PackageRoute::TarballRevision(name, _, _) => name,
+                    };
+                    prop_assert!(!name.as_str().contains(".."));
+                    if let PackageRoute::Tarball(_, file) | PackageRoute::TarballRevision(_, file, _) = &route {
+                        prop_assert!(!file.contains('/'));
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => prop_assert!((400..500).contains(&error.status())),
+            }
+        }
+    }
+}
