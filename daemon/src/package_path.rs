@@ -216,7 +216,10 @@ mod fuzz {
                         | PackageRoute::Revision(name, _)
                         | PackageRoute::TarballRevision(name, _, _) => name,
                     };
-                    prop_assert!(!name.as_str().contains(".."));
+                    prop_assert!(name
+                        .as_str()
+                        .split('/')
+                        .all(|part| !part.is_empty() && part != "." && part != ".."));
                     if let PackageRoute::Tarball(_, file) | PackageRoute::TarballRevision(_, file, _) = &route {
                         prop_assert!(!file.contains('/'));
                     }
