@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_registry_global_optspecs
-    string join \n data-dir= config= json h/help V/version
+    string join \n data-dir= config= json q/quiet registry= token= h/help V/version
 end
 
 function __fish_registry_needs_command
@@ -26,12 +26,28 @@ end
 
 complete -c registry -n "__fish_registry_needs_command" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_needs_command" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_needs_command" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_needs_command" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_needs_command" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_needs_command" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c registry -n "__fish_registry_needs_command" -s V -l version -d 'Print version'
 complete -c registry -n "__fish_registry_needs_command" -f -a "serve" -d 'Run the registry server'
 complete -c registry -n "__fish_registry_needs_command" -f -a "user" -d 'Manage users'
 complete -c registry -n "__fish_registry_needs_command" -f -a "token" -d 'Manage access tokens'
+complete -c registry -n "__fish_registry_needs_command" -f -a "package" -d 'Packages: list them, or show one'
+complete -c registry -n "__fish_registry_needs_command" -f -a "dist-tag" -d 'Manage a package\'s dist-tags'
+complete -c registry -n "__fish_registry_needs_command" -f -a "deprecate" -d 'Deprecate the versions of a package in a semver range (an empty message undeprecates)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "unpublish" -d 'Remove a version, or a whole package (its version numbers stay used)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "owner" -d 'Manage a package\'s maintainers'
+complete -c registry -n "__fish_registry_needs_command" -f -a "block" -d 'Take a package (or a name) off the registry, with a reason shown to clients'
+complete -c registry -n "__fish_registry_needs_command" -f -a "unblock" -d 'Lift a block'
+complete -c registry -n "__fish_registry_needs_command" -f -a "downloads" -d 'Download counts of a package'
+complete -c registry -n "__fish_registry_needs_command" -f -a "gc" -d 'Find tarball blobs no version refers to; --apply deletes them (local only)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "doctor" -d 'Check every tarball and packument; exits 1 on a problem (local only)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "backup" -d 'Copy the database and tarballs into a new directory, while the registry runs (local only)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "restore" -d 'Restore a backup into a new, empty data directory (the registry must be stopped)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "config" -d 'Show the configuration'
 complete -c registry -n "__fish_registry_needs_command" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
 complete -c registry -n "__fish_registry_needs_command" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
 complete -c registry -n "__fish_registry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -42,55 +58,357 @@ open\t''"
 complete -c registry -n "__fish_registry_using_subcommand serve" -l log-level -d 'Log filter: error, warn, info, debug, trace' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand serve" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand serve" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand serve" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -l config -d 'A TOML configuration file' -r -F
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -l json -d 'Print machine-readable JSON instead of text'
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -s h -l help -d 'Print help'
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -f -a "add" -d 'Create a user (asks for the password on a terminal)'
-complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "add" -d 'Create a user (asks for the password on a terminal)'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "list" -d 'List users'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "show" -d 'Show a user'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "passwd" -d 'Set a user\'s password (asks on a terminal, or --password-stdin)'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "rm" -d 'Delete a user and their tokens'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "admin" -d 'Grant administrator rights, or withdraw them with --revoke'
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l email -d 'The user\'s email address' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l admin -d 'Give the user administrator rights'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password from the first line of standard input'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the password from the first line of standard input'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l revoke -d 'Withdraw the rights instead'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user (asks for the password on a terminal)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a user'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a user\'s password (asks on a terminal, or --password-stdin)'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a user and their tokens'
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "admin" -d 'Grant administrator rights, or withdraw them with --revoke'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -l config -d 'A TOML configuration file' -r -F
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -l json -d 'Print machine-readable JSON instead of text'
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -f -a "create" -d 'Create an access token for a user; prints it once'
-complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create an access token for a user; prints it once'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List tokens (never their secrets): of a user, or of everyone'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a token by its key (or the token itself)'
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l user -d 'The user the token acts as' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l cidr -d 'Only accept the token from these IPv4 networks (repeatable)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l expires -d 'Expire the token after this long: 30d, 12h, 45m' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l name -d 'A name to tell the token apart in listings' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l readonly -d 'The token can read and install, never publish or change anything'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l user -d 'Only this user\'s tokens' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create an access token for a user; prints it once'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tokens (never their secrets): of a user, or of everyone'
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token by its key (or the token itself)'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -f -a "list" -d 'List packages'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -f -a "info" -d 'Versions, tags, maintainers and size of a package'
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from help" -f -a "list" -d 'List packages'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from help" -f -a "info" -d 'Versions, tags, maintainers and size of a package'
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "ls" -d 'List a package\'s tags'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "add" -d 'Point a tag at a version: NAME@VERSION TAG'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "rm" -d 'Remove a tag (never latest)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List a package\'s tags'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "add" -d 'Point a tag at a version: NAME@VERSION TAG'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a tag (never latest)'
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "ls" -d 'List a package\'s maintainers'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "add" -d 'Add a maintainer: USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "rm" -d 'Remove a maintainer (never the last): USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List a package\'s maintainers'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a maintainer: USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a maintainer (never the last): USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand block" -l reason -d 'Why: shown to every client that asks for the package' -r
+complete -c registry -n "__fish_registry_using_subcommand block" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand block" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand block" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand block" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand block" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand block" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand block" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand unblock" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand unblock" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l range -d 'last-day, last-week, last-month, or YYYY-MM-DD:YYYY-MM-DD' -r
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l by-version -d 'Totals per version instead of per day'
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand downloads" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand downloads" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand gc" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand gc" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand gc" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand gc" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand gc" -l apply -d 'Delete the orphan blobs (default: only list them)'
+complete -c registry -n "__fish_registry_using_subcommand gc" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand gc" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l repair -d 'Rebuild stale or missing packuments (missing tarballs need a backup)'
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand doctor" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand backup" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand backup" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand backup" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand backup" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand backup" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand backup" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand restore" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand restore" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand restore" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand restore" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand restore" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -f -a "show" -d 'The effective configuration and where each value came from'
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'The effective configuration and where each value came from'
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory' -r -F
 complete -c registry -n "__fish_registry_using_subcommand completions" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand completions" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand completions" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand completions" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand completions" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand man" -l out-dir -d 'Write a page for every command into this directory' -r -F
 complete -c registry -n "__fish_registry_using_subcommand man" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand man" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand man" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand man" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand man" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand man" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand man" -s h -l help -d 'Print help'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "serve" -d 'Run the registry server'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "user" -d 'Manage users'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "token" -d 'Manage access tokens'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "serve" -d 'Run the registry server'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "user" -d 'Manage users'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "token" -d 'Manage access tokens'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "package" -d 'Packages: list them, or show one'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "dist-tag" -d 'Manage a package\'s dist-tags'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "deprecate" -d 'Deprecate the versions of a package in a semver range (an empty message undeprecates)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "unpublish" -d 'Remove a version, or a whole package (its version numbers stay used)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "owner" -d 'Manage a package\'s maintainers'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "block" -d 'Take a package (or a name) off the registry, with a reason shown to clients'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "unblock" -d 'Lift a block'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "downloads" -d 'Download counts of a package'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "gc" -d 'Find tarball blobs no version refers to; --apply deletes them (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "doctor" -d 'Check every tarball and packument; exits 1 on a problem (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "backup" -d 'Copy the database and tarballs into a new directory, while the registry runs (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "restore" -d 'Restore a backup into a new, empty data directory (the registry must be stopped)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "config" -d 'Show the configuration'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user (asks for the password on a terminal)'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "show" -d 'Show a user'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "passwd" -d 'Set a user\'s password (asks on a terminal, or --password-stdin)'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "rm" -d 'Delete a user and their tokens'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "admin" -d 'Grant administrator rights, or withdraw them with --revoke'
 complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create an access token for a user; prints it once'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (never their secrets): of a user, or of everyone'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its key (or the token itself)'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from package" -f -a "list" -d 'List packages'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from package" -f -a "info" -d 'Versions, tags, maintainers and size of a package'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from dist-tag" -f -a "ls" -d 'List a package\'s tags'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from dist-tag" -f -a "add" -d 'Point a tag at a version: NAME@VERSION TAG'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from dist-tag" -f -a "rm" -d 'Remove a tag (never latest)'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from owner" -f -a "ls" -d 'List a package\'s maintainers'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from owner" -f -a "add" -d 'Add a maintainer: USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from owner" -f -a "rm" -d 'Remove a maintainer (never the last): USER PACKAGE'
+complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'The effective configuration and where each value came from'

@@ -44,7 +44,8 @@ pub fn block(
             "the reason is longer than {MAX_REASON_CHARS} characters"
         )));
     }
-    let user_id = admin.identity().user.id;
+    // The CLI's local administrator has no account row (id 0): such a block has no author.
+    let user_id = Some(admin.identity().user.id).filter(|id| *id > 0);
     store.write(|db| {
         let now = now_iso();
         let (id, created) = db.put_package_block(name.as_str(), reason, user_id, &now)?;

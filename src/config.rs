@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// npm tarballs are rarely above a few MiB; 100 MiB leaves room for the odd large one.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
+/// Download counts reach the database this often: a crash loses at most this many seconds of
+/// counts, and a burst of downloads costs one write per interval.
+pub const DEFAULT_DOWNLOAD_FLUSH_SECS: u64 = 5;
 
 /// Whether `npm adduser` may create accounts. Closed by default: admins add users from the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,6 +59,10 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the real client (for token CIDR allow-lists).
     /// Empty: the header is never believed, the TCP peer is the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether tarball downloads are counted (off only to measure what counting costs).
+    pub count_downloads: bool,
+    /// Seconds between two writes of the download counts (at least 1).
+    pub download_flush_secs: u64,
     /// Where each value came from: "default", the file's path, "env REGISTRY_X" or "flag".
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -71,6 +78,8 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     log_level: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    count_downloads: Option<bool>,
+    download_flush_secs: Option<u64>,
 }
 
 /// Values given on the command line; `None` where the flag was not passed.
@@ -91,6 +100,8 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_MAX_BODY_BYTES",
     "REGISTRY_LOG_LEVEL",
     "REGISTRY_TRUSTED_PROXIES",
+    "REGISTRY_COUNT_DOWNLOADS",
+    "REGISTRY_DOWNLOAD_FLUSH_SECS",
     "REGISTRY_CONFIG",
     // Read by the CLI's remote mode, not by the server configuration.
     "REGISTRY_URL",
@@ -108,6 +119,8 @@ impl Default for Config {
             "max_body_bytes",
             "log_level",
             "trusted_proxies",
+            "count_downloads",
+            "download_flush_secs",
         ] {
             sources.insert(key, "default".to_string());
         }
@@ -119,6 +132,8 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_level: "info".to_string(),
             trusted_proxies: Vec::new(),
+            count_downloads: true,
+            download_flush_secs: DEFAULT_DOWNLOAD_FLUSH_SECS,
             sources,
         }
     }
@@ -180,6 +195,27 @@ impl Config {
                         .filter(|s| !s.is_empty())
                         .collect();
                     config.set_trusted_proxies(&list, source)?;
+                }
+                "REGISTRY_COUNT_DOWNLOADS" => {
+                    let on = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::bad_request(format!(
+                                "{key} must be true or false, not {value:?}"
+                            )))
+                        }
+                    };
+                    config.set("count_downloads", source, |c| {
+                        c.count_downloads = on;
+                        Ok(())
+                    })?;
+                }
+                "REGISTRY_DOWNLOAD_FLUSH_SECS" => {
+                    let secs = value.parse().map_err(|_| {
+                        Error::bad_request(format!("{key} must be a number of seconds"))
+                    })?;
+                    config.set_download_flush_secs(secs, source)?;
                 }
                 _ => {}
             }
@@ -248,7 +284,29 @@ impl Config {
             let list: Vec<&str> = proxies.iter().map(String::as_str).collect();
             self.set_trusted_proxies(&list, src())?;
         }
+        if let Some(on) = file.count_downloads {
+            self.set("count_downloads", src(), |c| {
+                c.count_downloads = on;
+                Ok(())
+            })?;
+        }
+        if let Some(secs) = file.download_flush_secs {
+            self.set_download_flush_secs(secs, src())?;
+        }
         Ok(())
+    }
+
+    fn set_download_flush_secs(&mut self, secs: u64, source: String) -> Result<()> {
+        // Zero would make the flush task spin; an hour would make a crash lose an hour.
+        if !(1..=3600).contains(&secs) {
+            return Err(Error::bad_request(format!(
+                "download_flush_secs ({source}) must be between 1 and 3600 seconds, not {secs}"
+            )));
+        }
+        self.set("download_flush_secs", source, |c| {
+            c.download_flush_secs = secs;
+            Ok(())
+        })
     }
 
     fn set_trusted_proxies(&mut self, networks: &[&str], source: String) -> Result<()> {
@@ -429,6 +487,56 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(err.contains("env REGISTRY_TRUSTED_PROXIES"), "{err}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn download_counting_is_configurable_from_the_file_and_the_environment() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert!(config.count_downloads);
+        assert_eq!(config.download_flush_secs, DEFAULT_DOWNLOAD_FLUSH_SECS);
+        assert_eq!(config.sources["count_downloads"], "default");
+
+        let dir = std::env::temp_dir().join(format!("registry-config-dl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(&file, "count_downloads = false\ndownload_flush_secs = 2\n")?;
+        let (config, _) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        assert!(!config.count_downloads);
+        assert_eq!(config.download_flush_secs, 2);
+        assert_eq!(
+            config.sources["count_downloads"],
+            file.display().to_string()
+        );
+
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_COUNT_DOWNLOADS", "true"),
+                ("REGISTRY_DOWNLOAD_FLUSH_SECS", "30"),
+            ]),
+            &Overrides::default(),
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.count_downloads);
+        assert_eq!(config.download_flush_secs, 30);
+        assert_eq!(
+            config.sources["download_flush_secs"],
+            "env REGISTRY_DOWNLOAD_FLUSH_SECS"
+        );
+
+        for bad in [
+            ("REGISTRY_DOWNLOAD_FLUSH_SECS", "0"),
+            ("REGISTRY_DOWNLOAD_FLUSH_SECS", "soon"),
+            ("REGISTRY_COUNT_DOWNLOADS", "yes please"),
+        ] {
+            let err = Config::load(None, env(&[bad]), &Overrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(bad.0) || err.contains("env"), "{bad:?}: {err}");
+        }
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! transport. The daemon (HTTP) and the CLI's local backend both call these operations, so an
 //! action taken from the shell and the same action over HTTP cannot behave differently.
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
@@ -10,6 +11,7 @@ pub mod cidr;
 pub mod clock;
 pub mod config;
 pub mod documents;
+pub mod downloads;
 pub mod error;
 pub mod names;
 pub mod packument;

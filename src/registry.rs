@@ -25,6 +25,8 @@ pub struct TarballFile {
     pub file: File,
     pub len: u64,
     pub sha512_hex: String,
+    /// The version the file is the tarball of (downloads are counted per version).
+    pub version: String,
 }
 
 impl Registry {
@@ -82,6 +84,7 @@ impl Registry {
             file,
             len,
             sha512_hex,
+            version,
         })
     }
 }

@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "A self-hosted npm registry and its admin tool",
     long_about = "A self-hosted npm registry and its admin tool.\n\n\
         `registry serve` runs the registry that npm, pnpm and yarn talk to; the other commands \
-        administer it, directly on its data directory (safe while the daemon runs).",
+        administer it, directly on its data directory (--data-dir; safe while the daemon runs) \
+        or over HTTP (--registry URL --token T).",
     after_long_help = "EXIT STATUS:\n    0  success\n    1  the operation failed\n    \
         2  usage error\n    3  not found\n    4  permission denied"
 )]
@@ -34,6 +35,21 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print nothing but errors (and what was asked for, like a new token)
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Administer a running registry over HTTP instead of a data directory
+    #[arg(long, global = true, env = "REGISTRY_URL", value_name = "URL")]
+    pub registry: Option<String>,
+    /// The token for --registry (default: the one npm saved in ~/.npmrc for that URL)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +62,36 @@ pub enum Command {
     /// Manage access tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Packages: list them, or show one
+    #[command(subcommand)]
+    Package(PackageCommand),
+    /// Manage a package's dist-tags
+    #[command(subcommand, name = "dist-tag")]
+    DistTag(DistTagCommand),
+    /// Deprecate the versions of a package in a semver range (an empty message undeprecates)
+    Deprecate(DeprecateArgs),
+    /// Remove a version, or a whole package (its version numbers stay used)
+    Unpublish(UnpublishArgs),
+    /// Manage a package's maintainers
+    #[command(subcommand)]
+    Owner(OwnerCommand),
+    /// Take a package (or a name) off the registry, with a reason shown to clients
+    Block(BlockArgs),
+    /// Lift a block
+    Unblock(UnblockArgs),
+    /// Download counts of a package
+    Downloads(DownloadsArgs),
+    /// Find tarball blobs no version refers to; --apply deletes them (local only)
+    Gc(GcArgs),
+    /// Check every tarball and packument; exits 1 on a problem (local only)
+    Doctor(DoctorArgs),
+    /// Copy the database and tarballs into a new directory, while the registry runs (local only)
+    Backup(BackupArgs),
+    /// Restore a backup into a new, empty data directory (the registry must be stopped)
+    Restore(RestoreArgs),
+    /// Show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print shell completions, or write them for every shell with --out-dir
     Completions(CompletionsArgs),
     /// Print the man page, or write every page with --out-dir
@@ -76,6 +122,41 @@ pub struct ServeArgs {
 pub enum UserCommand {
     /// Create a user (asks for the password on a terminal)
     Add(UserAddArgs),
+    /// List users
+    #[command(alias = "ls")]
+    List,
+    /// Show a user
+    Show(UserNameArg),
+    /// Set a user's password (asks on a terminal, or --password-stdin)
+    Passwd(UserPasswdArgs),
+    /// Delete a user and their tokens
+    Rm(UserNameArg),
+    /// Grant administrator rights, or withdraw them with --revoke
+    Admin(UserAdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserNameArg {
+    /// The user name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    /// The user name
+    pub name: String,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAdminArgs {
+    /// The user name
+    pub name: String,
+    /// Withdraw the rights instead
+    #[arg(long)]
+    pub revoke: bool,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +178,159 @@ pub struct UserAddArgs {
 pub enum TokenCommand {
     /// Create an access token for a user; prints it once
     Create(TokenCreateArgs),
+    /// List tokens (never their secrets): of a user, or of everyone
+    #[command(alias = "ls")]
+    List(TokenListArgs),
+    /// Revoke a token by its key (or the token itself)
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Only this user's tokens
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's key, as `registry token list` shows it
+    pub key: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// List packages
+    #[command(alias = "ls")]
+    List,
+    /// Versions, tags, maintainers and size of a package
+    Info(PackageNameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct PackageNameArg {
+    /// The package name (@scope/name for scoped packages)
+    pub package: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DistTagCommand {
+    /// List a package's tags
+    Ls(PackageNameArg),
+    /// Point a tag at a version: NAME@VERSION TAG
+    Add(DistTagAddArgs),
+    /// Remove a tag (never latest)
+    Rm(DistTagRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DistTagAddArgs {
+    /// NAME@VERSION
+    pub spec: String,
+    /// The tag
+    pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DistTagRmArgs {
+    /// The package name
+    pub package: String,
+    /// The tag
+    pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeprecateArgs {
+    /// NAME or NAME@RANGE (a semver range; NAME alone: every version)
+    pub spec: String,
+    /// The message npm shows on install; "" undeprecates
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpublishArgs {
+    /// NAME@VERSION, or NAME for the whole package
+    pub spec: String,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OwnerCommand {
+    /// List a package's maintainers
+    Ls(PackageNameArg),
+    /// Add a maintainer: USER PACKAGE
+    Add(OwnerChangeArgs),
+    /// Remove a maintainer (never the last): USER PACKAGE
+    Rm(OwnerChangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OwnerChangeArgs {
+    /// The user
+    pub user: String,
+    /// The package
+    pub package: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// The package name (need not be published yet)
+    pub package: String,
+    /// Why: shown to every client that asks for the package
+    #[arg(long, default_value = "blocked by the registry's administrators")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    /// The package name
+    pub package: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadsArgs {
+    /// The package name
+    pub package: String,
+    /// last-day, last-week, last-month, or YYYY-MM-DD:YYYY-MM-DD
+    #[arg(long, value_name = "PERIOD", default_value = "last-month")]
+    pub range: String,
+    /// Totals per version instead of per day
+    #[arg(long)]
+    pub by_version: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Delete the orphan blobs (default: only list them)
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Rebuild stale or missing packuments (missing tarballs need a backup)
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A new (or empty) directory to write the backup into
+    pub dest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `registry backup`
+    pub src: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective configuration and where each value came from
+    Show,
 }
 
 #[derive(Debug, Args)]

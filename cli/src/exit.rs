@@ -16,6 +16,15 @@ pub const PERMISSION_DENIED: u8 = 4;
 pub struct UsageError(pub String);
 
 pub fn report(err: &anyhow::Error) -> ExitCode {
+    // `registry … | head`: the reader went away; that is not a failure.
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
     eprintln!("error: {err:#}");
     ExitCode::from(code_for(err))
 }

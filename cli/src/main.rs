@@ -1,8 +1,10 @@
 //! `registry`: the daemon and the admin CLI in one binary.
 
+mod backend;
 mod cli;
 mod commands;
 mod exit;
+mod output;
 
 use clap::Parser;
 

@@ -45,6 +45,27 @@ pub fn parse_package_subpath(tail: &str) -> Result<(PackageName, Vec<String>), E
     Ok((PackageName::parse(&name)?, rest.to_vec()))
 }
 
+/// The packages of a downloads query: one name in either spelling (`@scope/name`,
+/// `@scope%2fname`), or several comma-separated names (npm's bulk form; as on npm, a bulk
+/// query may name scoped packages only in the `%2f` spelling). Nothing may follow the name.
+pub fn parse_package_list(tail: &str) -> Result<Vec<PackageName>, Error> {
+    let tail = tail.trim_start_matches('/');
+    if tail.contains(',') {
+        return tail
+            .split(',')
+            .map(|name| PackageName::parse(&percent_decode(name)?))
+            .collect();
+    }
+    let (name, rest) = parse_package_subpath(tail)?;
+    if !rest.is_empty() {
+        return Err(Error::bad_request(format!(
+            "unexpected {:?} after the package name {name}",
+            rest.join("/")
+        )));
+    }
+    Ok(vec![name])
+}
+
 /// Matches every path that is not a `/-/…` endpoint and yields the parsed package route.
 pub fn package_route() -> impl Filter<Extract = (PackageRoute,), Error = Rejection> + Clone {
     warp::path::full().and_then(|path: FullPath| async move {
@@ -56,10 +77,16 @@ pub fn package_route() -> impl Filter<Extract = (PackageRoute,), Error = Rejecti
     })
 }
 
-/// `Ok(None)`: not a package path at all (the root or a `/-/` endpoint).
+/// `Ok(None)`: not a package path at all (the root, a `/-/` endpoint, or npm's downloads API).
 pub fn parse(path: &str) -> Result<Option<PackageRoute>, Error> {
     let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if raw.first().is_none_or(|s| s.is_empty() || *s == "-") {
+        return Ok(None);
+    }
+    // npm's `/downloads/point/:period…` and `/downloads/range/:period…` sit where a package
+    // named `downloads` would have its resources; none of its real ones (`/downloads`,
+    // `/downloads/:version`, `/downloads/-/…`) has that shape, so the package loses nothing.
+    if let ["downloads", "point" | "range", _, ..] = raw.as_slice() {
         return Ok(None);
     }
     let segments: Vec<String> = raw
@@ -166,6 +193,16 @@ mod tests {
         assert_eq!(
             parse("/foo/latest").ok().flatten(),
             Some(PackageRoute::Version(name("foo"), "latest".into()))
+        );
+    }
+
+    #[test]
+    fn the_downloads_api_is_not_a_package_path() {
+        assert_eq!(parse("/downloads/point/last-week").ok(), Some(None));
+        assert_eq!(parse("/downloads/range/last-week/@a/b").ok(), Some(None));
+        assert_eq!(
+            parse("/downloads/1.0.0").ok().flatten(),
+            Some(PackageRoute::Version(name("downloads"), "1.0.0".into()))
         );
     }
 

@@ -56,7 +56,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = AppState::new(registry.clone());
     let service = warp::service(routes(state.clone()));
-    let usage_flusher = tokio::spawn(flush_token_usage_every(state.clone(), TOKEN_USAGE_FLUSH));
+    let usage_flusher = tokio::spawn(every(TOKEN_USAGE_FLUSH, state.clone(), flush_token_usage));
+    let download_period = Duration::from_secs(registry.config.download_flush_secs.max(1));
+    let download_flusher = tokio::spawn(every(download_period, state.clone(), flush_downloads));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -72,6 +74,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A response is written as headers then body: with Nagle's algorithm on, a small
+        // tarball's body waits for the client's delayed ACK (~40 ms per request).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY for {peer} failed: {err}");
+        }
         let service = service.clone();
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(
             TokioIo::new(stream),
@@ -93,7 +100,9 @@ pub async fn serve(
         tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}");
     }
     usage_flusher.abort();
-    flush_token_usage(state).await;
+    download_flusher.abort();
+    flush_token_usage(state.clone()).await;
+    flush_downloads(state).await;
     let checkpoint = tokio::task::spawn_blocking(move || registry.store.checkpoint()).await;
     match checkpoint {
         Ok(Ok(())) => tracing::info!("database checkpointed; bye"),
@@ -103,13 +112,18 @@ pub async fn serve(
     Ok(())
 }
 
-/// Writes recorded token last-used times every `period`, until aborted.
-async fn flush_token_usage_every(state: AppState, period: Duration) {
+/// Runs `flush` every `period`, until aborted: the in-memory counters (token last-used times,
+/// downloads) reach the database in one transaction per tick, never one write per request.
+async fn every<F, Fut>(period: Duration, state: AppState, flush: F)
+where
+    F: Fn(AppState) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        flush_token_usage(state.clone()).await;
+        flush(state.clone()).await;
     }
 }
 
@@ -121,6 +135,23 @@ async fn flush_token_usage(state: AppState) {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::warn!("recording token use failed (will retry): {err}"),
         Err(err) => tracing::warn!("recording token use failed: {err}"),
+    }
+}
+
+async fn flush_downloads(state: AppState) {
+    let flushed =
+        tokio::task::spawn_blocking(move || state.downloads().flush(&state.registry().store)).await;
+    match flushed {
+        Ok(Ok(report)) if report.rows > 0 => {
+            tracing::debug!(
+                "recorded {} downloads in {} rows",
+                report.downloads,
+                report.rows
+            )
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!("recording downloads failed (will retry): {err}"),
+        Err(err) => tracing::warn!("recording downloads failed: {err}"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use registry_core::downloads::DownloadCounter;
 use registry_core::tokens::TokenUsage;
 use registry_core::{Registry, Result};
 use warp::Rejection;
@@ -18,6 +19,7 @@ struct Inner {
     registry: Arc<Registry>,
     packuments: PackumentCache,
     token_usage: TokenUsage,
+    downloads: DownloadCounter,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
                 registry,
                 packuments: PackumentCache::default(),
                 token_usage: TokenUsage::default(),
+                downloads: DownloadCounter::default(),
             }),
         }
     }
@@ -42,6 +45,11 @@ impl AppState {
     /// Token last-used times waiting to be flushed (by the task `serve` starts).
     pub fn token_usage(&self) -> &TokenUsage {
         &self.inner.token_usage
+    }
+
+    /// Tarball downloads counted but not yet flushed (by the task `serve` starts).
+    pub fn downloads(&self) -> &DownloadCounter {
+        &self.inner.downloads
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

@@ -52,7 +52,7 @@ impl Db<'_> {
         &self,
         name: &str,
         reason: &str,
-        user_id: i64,
+        user_id: Option<i64>,
         now: &str,
     ) -> Result<(i64, bool)> {
         let existing: Option<i64> = self

@@ -4,7 +4,9 @@
 //! transaction with `synchronous=FULL`) and an r2d2 pool of read-only connections. Callers run
 //! these methods off the async threads.
 
+mod admin;
 mod blocks;
+mod downloads;
 mod packages;
 mod schema;
 mod search;
@@ -20,7 +22,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub use admin::{check_database, LiveTarball, PackageSummary, StoredPackument};
 pub use blocks::BlockRecord;
+pub use downloads::DownloadRow;
 pub use packages::{
     NewPackument, NewVersion, PackageRecord, PackumentBody, PackumentFlavor, PackumentMeta,
     VersionRecord,

@@ -93,7 +93,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX stars_user ON stars(user_id);
     "#,
-    // Profiles and granular tokens: the profile fields `npm profile set` writes, and a
+    // 3: profiles and granular tokens: the profile fields `npm profile set` writes, and a
     // token's description and package/scope limits (JSON arrays; NULL: no limit).
     r#"
     ALTER TABLE users ADD COLUMN fullname TEXT;
@@ -147,6 +147,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS changes_at ON changes(at);
     CREATE INDEX IF NOT EXISTS maintainers_user ON maintainers(user_id);
+    "#,
+    // Download counts: one row per package, version and UTC day (`YYYY-MM-DD`, which sorts as
+    // text), added to by the daemon's periodic flush. Days without downloads have no row.
+    // `downloads_day` serves registry-wide totals and the top list, which scan by day.
+    r#"
+    CREATE TABLE downloads (
+        package_id INTEGER NOT NULL REFERENCES packages(id),
+        version    TEXT NOT NULL,
+        day        TEXT NOT NULL,
+        count      INTEGER NOT NULL,
+        PRIMARY KEY (package_id, version, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX downloads_day ON downloads(day);
     "#,
 ];
 

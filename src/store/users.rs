@@ -73,13 +73,14 @@ impl TokenRecord {
     }
 }
 
-const USER_COLUMNS: &str = "id, name, email, password_hash, is_admin, created_at, updated_at, \
+pub(super) const USER_COLUMNS: &str =
+    "id, name, email, password_hash, is_admin, created_at, updated_at, \
                             fullname, homepage, twitter, github, freenode";
 const TOKEN_COLUMNS: &str = "id, key, display, user_id, name, readonly, cidr_whitelist, \
                              created_at, expires_at, last_used_at, description, limit_packages, \
                              limit_scopes";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: row.get(0)?,
         name: row.get(1)?,

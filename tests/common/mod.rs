@@ -70,6 +70,12 @@ impl TestRegistry {
         }
     }
 
+    /// Starts a daemon on an existing data directory (to check what survives a restart).
+    pub fn start_on(data_dir: &Path) -> TestRegistry {
+        let data_dir = data_dir.to_path_buf();
+        TestRegistry::start_with(move |config| config.data_dir = data_dir)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,22 +1,60 @@
 //! One module per command group; each turns parsed arguments into calls to the core.
 
+mod backup;
+mod block;
+mod config;
+mod deprecate;
+mod dist_tag;
 mod docs;
+mod doctor;
+mod downloads;
+mod gc;
+mod owner;
+mod package;
 mod serve;
 mod token;
+mod unpublish;
 mod user;
 
 use registry_core::config::{Config, Overrides};
 use registry_core::Registry;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::output::Out as Output;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => serve::run(&cli.global, args),
-        Command::User(command) => user::run(&cli.global, command),
-        Command::Token(command) => token::run(&cli.global, command),
-        Command::Completions(args) => docs::completions(args),
-        Command::Man(args) => docs::man(args),
+    let global = &cli.global;
+    let out = Output::new(global);
+    // Commands that do not act on a registry.
+    let command = match cli.command {
+        Command::Serve(args) => return serve::run(global, args),
+        Command::Completions(args) => return docs::completions(args),
+        Command::Man(args) => return docs::man(args),
+        Command::Config(command) => return config::run(global, &out, command),
+        Command::Restore(args) => return backup::run_restore(global, &out, args),
+        other => other,
+    };
+    let backend = crate::backend::open(global)?;
+    let backend = backend.as_ref();
+    match command {
+        Command::User(command) => user::run(backend, &out, command),
+        Command::Token(command) => token::run(backend, &out, command),
+        Command::Package(command) => package::run(backend, &out, command),
+        Command::DistTag(command) => dist_tag::run(backend, &out, command),
+        Command::Deprecate(args) => deprecate::run(backend, &out, args),
+        Command::Unpublish(args) => unpublish::run(backend, &out, args),
+        Command::Owner(command) => owner::run(backend, &out, command),
+        Command::Block(args) => block::block(backend, &out, args),
+        Command::Unblock(args) => block::unblock(backend, &out, args),
+        Command::Downloads(args) => downloads::run(backend, &out, args),
+        Command::Gc(args) => gc::run(backend, &out, args),
+        Command::Doctor(args) => doctor::run(backend, &out, args),
+        Command::Backup(args) => backup::run_backup(backend, &out, args),
+        Command::Serve(_)
+        | Command::Completions(_)
+        | Command::Man(_)
+        | Command::Config(_)
+        | Command::Restore(_) => Ok(()),
     }
 }
 

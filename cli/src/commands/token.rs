@@ -4,21 +4,24 @@ use std::io::IsTerminal;
 
 use anyhow::anyhow;
 use registry_core::clock::iso;
-use registry_core::tokens::{create_token, TokenOptions};
-use registry_core::users::find_user;
-use registry_core::Error;
-use serde_json::json;
 
-use crate::cli::{GlobalArgs, TokenCommand, TokenCreateArgs};
+use crate::backend::{Backend, TokenRequest};
+use crate::cli::{TokenCommand, TokenCreateArgs};
 use crate::exit::UsageError;
+use crate::output::{opt, Out};
 
-pub fn run(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<()> {
+pub fn run(backend: &dyn Backend, out: &Out, command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create(args) => create(global, args),
+        TokenCommand::Create(args) => create(backend, out, args),
+        TokenCommand::List(args) => list(backend, out, args.user.as_deref()),
+        TokenCommand::Revoke(args) => {
+            backend.token_revoke(&args.key)?;
+            out.done(format!("revoked token {}", args.key))
+        }
     }
 }
 
-fn create(global: &GlobalArgs, args: TokenCreateArgs) -> anyhow::Result<()> {
+fn create(backend: &dyn Backend, out: &Out, args: TokenCreateArgs) -> anyhow::Result<()> {
     for cidr in &args.cidr {
         validate_cidr(cidr)?;
     }
@@ -28,38 +31,62 @@ fn create(global: &GlobalArgs, args: TokenCreateArgs) -> anyhow::Result<()> {
         .map(parse_duration)
         .transpose()?
         .map(|ttl| iso(time::OffsetDateTime::now_utc() + ttl));
-    let registry = super::open_local(global)?;
-    let user = find_user(&registry.store, &args.user)?
-        .ok_or_else(|| Error::not_found(format!("no user named {:?}", args.user)))?;
-    let issued = create_token(
-        &registry.store,
-        user.id,
-        &TokenOptions {
-            name: args.name,
-            readonly: args.readonly,
-            cidr_whitelist: args.cidr,
-            expires_at,
-        },
-    )?;
-    if global.json {
-        let record = &issued.record;
-        println!(
-            "{}",
-            json!({
-                "token": issued.secret, "key": record.key, "user": user.name,
-                "readonly": record.readonly, "cidr_whitelist": record.cidr_whitelist,
-                "created": record.created_at, "expires": record.expires_at,
-            })
-        );
-        return Ok(());
+    let issued = backend.token_create(&TokenRequest {
+        user: args.user,
+        readonly: args.readonly,
+        cidr: args.cidr,
+        expires_at,
+        name: args.name,
+    })?;
+    if out.json {
+        return out.json(&issued);
     }
-    println!("{}", issued.secret);
-    if std::io::stdout().is_terminal() {
+    out.line(&issued.token)?;
+    if std::io::stdout().is_terminal() && !out.quiet {
         eprintln!(
             "This token is shown only once: store it now (e.g. in .npmrc as //HOST/:_authToken=…)."
         );
     }
     Ok(())
+}
+
+fn list(backend: &dyn Backend, out: &Out, user: Option<&str>) -> anyhow::Result<()> {
+    let tokens = backend.token_list(user)?;
+    if out.json {
+        return out.json(&tokens);
+    }
+    let rows = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.key.clone(),
+                t.user.clone(),
+                opt(&t.name),
+                t.kind.clone(),
+                if t.cidr_whitelist.is_empty() {
+                    "-".into()
+                } else {
+                    t.cidr_whitelist.join(",")
+                },
+                t.created.clone(),
+                opt(&t.last_used),
+                opt(&t.expires),
+            ]
+        })
+        .collect();
+    out.table(
+        &[
+            "KEY",
+            "USER",
+            "NAME",
+            "KIND",
+            "CIDR",
+            "CREATED",
+            "LAST USED",
+            "EXPIRES",
+        ],
+        rows,
+    )
 }
 
 /// `30d`, `12h`, `45m` → a duration.

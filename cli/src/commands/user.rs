@@ -1,42 +1,95 @@
-//! `registry user …`
+//! `registry user add|list|show|passwd|rm|admin`
 
 use std::io::{BufRead, IsTerminal};
 
-use registry_core::users::{create_user, NewUser};
-use serde_json::json;
-
-use crate::cli::{GlobalArgs, UserAddArgs, UserCommand};
+use crate::backend::{Backend, UserInfo};
+use crate::cli::{UserAddArgs, UserAdminArgs, UserCommand, UserPasswdArgs};
 use crate::exit::UsageError;
+use crate::output::{opt, Out};
 
-pub fn run(global: &GlobalArgs, command: UserCommand) -> anyhow::Result<()> {
+pub fn run(backend: &dyn Backend, out: &Out, command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add(args) => add(global, args),
+        UserCommand::Add(args) => add(backend, out, args),
+        UserCommand::List => list(backend, out),
+        UserCommand::Show(args) => show(backend, out, &args.name),
+        UserCommand::Passwd(args) => passwd(backend, out, args),
+        UserCommand::Rm(args) => {
+            backend.user_rm(&args.name)?;
+            out.done(format!("deleted user {} and their tokens", args.name))
+        }
+        UserCommand::Admin(args) => admin(backend, out, args),
     }
 }
 
-fn add(global: &GlobalArgs, args: UserAddArgs) -> anyhow::Result<()> {
-    let password = read_new_password(args.password_stdin)?;
-    let registry = super::open_local(global)?;
-    let user = create_user(
-        &registry.store,
-        &NewUser {
-            name: &args.name,
-            email: &args.email,
-            password: &password,
-            admin: args.admin,
-        },
-    )?;
-    if global.json {
-        println!(
-            "{}",
-            json!({ "name": user.name, "email": user.email, "admin": user.is_admin,
-                    "created": user.created_at })
-        );
-    } else {
-        let role = if user.is_admin { "admin" } else { "user" };
-        println!("created {role} {}", user.name);
+fn role(user: &UserInfo) -> &'static str {
+    match user.admin {
+        Some(true) => "admin",
+        Some(false) => "user",
+        None => "-",
     }
-    Ok(())
+}
+
+fn add(backend: &dyn Backend, out: &Out, args: UserAddArgs) -> anyhow::Result<()> {
+    let password = read_new_password(args.password_stdin)?;
+    let user = backend.user_add(&args.name, &args.email, &password, args.admin)?;
+    if out.json {
+        return out.json(&user);
+    }
+    let role = if args.admin { "admin" } else { "user" };
+    out.done(format!("created {role} {}", user.name))
+}
+
+fn list(backend: &dyn Backend, out: &Out) -> anyhow::Result<()> {
+    let users = backend.user_list()?;
+    if out.json {
+        return out.json(&users);
+    }
+    let rows = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.email.clone(),
+                role(u).into(),
+                opt(&u.created),
+            ]
+        })
+        .collect();
+    out.table(&["NAME", "EMAIL", "ROLE", "CREATED"], rows)
+}
+
+fn show(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
+    let user = backend.user_show(name)?;
+    if out.json {
+        return out.json(&user);
+    }
+    out.table(
+        &["NAME", "EMAIL", "ROLE", "CREATED"],
+        vec![vec![
+            user.name.clone(),
+            user.email.clone(),
+            role(&user).into(),
+            opt(&user.created),
+        ]],
+    )
+}
+
+fn passwd(backend: &dyn Backend, out: &Out, args: UserPasswdArgs) -> anyhow::Result<()> {
+    let password = read_new_password(args.password_stdin)?;
+    backend.user_passwd(&args.name, &password)?;
+    out.done(format!("changed the password of {}", args.name))
+}
+
+fn admin(backend: &dyn Backend, out: &Out, args: UserAdminArgs) -> anyhow::Result<()> {
+    let user = backend.user_admin(&args.name, !args.revoke)?;
+    if out.json {
+        return out.json(&user);
+    }
+    if args.revoke {
+        out.done(format!("{} is no longer an administrator", user.name))
+    } else {
+        out.done(format!("{} is now an administrator", user.name))
+    }
 }
 
 /// From the first line of stdin with `--password-stdin`; otherwise prompted (twice) on a

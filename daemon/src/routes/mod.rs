@@ -1,8 +1,10 @@
 //! The route table. Each resource has a module with its filters (one route comment each) and
 //! thin handlers that call the core.
 
+mod admin;
 mod blocks;
 mod dist_tags;
+mod downloads;
 mod meta;
 mod packages;
 mod profile;
@@ -37,6 +39,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(search::routes(state.clone()))
         .unify()
         .or(blocks::routes(state.clone()))
+        .unify()
+        .or(admin::routes(state.clone()))
+        .unify()
+        .or(downloads::routes(state.clone()))
         .unify()
         .or(unsupported::routes())
         .unify()

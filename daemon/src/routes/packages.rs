@@ -58,6 +58,7 @@ pub fn routes(state: AppState) -> Route {
     // GET|HEAD /:pkg, /:pkg/:version|:tag, /:pkg/-/:file.tgz
     let read = package_route()
         .and(warp::get().or(warp::head()).unify())
+        .and(warp::method())
         .and(warp::query::<HashMap<String, String>>())
         .and(read_headers())
         .and(origin(state.clone()))
@@ -87,6 +88,7 @@ pub fn routes(state: AppState) -> Route {
 
 async fn read(
     route: PackageRoute,
+    method: http::Method,
     query: HashMap<String, String>,
     headers: ReadHeaders,
     origin: String,
@@ -99,7 +101,9 @@ async fn read(
             packument(state, name, write_mode, headers, origin).await
         }
         PackageRoute::Version(name, spec) => version(state, name, spec, origin).await,
-        PackageRoute::Tarball(name, file) => tarballs::respond(state, name, file, headers).await,
+        PackageRoute::Tarball(name, file) => {
+            tarballs::respond(state, name, file, method, headers).await
+        }
         PackageRoute::Revision(..) | PackageRoute::TarballRevision(..) => Err(reject(
             Error::not_found("revisions are not readable resources"),
         )),

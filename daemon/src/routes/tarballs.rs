@@ -1,7 +1,8 @@
 //! Tarballs: streamed from the blob store with their length, a strong ETag and an immutable
-//! cache header (a published tarball never changes).
+//! cache header (a published tarball never changes). A GET answered with the tarball counts
+//! one download of that version; HEAD, 304 and errors do not (nothing was downloaded).
 
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderValue, Method, StatusCode};
 use registry_core::names::PackageName;
 use warp::reply::Response;
 use warp::Rejection;
@@ -15,8 +16,10 @@ pub async fn respond(
     state: AppState,
     name: PackageName,
     file: String,
+    method: Method,
     headers: ReadHeaders,
 ) -> Result<Response, Rejection> {
+    let counted_name = name.clone();
     let tarball = state
         .run(move |state| {
             registry_core::blocks::ensure_readable(&state.registry().store, &name)?;
@@ -26,6 +29,10 @@ pub async fn respond(
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     if etag_matches(headers.if_none_match.as_deref(), &etag) {
         return Ok(not_modified(&etag));
+    }
+    // Counted in memory only (a map insert under a lock); the flush task writes the batch.
+    if method == Method::GET && state.registry().config.count_downloads {
+        state.downloads().record(&counted_name, &tarball.version);
     }
     let mut response = Response::new(bytes::Bytes::new().into());
     *response.status_mut() = StatusCode::OK;

@@ -1,0 +1,307 @@
+//! The local mode: the data directory opened through the core, safe while `registry serve`
+//! runs on it (SQLite WAL; the daemon's packument cache revalidates against the database on
+//! every read, so a change made here is served at once). It acts as the local administrator
+//! (`registry_core::admin::local_admin`): every write still goes through `authz`.
+
+use std::collections::BTreeMap;
+
+use registry_core::admin::{self, local_admin, with_local_admin};
+use registry_core::authz::require_writer;
+use registry_core::names::PackageName;
+use registry_core::store::{PackumentFlavor, TokenRecord, UserRecord};
+use registry_core::tokens::{revoke_token_by_key_or_secret, TokenOptions};
+use registry_core::users::{create_user, find_user, NewUser};
+use registry_core::{Error, Registry};
+use serde_json::Value;
+
+use super::{
+    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageRow, TokenInfo,
+    TokenRequest, UserInfo, VersionCount,
+};
+use crate::cli::GlobalArgs;
+
+pub struct Local {
+    pub registry: Registry,
+}
+
+impl Local {
+    pub fn open(global: &GlobalArgs) -> anyhow::Result<Local> {
+        Ok(Local {
+            registry: crate::commands::open_local(global)?,
+        })
+    }
+
+    fn user(&self, name: &str) -> anyhow::Result<UserRecord> {
+        Ok(find_user(&self.registry.store, name)?
+            .ok_or_else(|| Error::not_found(format!("no user named {name:?}")))?)
+    }
+}
+
+fn name(raw: &str) -> anyhow::Result<PackageName> {
+    Ok(PackageName::parse(raw)?)
+}
+
+fn user_info(user: &UserRecord) -> UserInfo {
+    UserInfo {
+        name: user.name.clone(),
+        email: user.email.clone(),
+        admin: Some(user.is_admin),
+        created: Some(user.created_at.clone()),
+    }
+}
+
+fn token_info(token: &TokenRecord, user: &str) -> TokenInfo {
+    TokenInfo {
+        key: token.key.clone(),
+        user: user.to_string(),
+        name: token.name.clone(),
+        kind: if token.readonly {
+            "readonly"
+        } else {
+            "publish"
+        }
+        .to_string(),
+        cidr_whitelist: token.cidr_whitelist.clone(),
+        created: token.created_at.clone(),
+        last_used: token.last_used_at.clone(),
+        expires: token.expires_at.clone(),
+    }
+}
+
+impl Backend for Local {
+    fn user_add(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+        admin: bool,
+    ) -> anyhow::Result<UserInfo> {
+        let user = create_user(
+            &self.registry.store,
+            &NewUser {
+                name,
+                email,
+                password,
+                admin,
+            },
+        )?;
+        Ok(user_info(&user))
+    }
+
+    fn user_list(&self) -> anyhow::Result<Vec<UserInfo>> {
+        let users = with_local_admin(|a| admin::list_users(&self.registry.store, a))?;
+        Ok(users.iter().map(user_info).collect())
+    }
+
+    fn user_show(&self, name: &str) -> anyhow::Result<UserInfo> {
+        Ok(user_info(&self.user(name)?))
+    }
+
+    fn user_passwd(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        Ok(with_local_admin(|a| {
+            admin::set_password(&self.registry.store, a, name, password)
+        })?)
+    }
+
+    fn user_rm(&self, name: &str) -> anyhow::Result<()> {
+        Ok(with_local_admin(|a| {
+            admin::delete_user(&self.registry.store, a, name)
+        })?)
+    }
+
+    fn user_admin(&self, name: &str, is_admin: bool) -> anyhow::Result<UserInfo> {
+        let user = with_local_admin(|a| admin::set_admin(&self.registry.store, a, name, is_admin))?;
+        Ok(user_info(&user))
+    }
+
+    fn token_create(&self, request: &TokenRequest) -> anyhow::Result<NewTokenInfo> {
+        let options = TokenOptions {
+            name: request.name.clone(),
+            readonly: request.readonly,
+            cidr_whitelist: request.cidr.clone(),
+            expires_at: request.expires_at.clone(),
+        };
+        let (user, issued) = with_local_admin(|a| {
+            admin::create_token_for_user(&self.registry.store, a, &request.user, &options)
+        })?;
+        let record = issued.record;
+        Ok(NewTokenInfo {
+            token: issued.secret,
+            key: record.key,
+            user: user.name,
+            readonly: record.readonly,
+            cidr_whitelist: record.cidr_whitelist,
+            created: record.created_at,
+            expires: record.expires_at,
+        })
+    }
+
+    fn token_list(&self, user: Option<&str>) -> anyhow::Result<Vec<TokenInfo>> {
+        let tokens = with_local_admin(|a| admin::list_all_tokens(&self.registry.store, a, user))?;
+        Ok(tokens.iter().map(|(user, t)| token_info(t, user)).collect())
+    }
+
+    fn token_revoke(&self, key: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(revoke_token_by_key_or_secret(
+            &self.registry.store,
+            &writer,
+            key,
+        )?)
+    }
+
+    fn package_list(&self) -> anyhow::Result<Vec<PackageRow>> {
+        Ok(admin::list_packages(&self.registry.store)?
+            .into_iter()
+            .map(|p| PackageRow {
+                name: p.name,
+                latest: p.latest,
+                versions: Some(p.versions),
+                size: Some(p.size),
+                modified: Some(p.modified_at),
+                state: if p.unpublished_at.is_some() {
+                    "unpublished"
+                } else {
+                    "live"
+                }
+                .into(),
+            })
+            .collect())
+    }
+
+    fn packument(&self, raw: &str) -> anyhow::Result<Value> {
+        let name = name(raw)?;
+        let body = self.registry.packument(&name, PackumentFlavor::Full)?;
+        let doc: Value = serde_json::from_slice(&body.json).map_err(|e| {
+            Error::Storage(format!("the stored packument of {name} is not JSON: {e}"))
+        })?;
+        if doc.pointer("/time/unpublished").is_some() {
+            return Err(Error::not_found(format!("package {name} was unpublished")).into());
+        }
+        Ok(doc)
+    }
+
+    fn tarball_sizes(&self, raw: &str, _doc: &Value) -> anyhow::Result<BTreeMap<String, u64>> {
+        Ok(admin::tarball_sizes(&self.registry.store, &name(raw)?)?)
+    }
+
+    fn update_document(&self, raw: &str, body: &Value) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        let identity = local_admin();
+        registry_core::documents::apply(&self.registry.store, Some(&identity), &name, None, body)?;
+        Ok(())
+    }
+
+    fn unpublish_package(&self, raw: &str, rev: &str) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(registry_core::unpublish::unpublish_package(
+            &self.registry.store,
+            &writer,
+            &name,
+            rev,
+        )?)
+    }
+
+    fn unpublish_version(&self, raw: &str, version: &str) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        let file = name.tarball_file(version);
+        Ok(registry_core::unpublish::unpublish_tarball(
+            &self.registry.store,
+            &writer,
+            &name,
+            &file,
+        )?)
+    }
+
+    fn dist_tags(&self, raw: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        Ok(registry_core::tags::list(
+            &self.registry.store,
+            &name(raw)?,
+        )?)
+    }
+
+    fn dist_tag_add(&self, raw: &str, tag: &str, version: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(registry_core::tags::set(
+            &self.registry.store,
+            &writer,
+            &name(raw)?,
+            tag,
+            version,
+        )?)
+    }
+
+    fn dist_tag_rm(&self, raw: &str, tag: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(registry_core::tags::remove(
+            &self.registry.store,
+            &writer,
+            &name(raw)?,
+            tag,
+        )?)
+    }
+
+    fn block(&self, raw: &str, reason: &str) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        with_local_admin(|a| registry_core::blocks::block(&self.registry.store, a, &name, reason))?;
+        Ok(())
+    }
+
+    fn unblock(&self, raw: &str) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        Ok(with_local_admin(|a| {
+            registry_core::blocks::unblock(&self.registry.store, a, &name)
+        })?)
+    }
+
+    fn block_status(&self, raw: &str) -> anyhow::Result<BlockInfo> {
+        let name = name(raw)?;
+        let block = registry_core::blocks::block_of(&self.registry.store, &name)?;
+        Ok(BlockInfo {
+            name: name.as_str().to_string(),
+            blocked: block.is_some(),
+            reason: block.map(|b| b.reason),
+        })
+    }
+
+    fn downloads(&self, raw: &str, period: &str) -> anyhow::Result<DownloadsReport> {
+        use registry_core::downloads::{format_day, parse_period, range, today};
+        let name = name(raw)?;
+        let (start, end) = parse_period(period, today())?;
+        let report = range(&self.registry.store, &name, start, end)?;
+        let days = report
+            .days
+            .iter()
+            .map(|(day, count)| DayCount {
+                day: format_day(*day),
+                downloads: *count,
+            })
+            .collect();
+        let versions = report
+            .versions
+            .iter()
+            .map(|(version, series)| VersionCount {
+                version: version.clone(),
+                downloads: series.iter().map(|(_, c)| c).sum(),
+            })
+            .collect();
+        Ok(DownloadsReport::new(
+            report.package,
+            format_day(start),
+            format_day(end),
+            days,
+            versions,
+        ))
+    }
+
+    fn local(&self, _what: &str) -> anyhow::Result<&Local> {
+        Ok(self)
+    }
+}

@@ -1,0 +1,190 @@
+//! Where the admin commands act: on a data directory through the core ([`local::Local`]) or on
+//! a running registry over its HTTP API ([`remote::Remote`]). Commands are written once, against
+//! [`Backend`]; an operation only one mode can do answers [`only_local`] or [`only_remote`]-style
+//! errors (exit 1, one line, naming the other mode).
+
+pub mod local;
+pub mod remote;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cli::GlobalArgs;
+
+/// A user as listed and shown. `admin` is `null` where the mode cannot know it (a remote
+/// registry does not publish who its administrators are).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub email: String,
+    pub admin: Option<bool>,
+    pub created: Option<String>,
+}
+
+/// A token as listed: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub key: String,
+    pub user: String,
+    pub name: Option<String>,
+    /// `readonly` or `publish`.
+    pub kind: String,
+    pub cidr_whitelist: Vec<String>,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub expires: Option<String>,
+}
+
+/// A token just created: the only time its secret is seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTokenInfo {
+    pub token: String,
+    pub key: String,
+    pub user: String,
+    pub readonly: bool,
+    pub cidr_whitelist: Vec<String>,
+    pub created: String,
+    pub expires: Option<String>,
+}
+
+pub struct TokenRequest {
+    pub user: String,
+    pub readonly: bool,
+    pub cidr: Vec<String>,
+    pub expires_at: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One row of `registry package list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageRow {
+    pub name: String,
+    pub latest: Option<String>,
+    pub versions: Option<u64>,
+    pub size: Option<u64>,
+    pub modified: Option<String>,
+    /// `live` or `unpublished`.
+    pub state: String,
+}
+
+/// A block on a package name.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockInfo {
+    pub name: String,
+    pub blocked: bool,
+    pub reason: Option<String>,
+}
+
+/// Downloads of a package over a period: per day, and per version.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadsReport {
+    pub package: String,
+    pub start: String,
+    pub end: String,
+    pub total: u64,
+    pub days: Vec<DayCount>,
+    /// Most downloaded first; versions not downloaded in the period are absent.
+    pub versions: Vec<VersionCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayCount {
+    pub day: String,
+    pub downloads: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionCount {
+    pub version: String,
+    pub downloads: u64,
+}
+
+impl DownloadsReport {
+    /// Orders versions most downloaded first, and sums the total.
+    pub fn new(
+        package: String,
+        start: String,
+        end: String,
+        days: Vec<DayCount>,
+        mut versions: Vec<VersionCount>,
+    ) -> DownloadsReport {
+        versions.sort_by(|a, b| {
+            b.downloads
+                .cmp(&a.downloads)
+                .then(a.version.cmp(&b.version))
+        });
+        DownloadsReport {
+            package,
+            start,
+            end,
+            total: days.iter().map(|d| d.downloads).sum(),
+            days,
+            versions,
+        }
+    }
+}
+
+pub trait Backend {
+    fn user_add(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+        admin: bool,
+    ) -> anyhow::Result<UserInfo>;
+    fn user_list(&self) -> anyhow::Result<Vec<UserInfo>>;
+    fn user_show(&self, name: &str) -> anyhow::Result<UserInfo>;
+    fn user_passwd(&self, name: &str, password: &str) -> anyhow::Result<()>;
+    fn user_rm(&self, name: &str) -> anyhow::Result<()>;
+    fn user_admin(&self, name: &str, admin: bool) -> anyhow::Result<UserInfo>;
+
+    fn token_create(&self, request: &TokenRequest) -> anyhow::Result<NewTokenInfo>;
+    /// The tokens of `user`, or of everyone (locally) / of the caller (remotely).
+    fn token_list(&self, user: Option<&str>) -> anyhow::Result<Vec<TokenInfo>>;
+    fn token_revoke(&self, key: &str) -> anyhow::Result<()>;
+
+    fn package_list(&self) -> anyhow::Result<Vec<PackageRow>>;
+    /// The full packument (with `_rev`), as `GET /:pkg?write=true` answers it.
+    fn packument(&self, name: &str) -> anyhow::Result<Value>;
+    /// The tarball size of each live version.
+    fn tarball_sizes(&self, name: &str, doc: &Value) -> anyhow::Result<BTreeMap<String, u64>>;
+    /// A document update (owners, deprecations), as `PUT /:pkg/-rev/:rev` takes it.
+    fn update_document(&self, name: &str, body: &Value) -> anyhow::Result<()>;
+    fn unpublish_package(&self, name: &str, rev: &str) -> anyhow::Result<()>;
+    fn unpublish_version(&self, name: &str, version: &str) -> anyhow::Result<()>;
+
+    fn dist_tags(&self, name: &str) -> anyhow::Result<BTreeMap<String, String>>;
+    fn dist_tag_add(&self, name: &str, tag: &str, version: &str) -> anyhow::Result<()>;
+    fn dist_tag_rm(&self, name: &str, tag: &str) -> anyhow::Result<()>;
+
+    fn block(&self, name: &str, reason: &str) -> anyhow::Result<()>;
+    fn unblock(&self, name: &str) -> anyhow::Result<()>;
+    fn block_status(&self, name: &str) -> anyhow::Result<BlockInfo>;
+
+    /// `period`: last-day, last-week, last-month, last-year, YYYY-MM-DD[:YYYY-MM-DD].
+    fn downloads(&self, name: &str, period: &str) -> anyhow::Result<DownloadsReport>;
+
+    /// The data directory, for what only the local mode can do (gc, doctor, backup).
+    fn local(&self, what: &str) -> anyhow::Result<&local::Local>;
+}
+
+/// Picks the mode: remote when a registry URL is given (flag or `REGISTRY_URL`), else local.
+pub fn open(global: &GlobalArgs) -> anyhow::Result<Box<dyn Backend>> {
+    match &global.registry {
+        Some(url) => Ok(Box::new(remote::Remote::connect(
+            url,
+            global.token.as_deref(),
+        )?)),
+        None => Ok(Box::new(local::Local::open(global)?)),
+    }
+}
+
+/// The error of an operation the remote mode cannot do.
+pub fn only_local(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} works only on the data directory: run it on the registry's host with \
+         --data-dir instead of --registry"
+    )
+}

@@ -1,0 +1,69 @@
+//! `registry config show`: the effective configuration and where each value came from.
+
+use serde_json::{json, Map, Value};
+
+use crate::cli::{ConfigCommand, GlobalArgs};
+use crate::output::Out;
+
+pub fn run(global: &GlobalArgs, out: &Out, command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Show => show(global, out),
+    }
+}
+
+fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
+    let config = super::load_config(global, Default::default())?;
+    let values: Vec<(&str, Value)> = vec![
+        ("listen", json!(config.listen.to_string())),
+        ("data_dir", json!(config.data_dir.display().to_string())),
+        ("public_url", json!(config.public_url)),
+        ("registration", json!(config.registration.to_string())),
+        ("max_body_bytes", json!(config.max_body_bytes)),
+        ("log_level", json!(config.log_level)),
+        (
+            "trusted_proxies",
+            json!(config
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()),
+        ),
+        ("count_downloads", json!(config.count_downloads)),
+        ("download_flush_secs", json!(config.download_flush_secs)),
+    ];
+    let source = |key: &str| {
+        config
+            .sources
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "default".into())
+    };
+    if out.json {
+        let mut map = Map::new();
+        for (key, value) in &values {
+            map.insert(
+                (*key).into(),
+                json!({ "value": value, "source": source(key) }),
+            );
+        }
+        return out.json(&map);
+    }
+    let rows = values
+        .iter()
+        .map(|(key, value)| {
+            let shown = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".into(),
+                Value::Array(list) if list.is_empty() => "-".into(),
+                Value::Array(list) => list
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            vec![(*key).to_string(), shown, source(key)]
+        })
+        .collect();
+    out.table(&["KEY", "VALUE", "SOURCE"], rows)
+}

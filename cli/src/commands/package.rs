@@ -1,0 +1,147 @@
+//! `registry package list|info NAME`
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::cli::PackageCommand;
+use crate::output::{bytes, opt, Out};
+
+pub fn run(backend: &dyn Backend, out: &Out, command: PackageCommand) -> anyhow::Result<()> {
+    match command {
+        PackageCommand::List => list(backend, out),
+        PackageCommand::Info(args) => info(backend, out, &args.package),
+    }
+}
+
+fn list(backend: &dyn Backend, out: &Out) -> anyhow::Result<()> {
+    let packages = backend.package_list()?;
+    if out.json {
+        return out.json(&packages);
+    }
+    let rows = packages
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                opt(&p.latest),
+                p.versions.map_or("-".into(), |v| v.to_string()),
+                p.size.map_or("-".into(), bytes),
+                opt(&p.modified),
+                p.state.clone(),
+            ]
+        })
+        .collect();
+    out.table(
+        &["NAME", "LATEST", "VERSIONS", "SIZE", "MODIFIED", "STATE"],
+        rows,
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub published: Option<String>,
+    pub size: Option<u64>,
+    pub deprecated: Option<String>,
+}
+
+/// `registry package info --json`.
+#[derive(Debug, Serialize)]
+pub struct PackageInfo {
+    pub name: String,
+    pub dist_tags: serde_json::Map<String, Value>,
+    pub maintainers: Vec<String>,
+    pub versions: Vec<VersionInfo>,
+    /// Bytes of every live version's tarball.
+    pub size: u64,
+    pub modified: Option<String>,
+    /// Downloads in the last 30 days (null where the registry cannot say).
+    pub downloads_last_month: Option<u64>,
+}
+
+pub fn package_info(doc: &Value) -> PackageInfo {
+    let versions: Vec<VersionInfo> = doc
+        .get("versions")
+        .and_then(Value::as_object)
+        .map(|versions| {
+            versions
+                .iter()
+                .map(|(version, manifest)| VersionInfo {
+                    version: version.clone(),
+                    published: doc
+                        .pointer(&format!(
+                            "/time/{}",
+                            version.replace('~', "~0").replace('/', "~1")
+                        ))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    size: manifest.pointer("/dist/size").and_then(Value::as_u64),
+                    deprecated: manifest
+                        .get("deprecated")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    PackageInfo {
+        name: doc
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        dist_tags: doc
+            .get("dist-tags")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        maintainers: registry_core::admin::maintainer_names(doc),
+        size: versions.iter().filter_map(|v| v.size).sum(),
+        versions,
+        modified: doc
+            .pointer("/time/modified")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        downloads_last_month: None,
+    }
+}
+
+fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
+    let doc = backend.packument(name)?;
+    let mut info = package_info(&doc);
+    let sizes = backend.tarball_sizes(name, &doc)?;
+    for version in &mut info.versions {
+        version.size = sizes.get(&version.version).copied();
+    }
+    info.size = sizes.values().sum();
+    info.downloads_last_month = backend.downloads(name, "last-month").ok().map(|r| r.total);
+    if out.json {
+        return out.json(&info);
+    }
+    let tags: Vec<String> = info
+        .dist_tags
+        .iter()
+        .map(|(t, v)| format!("{t}: {}", v.as_str().unwrap_or_default()))
+        .collect();
+    out.line(format!("{} ({})", info.name, bytes(info.size)))?;
+    out.line(format!("dist-tags: {}", tags.join(", ")))?;
+    out.line(format!("maintainers: {}", info.maintainers.join(", ")))?;
+    out.line(format!("modified: {}", opt(&info.modified)))?;
+    let downloads = info.downloads_last_month.map(|n| n.to_string());
+    out.line(format!("downloads (last 30 days): {}", opt(&downloads)))?;
+    let rows = info
+        .versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.clone(),
+                opt(&v.published),
+                v.size.map_or("-".into(), bytes),
+                opt(&v.deprecated),
+            ]
+        })
+        .collect();
+    out.table(&["VERSION", "PUBLISHED", "SIZE", "DEPRECATED"], rows)
+}

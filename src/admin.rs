@@ -1,0 +1,664 @@
+//! What the admin tool does that no npm client does: account administration, listings across
+//! the registry, owners and deprecations by name, garbage collection of orphan blobs, integrity
+//! checks, and online backups. The CLI's local backend calls these; every write still goes
+//! through `authz` with the [`local_admin`] identity.
+//!
+//! The local administrator: whoever can open the data directory can already change every byte
+//! of it, so the CLI acting on it directly acts as an administrator. It has no account row
+//! (user id 0); writes it makes record no author.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha512};
+
+use crate::auth::Identity;
+use crate::authz::{require_admin, Admin};
+use crate::clock::now_iso;
+use crate::error::{Error, Result};
+use crate::names::PackageName;
+use crate::password::{check_password_policy, hash_password};
+use crate::store::{PackageSummary, Store, UserRecord};
+use crate::Registry;
+
+/// The identity of the CLI's local backend: an administrator without an account row.
+pub fn local_admin() -> Identity {
+    Identity {
+        user: UserRecord {
+            id: 0,
+            name: "local administrator".to_string(),
+            email: String::new(),
+            password_hash: String::new(),
+            is_admin: true,
+            created_at: String::new(),
+            updated_at: String::new(),
+            profile: Default::default(),
+        },
+        token: None,
+    }
+}
+
+pub fn list_users(store: &Store, _admin: &Admin<'_>) -> Result<Vec<UserRecord>> {
+    store.read(|db| db.all_users())
+}
+
+fn user_named(db: &crate::store::Db<'_>, name: &str) -> Result<UserRecord> {
+    db.user_by_name(name)?
+        .ok_or_else(|| Error::not_found(format!("no user named {name:?}")))
+}
+
+/// Grants or withdraws administrator rights.
+pub fn set_admin(store: &Store, _admin: &Admin<'_>, name: &str, admin: bool) -> Result<UserRecord> {
+    store.write(|db| {
+        let user = user_named(db, name)?;
+        db.set_user_admin(user.id, admin, &now_iso())?;
+        user_named(db, name)
+    })
+}
+
+/// Sets a user's password (runs the KDF). Remembered Basic credentials stop matching at once,
+/// since they are keyed to the stored hash.
+pub fn set_password(store: &Store, _admin: &Admin<'_>, name: &str, password: &str) -> Result<()> {
+    check_password_policy(password)?;
+    let hash = hash_password(password);
+    store.write(|db| {
+        let user = user_named(db, name)?;
+        db.set_password_hash(user.id, &hash, &now_iso())
+    })
+}
+
+/// Deletes an account with its tokens. Refused while it is the only maintainer of a package:
+/// add another owner first.
+pub fn delete_user(store: &Store, _admin: &Admin<'_>, name: &str) -> Result<()> {
+    store.write(|db| {
+        let user = user_named(db, name)?;
+        let packages = db.packages_of_maintainer(user.id)?;
+        let sole: Vec<&str> = packages
+            .iter()
+            .filter(|(_, _, count)| *count <= 1)
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        if !sole.is_empty() {
+            return Err(Error::conflict(format!(
+                "{name} is the only maintainer of {}: add another owner first \
+                 (registry owner add USER PACKAGE)",
+                sole.join(", ")
+            )));
+        }
+        db.delete_user(user.id)?;
+        let now = now_iso();
+        for (id, package, _) in &packages {
+            crate::packument::refresh(db, *id, package, &now)?;
+        }
+        Ok(())
+    })
+}
+
+/// Issues a token for any user (the administrator's `registry token create --user`).
+pub fn create_token_for_user(
+    store: &Store,
+    _admin: &Admin<'_>,
+    user: &str,
+    options: &crate::tokens::TokenOptions,
+) -> Result<(UserRecord, crate::tokens::IssuedToken)> {
+    let user = store
+        .read(|db| db.user_by_name(user))?
+        .ok_or_else(|| Error::not_found(format!("no user named {user:?}")))?;
+    let issued = crate::tokens::create_token(store, user.id, options)?;
+    Ok((user, issued))
+}
+
+/// The tokens of `user`, or of every user, with their owner's name.
+pub fn list_all_tokens(
+    store: &Store,
+    admin: &Admin<'_>,
+    user: Option<&str>,
+) -> Result<Vec<(String, crate::store::TokenRecord)>> {
+    let users = match user {
+        Some(name) => vec![store
+            .read(|db| db.user_by_name(name))?
+            .ok_or_else(|| Error::not_found(format!("no user named {name:?}")))?],
+        None => list_users(store, admin)?,
+    };
+    let mut out = Vec::new();
+    for user in users {
+        let mut offset = 0;
+        loop {
+            let page =
+                crate::tokens::list_tokens(store, user.id, offset, crate::tokens::MAX_PAGE_SIZE)?;
+            offset += page.tokens.len() as u64;
+            let done = page.tokens.is_empty() || offset >= page.total;
+            out.extend(page.tokens.into_iter().map(|t| (user.name.clone(), t)));
+            if done {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The tarball size of each live version of a package.
+pub fn tarball_sizes(store: &Store, name: &PackageName) -> Result<BTreeMap<String, u64>> {
+    store.read(|db| {
+        let package = crate::tags::live_package(db, name)?;
+        Ok(db
+            .versions(package.id)?
+            .into_iter()
+            .filter(|v| v.deleted_at.is_none())
+            .map(|v| (v.version, v.tarball_size))
+            .collect())
+    })
+}
+
+pub fn list_packages(store: &Store) -> Result<Vec<PackageSummary>> {
+    store.read(|db| db.package_summaries())
+}
+
+/// The document update that makes `names` the maintainers of `name` (for `documents::apply`
+/// locally, or `PUT /:pkg/-rev/:rev` remotely).
+pub fn owners_document(name: &PackageName, rev: &str, names: &[String]) -> Value {
+    let maintainers: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();
+    json!({ "_id": name.as_str(), "_rev": rev, "maintainers": maintainers })
+}
+
+/// The document update that deprecates (or with an empty `message`, undeprecates) the versions
+/// of the full packument `doc` that match `range`, leaving every other version as it is.
+/// Answers the document and the versions it changes; `None` when no version matches.
+pub fn deprecate_document(
+    doc: &Value,
+    range: &semver::VersionReq,
+    message: &str,
+) -> Result<Option<(Value, Vec<String>)>> {
+    let name = doc
+        .get("_id")
+        .or_else(|| doc.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad_request("the package document has no name"))?;
+    let rev = doc.get("_rev").and_then(Value::as_str).unwrap_or_default();
+    let versions = doc
+        .get("versions")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::bad_request(format!("{name} has no versions")))?;
+    let mut listed = serde_json::Map::new();
+    let mut matched = Vec::new();
+    for (version, manifest) in versions {
+        let current = manifest
+            .get("deprecated")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let matches = semver::Version::parse(version).is_ok_and(|v| {
+            range.matches(&v) || (!v.pre.is_empty() && range_matches_prerelease(range, &v))
+        });
+        let wanted = if matches {
+            matched.push(version.clone());
+            message.to_string()
+        } else {
+            current
+        };
+        listed.insert(version.clone(), json!({ "deprecated": wanted }));
+    }
+    if matched.is_empty() {
+        return Ok(None);
+    }
+    let update = json!({ "_id": name, "_rev": rev, "versions": listed });
+    Ok(Some((update, matched)))
+}
+
+/// npm's `deprecate` includes prereleases in a range (`semver.satisfies(v, range,
+/// {includePrerelease: true})`): compare the release part alone.
+fn range_matches_prerelease(range: &semver::VersionReq, version: &semver::Version) -> bool {
+    let release = semver::Version::new(version.major, version.minor, version.patch);
+    range.matches(&release)
+}
+
+/// One blob file nothing refers to.
+#[derive(Debug, Clone)]
+pub struct OrphanBlob {
+    pub sha512_hex: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Every blob on disk (and leftover temporary file) that no live version refers to.
+/// A blob written for a publish whose transaction has not committed yet looks like an orphan
+/// too: files younger than `min_age` are left alone.
+pub fn find_orphans(registry: &Registry, min_age: std::time::Duration) -> Result<Vec<OrphanBlob>> {
+    let referenced: HashSet<String> = registry
+        .store
+        .read(|db| db.live_tarballs())?
+        .into_iter()
+        .map(|t| t.sha512_hex)
+        .collect();
+    let mut orphans = Vec::new();
+    let root = registry.config.blobs_dir();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let path = entry.path();
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let young = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age < min_age);
+            if young {
+                continue;
+            }
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if !referenced.contains(&file_name) {
+                orphans.push(OrphanBlob {
+                    sha512_hex: file_name,
+                    path,
+                    size: meta.len(),
+                });
+            }
+        }
+    }
+    orphans.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(orphans)
+}
+
+/// Deletes orphans found by [`find_orphans`], checking each again against the database just
+/// before, so a version published meanwhile keeps its tarball.
+pub fn delete_orphans(
+    registry: &Registry,
+    _admin: &Admin<'_>,
+    orphans: &[OrphanBlob],
+    mut progress: impl FnMut(&OrphanBlob),
+) -> Result<u64> {
+    let referenced: HashSet<String> = registry
+        .store
+        .read(|db| db.live_tarballs())?
+        .into_iter()
+        .map(|t| t.sha512_hex)
+        .collect();
+    let mut freed = 0;
+    for orphan in orphans {
+        progress(orphan);
+        if referenced.contains(&orphan.sha512_hex) {
+            continue;
+        }
+        match fs::remove_file(&orphan.path) {
+            Ok(()) => freed += orphan.size,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(freed)
+}
+
+/// One problem `registry doctor` found.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// `missing-blob`, `corrupt-blob`, `stale-packument`, `missing-packument`.
+    pub kind: &'static str,
+    pub package: String,
+    pub version: Option<String>,
+    pub detail: String,
+    pub repair: String,
+}
+
+/// How many items doctor will look at, for a progress bar.
+pub fn doctor_items(registry: &Registry) -> Result<u64> {
+    let tarballs = registry.store.read(|db| db.live_tarballs())?.len() as u64;
+    let packages = registry.store.read(|db| db.stored_packuments())?.len() as u64;
+    Ok(tarballs + packages)
+}
+
+/// Checks every live version's blob (present, with the recorded sha512) and every package's
+/// stored packument (present, and what its tables say it should be).
+pub fn doctor(registry: &Registry, mut tick: impl FnMut()) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    for tarball in registry.store.read(|db| db.live_tarballs())? {
+        tick();
+        let restore = format!(
+            "restore the blob from a backup (registry restore), or unpublish the version \
+             (registry unpublish {}@{})",
+            tarball.package, tarball.version
+        );
+        match hash_blob(registry, &tarball.sha512_hex) {
+            Ok(actual) if actual == tarball.sha512_hex => {}
+            Ok(actual) => problems.push(Problem {
+                kind: "corrupt-blob",
+                package: tarball.package.clone(),
+                version: Some(tarball.version.clone()),
+                detail: format!(
+                    "the tarball's sha512 is {}…, not the recorded {}…",
+                    &actual[..16],
+                    &tarball.sha512_hex[..16.min(tarball.sha512_hex.len())]
+                ),
+                repair: restore,
+            }),
+            Err(_) => problems.push(Problem {
+                kind: "missing-blob",
+                package: tarball.package.clone(),
+                version: Some(tarball.version.clone()),
+                detail: format!("the tarball blob {} is missing", tarball.sha512_hex),
+                repair: restore,
+            }),
+        }
+    }
+    for (id, name, stored) in registry.store.read(|db| db.stored_packuments())? {
+        tick();
+        let repair = "rebuild it with `registry doctor --repair`".to_string();
+        let Some(stored) = stored else {
+            problems.push(Problem {
+                kind: "missing-packument",
+                package: name,
+                version: None,
+                detail: "the package has no stored packument".into(),
+                repair,
+            });
+            continue;
+        };
+        let expected = registry
+            .store
+            .read(|db| expected_packument(db, id, &name))?;
+        let consistent = serde_json::from_slice::<Value>(&stored.full_json)
+            .ok()
+            .is_some_and(|doc| doc == expected)
+            && stored.tombstone == stored.unpublished;
+        if !consistent {
+            problems.push(Problem {
+                kind: "stale-packument",
+                package: name,
+                version: None,
+                detail: "the stored packument does not match the package's versions, tags and \
+                         maintainers"
+                    .into(),
+                repair,
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// What the full packument of a package should be, built from its tables now.
+fn expected_packument(db: &crate::store::Db<'_>, package_id: i64, name: &str) -> Result<Value> {
+    let package = db
+        .package_by_name(name)?
+        .ok_or_else(|| Error::Storage(format!("package {name} vanished")))?;
+    let rev = crate::packument::revision(package.rev_seq, name, &package.modified_at);
+    let dist_tags = db.dist_tags(package_id)?;
+    let maintainers = db.maintainers(package_id)?;
+    let versions = db.versions(package_id)?;
+    let stargazers = db.stargazers(package_id)?;
+    let built = crate::packument::build(&crate::packument::PackageSnapshot {
+        name,
+        created_at: &package.created_at,
+        modified_at: &package.modified_at,
+        rev: &rev,
+        dist_tags: &dist_tags,
+        maintainers: &maintainers,
+        versions: &versions,
+        stargazers: &stargazers,
+        unpublished_at: package.unpublished_at.as_deref(),
+    })?;
+    serde_json::from_slice(&built.full)
+        .map_err(|e| Error::Storage(format!("a rebuilt packument is not JSON: {e}")))
+}
+
+/// Rebuilds the packuments doctor found stale or missing.
+pub fn repair_packuments(registry: &Registry, _admin: &Admin<'_>, names: &[String]) -> Result<()> {
+    for name in names {
+        registry.store.write(|db| {
+            let package = db
+                .package_by_name(name)?
+                .ok_or_else(|| Error::not_found(format!("package {name} not found")))?;
+            crate::packument::refresh(db, package.id, name, &now_iso())?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+fn hash_blob(registry: &Registry, sha512_hex: &str) -> Result<String> {
+    let (mut file, _) = registry.blobs.open(sha512_hex)?;
+    let mut hasher = Sha512::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// What a backup holds.
+#[derive(Debug, Clone, Default)]
+pub struct BackupReport {
+    pub database_bytes: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+}
+
+/// A consistent online copy of the registry into the new directory `dest`: the database
+/// first (SQLite's backup API: one snapshot), then every blob the copy refers to. Blobs are
+/// written before the database transaction that refers to them commits, so every blob the
+/// snapshot needs exists when it is copied.
+pub fn backup(
+    registry: &Registry,
+    _admin: &Admin<'_>,
+    dest: &Path,
+    mut progress: impl FnMut(&str, u64, u64),
+) -> Result<BackupReport> {
+    if dest.exists() && fs::read_dir(dest)?.next().is_some() {
+        return Err(Error::conflict(format!(
+            "{} exists and is not empty: back up into a new directory",
+            dest.display()
+        )));
+    }
+    fs::create_dir_all(dest)?;
+    let db_path = dest.join("registry.db");
+    registry
+        .store
+        .backup_to(&db_path, |done, total| progress("database", done, total))?;
+    let copy = Store::open(&db_path)?;
+    let tarballs = copy.read(|db| db.live_tarballs())?;
+    drop(copy);
+    let wanted: BTreeSet<String> = tarballs.into_iter().map(|t| t.sha512_hex).collect();
+    let mut report = BackupReport {
+        database_bytes: fs::metadata(&db_path)?.len(),
+        ..BackupReport::default()
+    };
+    let total = wanted.len() as u64;
+    for (i, sha) in wanted.iter().enumerate() {
+        progress("blobs", i as u64, total);
+        let relative = blob_relative_path(sha)?;
+        let from = registry.config.blobs_dir().join(&relative);
+        let to = dest.join("blobs").join(&relative);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        report.blob_bytes += fs::copy(&from, &to)
+            .map_err(|e| Error::Storage(format!("cannot copy blob {}: {e}", from.display())))?;
+        report.blobs += 1;
+    }
+    progress("blobs", total, total);
+    Ok(report)
+}
+
+/// Restores a backup made by [`backup`] into an empty data directory. The registry must not
+/// be running on `data_dir`.
+pub fn restore(
+    source: &Path,
+    data_dir: &Path,
+    mut progress: impl FnMut(&str, u64, u64),
+) -> Result<BackupReport> {
+    let src_db = source.join("registry.db");
+    if !src_db.is_file() {
+        return Err(Error::not_found(format!(
+            "{} is not a backup: it has no registry.db",
+            source.display()
+        )));
+    }
+    crate::store::check_database(&src_db)?;
+    let target_db = data_dir.join("registry.db");
+    if target_db.exists() {
+        return Err(Error::conflict(format!(
+            "{} already has a database: restore into a new, empty data directory (and point \
+             --data-dir at it)",
+            data_dir.display()
+        )));
+    }
+    fs::create_dir_all(data_dir)?;
+    let mut files = Vec::new();
+    let mut stack = vec![source.join("blobs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.metadata()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    let mut report = BackupReport::default();
+    let total = files.len() as u64;
+    for (i, from) in files.iter().enumerate() {
+        progress("blobs", i as u64, total);
+        let relative = from
+            .strip_prefix(source)
+            .map_err(|_| Error::Storage("a blob outside the backup".into()))?;
+        let to = data_dir.join(relative);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        report.blob_bytes += fs::copy(from, &to)?;
+        report.blobs += 1;
+    }
+    progress("blobs", total, total);
+    let tmp = data_dir.join("registry.db.restoring");
+    report.database_bytes = fs::copy(&src_db, &tmp)?;
+    fs::rename(&tmp, &target_db)?;
+    Ok(report)
+}
+
+fn blob_relative_path(sha512_hex: &str) -> Result<PathBuf> {
+    if sha512_hex.len() != 128 || !sha512_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Storage(format!(
+            "not a sha512 blob id: {sha512_hex:?}"
+        )));
+    }
+    Ok(Path::new(&sha512_hex[0..2])
+        .join(&sha512_hex[2..4])
+        .join(sha512_hex))
+}
+
+/// Maintainer names of a package, from its stored full packument (used by both backends).
+pub fn maintainer_names(doc: &Value) -> Vec<String> {
+    doc.get("maintainers")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| m.get("name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The administrator proof of the local backend.
+pub fn with_local_admin<T>(f: impl FnOnce(&Admin<'_>) -> Result<T>) -> Result<T> {
+    let identity = local_admin();
+    let admin = require_admin(Some(&identity))?;
+    f(&admin)
+}
+
+/// A version → deprecation map of a full packument (for `package info`).
+pub fn deprecations(doc: &Value) -> BTreeMap<String, String> {
+    doc.get("versions")
+        .and_then(Value::as_object)
+        .map(|versions| {
+            versions
+                .iter()
+                .filter_map(|(v, m)| {
+                    m.get("deprecated")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .map(|d| (v.clone(), d.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        json!({
+            "_id": "p", "_rev": "3-abc",
+            "versions": {
+                "1.0.0": {}, "1.1.0": {"deprecated": "old"}, "2.0.0-rc.1": {}, "2.0.0": {}
+            }
+        })
+    }
+
+    #[test]
+    fn deprecating_a_range_keeps_every_other_version_as_it_was() -> Result<()> {
+        let range = semver::VersionReq::parse("<2").map_err(Error::bad_request)?;
+        let (update, changed) = deprecate_document(&doc(), &range, "gone")?
+            .ok_or_else(|| Error::bad_request("expected matches"))?;
+        assert_eq!(changed, ["1.0.0", "1.1.0"]);
+        assert_eq!(
+            update,
+            json!({"_id": "p", "_rev": "3-abc", "versions": {
+                "1.0.0": {"deprecated": "gone"}, "1.1.0": {"deprecated": "gone"},
+                "2.0.0-rc.1": {"deprecated": ""}, "2.0.0": {"deprecated": ""}
+            }})
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ranges_include_prereleases_as_npm_deprecate_does() -> Result<()> {
+        let range = semver::VersionReq::parse("^2").map_err(Error::bad_request)?;
+        let (_, changed) = deprecate_document(&doc(), &range, "x")?
+            .ok_or_else(|| Error::bad_request("expected matches"))?;
+        assert_eq!(changed, ["2.0.0-rc.1", "2.0.0"]);
+        let none = semver::VersionReq::parse(">3").map_err(Error::bad_request)?;
+        assert!(deprecate_document(&doc(), &none, "x")?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_local_administrator_passes_the_admin_check() -> Result<()> {
+        with_local_admin(|admin| {
+            assert!(admin.identity().user.is_admin);
+            assert_eq!(admin.identity().user.id, 0);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn owner_documents_name_every_maintainer() -> Result<()> {
+        let name = PackageName::parse("@s/p")?;
+        assert_eq!(
+            owners_document(&name, "1-x", &["a".into(), "b".into()]),
+            json!({"_id": "@s/p", "_rev": "1-x", "maintainers": [{"name": "a"}, {"name": "b"}]})
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! Download counts per package, version and UTC day. Days are `YYYY-MM-DD` text, so a range of
+//! days is a text range; a day without downloads has no row (callers fill in the zeros).
+
+use super::Db;
+use crate::error::Result;
+
+/// Downloads of one version of a package on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRow {
+    pub day: String,
+    pub version: String,
+    pub count: u64,
+}
+
+fn count_of(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+impl Db<'_> {
+    /// Adds a batch of `(package, version, day, count)` to the stored counts; returns how many
+    /// rows were inserted or updated. Counts for a package name that is not in the database
+    /// (it cannot have been downloaded, but a batch must never fail on one odd entry) are
+    /// skipped rather than failing the whole batch.
+    pub fn add_downloads(&self, batch: &[(String, String, String, u64)]) -> Result<usize> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO downloads (package_id, version, day, count) \
+             SELECT id, ?2, ?3, ?4 FROM packages WHERE name = ?1 \
+             ON CONFLICT (package_id, version, day) DO UPDATE SET count = count + excluded.count",
+        )?;
+        let mut changed = 0;
+        for (package, version, day, count) in batch {
+            let count = i64::try_from(*count).unwrap_or(i64::MAX);
+            changed += stmt.execute((package, version, day, count))?;
+        }
+        Ok(changed)
+    }
+
+    /// Total downloads of every package on the days `start..=end`.
+    pub fn registry_downloads(&self, start: &str, end: &str) -> Result<u64> {
+        let total: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(count), 0) FROM downloads WHERE day BETWEEN ?1 AND ?2",
+            (start, end),
+            |r| r.get(0),
+        )?;
+        Ok(count_of(total))
+    }
+
+    /// Total downloads of one package on the days `start..=end`.
+    pub fn package_downloads(&self, package_id: i64, start: &str, end: &str) -> Result<u64> {
+        let total: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(count), 0) FROM downloads \
+             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3",
+            (package_id, start, end),
+            |r| r.get(0),
+        )?;
+        Ok(count_of(total))
+    }
+
+    /// Every stored (day, version, count) of one package on the days `start..=end`, by day.
+    pub fn package_download_rows(
+        &self,
+        package_id: i64,
+        start: &str,
+        end: &str,
+    ) -> Result<Vec<DownloadRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, version, count FROM downloads \
+             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, version",
+        )?;
+        let rows = stmt.query_map((package_id, start, end), |row| {
+            Ok(DownloadRow {
+                day: row.get(0)?,
+                version: row.get(1)?,
+                count: count_of(row.get(2)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Downloads per version of one package on the days `start..=end`, most downloaded first.
+    pub fn package_downloads_by_version(
+        &self,
+        package_id: i64,
+        start: &str,
+        end: &str,
+    ) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version, sum(count) AS total FROM downloads \
+             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3 \
+             GROUP BY version ORDER BY total DESC, version",
+        )?;
+        let rows = stmt.query_map((package_id, start, end), |row| {
+            Ok((row.get(0)?, count_of(row.get(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The `limit` most downloaded packages on the days `start..=end`, most first (ties by
+    /// name, so that the order is stable).
+    pub fn top_downloads(
+        &self,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name, sum(d.count) AS total FROM downloads d \
+             JOIN packages p ON p.id = d.package_id \
+             WHERE d.day BETWEEN ?1 AND ?2 \
+             GROUP BY d.package_id ORDER BY total DESC, p.name LIMIT ?3",
+        )?;
+        let rows = stmt.query_map((start, end, limit), |row| {
+            Ok((row.get(0)?, count_of(row.get(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
