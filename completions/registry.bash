@@ -815,12 +815,16 @@ _registry() {
             return 0
             ;;
         registry__subcmd__downloads)
-            opts="-q -h --range --by-version --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --top --range --by-version --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --range)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

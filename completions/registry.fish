@@ -302,6 +302,7 @@ complete -c registry -n "__fish_registry_using_subcommand unblock" -l token -d '
 complete -c registry -n "__fish_registry_using_subcommand unblock" -l json -d 'Print machine-readable JSON instead of text'
 complete -c registry -n "__fish_registry_using_subcommand unblock" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand unblock" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l top -d 'Instead of one package, the N most downloaded packages of the range' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l range -d 'last-day, last-week, last-month, or YYYY-MM-DD:YYYY-MM-DD' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l config -d 'A TOML configuration file' -r -F

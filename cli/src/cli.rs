@@ -292,7 +292,11 @@ pub struct UnblockArgs {
 #[derive(Debug, Args)]
 pub struct DownloadsArgs {
     /// The package name
-    pub package: String,
+    #[arg(required_unless_present = "top", conflicts_with = "top")]
+    pub package: Option<String>,
+    /// Instead of one package, the N most downloaded packages of the range
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: Option<u16>,
     /// last-day, last-week, last-month, or YYYY-MM-DD:YYYY-MM-DD
     #[arg(long, value_name = "PERIOD", default_value = "last-month")]
     pub range: String,

@@ -232,6 +232,34 @@ fn downloads_are_reported(target: &dyn Target) {
         .ok()
         .json();
     assert_eq!(info["downloads_last_month"], 5);
+    assert_eq!(info["downloads_last_week"], 5);
+    let chart = target.run(&["downloads", "left-pad"]).ok().stdout;
+    assert!(chart.contains("left-pad: 5 downloads"), "{chart}");
+    let full_bar = format!(" 5 {}", "█".repeat(50));
+    assert!(
+        chart.lines().any(|l| l.ends_with(&full_bar)),
+        "the busiest day's bar is full width:
+{chart}"
+    );
+    let top = target
+        .run(&["downloads", "--top", "5", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        top["packages"],
+        json!([{"package": "left-pad", "downloads": 5}])
+    );
+    let table = target
+        .run(&["downloads", "--top", "5", "--range", "last-week"])
+        .ok()
+        .stdout;
+    assert!(table.contains("left-pad") && table.contains('5'), "{table}");
+    // clap's own usage errors are several lines (with the usage), so only the code is ours.
+    assert_eq!(target.run(&["downloads"]).code, USAGE);
+    assert_eq!(
+        target.run(&["downloads", "left-pad", "--top", "3"]).code,
+        USAGE
+    );
     target.run(&["downloads", "nope"]).fails(NOT_FOUND);
     target
         .run(&["downloads", "left-pad", "--range", "yesterday"])

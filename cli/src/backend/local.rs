@@ -15,8 +15,8 @@ use registry_core::{Error, Registry};
 use serde_json::Value;
 
 use super::{
-    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageRow, TokenInfo,
-    TokenRequest, UserInfo, VersionCount,
+    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
+    TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 use crate::cli::GlobalArgs;
 
@@ -268,6 +268,20 @@ impl Backend for Local {
             name: name.as_str().to_string(),
             blocked: block.is_some(),
             reason: block.map(|b| b.reason),
+        })
+    }
+
+    fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport> {
+        use registry_core::downloads::{format_day, parse_period, today, top};
+        let (start, end) = parse_period(period, today())?;
+        let packages = top(&self.registry.store, start, end, limit)?
+            .into_iter()
+            .map(|(package, downloads)| PackageCount { package, downloads })
+            .collect();
+        Ok(TopReport {
+            start: format_day(start),
+            end: format_day(end),
+            packages,
         })
     }
 

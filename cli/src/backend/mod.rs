@@ -89,6 +89,20 @@ pub struct DownloadsReport {
     pub versions: Vec<VersionCount>,
 }
 
+/// The most downloaded packages of a period.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopReport {
+    pub start: String,
+    pub end: String,
+    pub packages: Vec<PackageCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageCount {
+    pub package: String,
+    pub downloads: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DayCount {
     pub day: String,
@@ -165,6 +179,9 @@ pub trait Backend {
 
     /// `period`: last-day, last-week, last-month, last-year, YYYY-MM-DD[:YYYY-MM-DD].
     fn downloads(&self, name: &str, period: &str) -> anyhow::Result<DownloadsReport>;
+
+    /// The `limit` most downloaded packages of `period`.
+    fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport>;
 
     /// The data directory, for what only the local mode can do (gc, doctor, backup).
     fn local(&self, what: &str) -> anyhow::Result<&local::Local>;

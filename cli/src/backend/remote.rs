@@ -12,8 +12,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{
-    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageRow, TokenInfo,
-    TokenRequest, UserInfo, VersionCount,
+    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
+    TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 
 pub struct Remote {
@@ -449,6 +449,28 @@ impl Backend for Remote {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             reason: text(&body, "reason"),
+        })
+    }
+
+    fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport> {
+        let path = format!("/-/downloads/top/{}?limit={limit}", segment(period));
+        let body = self.json(self.request(Method::GET, &path))?;
+        let packages = body
+            .get("packages")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|p| PackageCount {
+                        package: text(p, "package").unwrap_or_default(),
+                        downloads: p.get("downloads").and_then(Value::as_u64).unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(TopReport {
+            start: text(&body, "start").unwrap_or_default(),
+            end: text(&body, "end").unwrap_or_default(),
+            packages,
         })
     }
 

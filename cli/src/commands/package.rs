@@ -56,7 +56,8 @@ pub struct PackageInfo {
     /// Bytes of every live version's tarball.
     pub size: u64,
     pub modified: Option<String>,
-    /// Downloads in the last 30 days (null where the registry cannot say).
+    /// Downloads in the last 7 and 30 days (null where the registry cannot say).
+    pub downloads_last_week: Option<u64>,
     pub downloads_last_month: Option<u64>,
 }
 
@@ -104,6 +105,7 @@ pub fn package_info(doc: &Value) -> PackageInfo {
             .pointer("/time/modified")
             .and_then(Value::as_str)
             .map(str::to_string),
+        downloads_last_week: None,
         downloads_last_month: None,
     }
 }
@@ -116,6 +118,7 @@ fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
         version.size = sizes.get(&version.version).copied();
     }
     info.size = sizes.values().sum();
+    info.downloads_last_week = backend.downloads(name, "last-week").ok().map(|r| r.total);
     info.downloads_last_month = backend.downloads(name, "last-month").ok().map(|r| r.total);
     if out.json {
         return out.json(&info);
@@ -129,8 +132,13 @@ fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
     out.line(format!("dist-tags: {}", tags.join(", ")))?;
     out.line(format!("maintainers: {}", info.maintainers.join(", ")))?;
     out.line(format!("modified: {}", opt(&info.modified)))?;
-    let downloads = info.downloads_last_month.map(|n| n.to_string());
-    out.line(format!("downloads (last 30 days): {}", opt(&downloads)))?;
+    let week = info.downloads_last_week.map(|n| n.to_string());
+    let month = info.downloads_last_month.map(|n| n.to_string());
+    out.line(format!(
+        "downloads: {} last 7 days, {} last 30 days",
+        opt(&week),
+        opt(&month)
+    ))?;
     let rows = info
         .versions
         .iter()
