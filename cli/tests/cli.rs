@@ -1,25 +1,18 @@
 //! The `registry` binary as users and scripts run it: generated docs are current, commands
 //! read passwords safely, exit codes follow the documented table, and `serve` runs and stops.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{registry, serve};
 
 use registry_core::auth::{authenticate, CredentialCache};
 use registry_core::config::Config;
 use registry_core::Registry;
-
-fn registry() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_registry"));
-    // Keep the caller's environment from changing what the commands do.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("REGISTRY_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
     let mut child = registry()
@@ -316,54 +309,12 @@ fn open(data_dir: &str) -> Registry {
     Registry::open(config).expect("open registry")
 }
 
-/// A `registry serve` child process; killed if the test fails before stopping it.
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Daemon {
-    fn start(data_dir: &str) -> Daemon {
-        let mut child = registry()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon logs the address it listens on");
-        Daemon { child, base }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn serve_answers_sees_users_added_meanwhile_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8");
-    let mut daemon = Daemon::start(data);
+    let mut daemon = serve(data, &[]);
     let http = reqwest::blocking::Client::new();
     let ping = http
         .get(format!("{}/-/ping", daemon.base))

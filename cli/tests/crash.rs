@@ -5,8 +5,10 @@
 //! The CI version runs 3 kill cycles; `REGISTRY_CRASH_CYCLES=50 cargo test --test crash`
 //! runs the long one.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,69 +18,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha1::Digest as _;
 
-fn registry() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_registry"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("REGISTRY_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use common::{registry, serve};
 
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Daemon {
-    fn start(data: &str) -> Daemon {
-        let mut child = registry()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data,
-                "--log-level",
-                "warn,registry=info",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon logs its address");
-        Daemon { child, base }
-    }
-
-    fn kill_9(mut self) {
-        let _ = self.child.kill(); // SIGKILL: no graceful anything
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The request log is of no use here; the listening line is all the test reads.
+const QUIET: &[&str] = &["--log-level", "warn,registry=info"];
 
 fn tarball(name: &str, version: &str, salt: u64) -> Vec<u8> {
     let manifest = json!({ "name": name, "version": version }).to_string();
@@ -244,17 +187,17 @@ fn acknowledged_publishes_survive_kill_9() {
     let acknowledged: Acknowledged = Arc::default();
     let started = Instant::now();
     for cycle in 1..=cycles {
-        let daemon = Daemon::start(data);
+        let daemon = serve(data, QUIET);
         let stop = Arc::new(AtomicBool::new(false));
         let workers = storm(&daemon.base, &token, cycle, &acknowledged, &stop);
         // Kill at a different moment each cycle.
         std::thread::sleep(Duration::from_millis(300 + u64::from(cycle * 137 % 500)));
-        daemon.kill_9();
+        drop(daemon); // SIGKILL: no graceful anything
         stop.store(true, Ordering::Relaxed);
         for worker in workers {
             worker.join().expect("worker");
         }
-        let restarted = Daemon::start(data);
+        let restarted = serve(data, QUIET);
         let checked = verify(&restarted.base, &acknowledged);
         assert!(
             checked > 0 || cycle > 1,

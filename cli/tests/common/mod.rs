@@ -205,9 +205,48 @@ impl Fixture {
     }
 }
 
+/// A `registry serve` child process on a data directory; killed (SIGKILL) when dropped.
+pub struct Served {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, as the daemon logged it.
+    pub base: String,
+}
+
+/// Starts `registry serve` on an ephemeral loopback port and waits for the address it logs.
+pub fn serve(data_dir: &str, extra_args: &[&str]) -> Served {
+    let mut child = registry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn registry serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let address = rest.split_whitespace().next().unwrap_or_default();
+                let _ = tx.send(address.to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the daemon logs the address it listens on");
+    Served { child, base }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `registry serve` child on a fixture's data directory, and the remote target.
 pub struct Daemon {
-    child: Child,
+    process: Served,
     pub base: String,
     pub token: String,
 }
@@ -225,38 +264,10 @@ impl Target for Daemon {
 
 impl Daemon {
     pub fn start(fixture: &Fixture) -> Daemon {
-        let mut child = registry()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                fixture.data_str(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon logs the address it listens on");
+        let process = serve(fixture.data_str(), &[]);
         Daemon {
-            child,
-            base,
+            base: process.base.clone(),
+            process,
             token: fixture.root_token.clone(),
         }
     }
@@ -276,13 +287,6 @@ impl Daemon {
             .expect("GET");
         let status = response.status().as_u16();
         (status, response.json().unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
