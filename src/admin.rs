@@ -223,16 +223,21 @@ pub struct OrphanBlob {
     pub size: u64,
 }
 
-/// Every blob on disk (and leftover temporary file) that no live version refers to.
-/// A blob written for a publish whose transaction has not committed yet looks like an orphan
-/// too: files younger than `min_age` are left alone.
-pub fn find_orphans(registry: &Registry, min_age: std::time::Duration) -> Result<Vec<OrphanBlob>> {
-    let referenced: HashSet<String> = registry
+/// The sha512 of every blob a live version refers to.
+fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
+    Ok(registry
         .store
         .read(|db| db.live_tarballs())?
         .into_iter()
         .map(|t| t.sha512_hex)
-        .collect();
+        .collect())
+}
+
+/// Every blob on disk (and leftover temporary file) that no live version refers to.
+/// A blob written for a publish whose transaction has not committed yet looks like an orphan
+/// too: files younger than `min_age` are left alone.
+pub fn find_orphans(registry: &Registry, min_age: std::time::Duration) -> Result<Vec<OrphanBlob>> {
+    let referenced = referenced_blobs(registry)?;
     let mut orphans = Vec::new();
     let root = registry.config.blobs_dir();
     let mut stack = vec![root.clone()];
@@ -280,12 +285,7 @@ pub fn delete_orphans(
     orphans: &[OrphanBlob],
     mut progress: impl FnMut(&OrphanBlob),
 ) -> Result<u64> {
-    let referenced: HashSet<String> = registry
-        .store
-        .read(|db| db.live_tarballs())?
-        .into_iter()
-        .map(|t| t.sha512_hex)
-        .collect();
+    let referenced = referenced_blobs(registry)?;
     let mut freed = 0;
     for orphan in orphans {
         progress(orphan);
@@ -389,25 +389,7 @@ pub fn doctor(registry: &Registry, mut tick: impl FnMut()) -> Result<Vec<Problem
 
 /// What the full packument of a package should be, built from its tables now.
 fn expected_packument(db: &crate::store::Db<'_>, package_id: i64, name: &str) -> Result<Value> {
-    let package = db
-        .package_by_name(name)?
-        .ok_or_else(|| Error::Storage(format!("package {name} vanished")))?;
-    let rev = crate::packument::revision(package.rev_seq, name, &package.modified_at);
-    let dist_tags = db.dist_tags(package_id)?;
-    let maintainers = db.maintainers(package_id)?;
-    let versions = db.versions(package_id)?;
-    let stargazers = db.stargazers(package_id)?;
-    let built = crate::packument::build(&crate::packument::PackageSnapshot {
-        name,
-        created_at: &package.created_at,
-        modified_at: &package.modified_at,
-        rev: &rev,
-        dist_tags: &dist_tags,
-        maintainers: &maintainers,
-        versions: &versions,
-        stargazers: &stargazers,
-        unpublished_at: package.unpublished_at.as_deref(),
-    })?;
+    let (built, _) = crate::packument::build_current(db, package_id, name)?;
     serde_json::from_slice(&built.full)
         .map_err(|e| Error::Storage(format!("a rebuilt packument is not JSON: {e}")))
 }

@@ -268,19 +268,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Rebuilds and stores both documents of a package inside the caller's write transaction,
-/// after bumping its revision: every write that changes a package ends with this.
-pub fn refresh(
+/// Builds both documents of a package from its rows as they are now in `db`; returns them
+/// with the revision they carry.
+pub fn build_current(
     db: &crate::store::Db<'_>,
     package_id: i64,
     name: &str,
-    now: &str,
-) -> Result<String> {
-    let rev_seq = db.bump_package_revision(package_id, now)?;
+) -> Result<(BuiltPackument, String)> {
     let package = db
         .package_by_name(name)?
         .ok_or_else(|| Error::Storage(format!("package {name} vanished mid-transaction")))?;
-    let rev = revision(rev_seq, name, &package.modified_at);
+    let rev = revision(package.rev_seq, name, &package.modified_at);
     let dist_tags = db.dist_tags(package_id)?;
     let maintainers = db.maintainers(package_id)?;
     let versions = db.versions(package_id)?;
@@ -296,6 +294,19 @@ pub fn refresh(
         stargazers: &stargazers,
         unpublished_at: package.unpublished_at.as_deref(),
     })?;
+    Ok((built, rev))
+}
+
+/// Rebuilds and stores both documents of a package inside the caller's write transaction,
+/// after bumping its revision: every write that changes a package ends with this.
+pub fn refresh(
+    db: &crate::store::Db<'_>,
+    package_id: i64,
+    name: &str,
+    now: &str,
+) -> Result<String> {
+    db.bump_package_revision(package_id, now)?;
+    let (built, rev) = build_current(db, package_id, name)?;
     db.save_packument(&crate::store::NewPackument {
         package_id,
         name,

@@ -74,3 +74,12 @@ pub fn identity(
             }
         })
 }
+
+/// The caller of an account endpoint, or a 401 saying what needs a login.
+pub fn logged_in(caller: Option<Arc<Identity>>, to: &str) -> Result<Arc<Identity>, Rejection> {
+    caller.ok_or_else(|| {
+        crate::error::reject(registry_core::Error::unauthorized(format!(
+            "you must be logged in to {to}: run `npm login`"
+        )))
+    })
+}

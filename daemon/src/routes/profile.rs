@@ -8,13 +8,12 @@ use registry_core::auth::Identity;
 use registry_core::authz::require_writer;
 use registry_core::store::UserRecord;
 use registry_core::users::{parse_profile_update, update_profile};
-use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
-use crate::auth::{client_ip, identity};
+use crate::auth::{client_ip, identity, logged_in};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
@@ -28,7 +27,7 @@ pub fn routes(state: AppState) -> Route {
         .and(warp::get())
         .and(identity(state.clone()))
         .and_then(|caller: Option<Arc<Identity>>| async move {
-            let caller = logged_in(caller)?;
+            let caller = logged_in(caller, "see or change your profile")?;
             Ok::<_, Rejection>(json_response(StatusCode::OK, &profile_json(&caller.user)))
         });
 
@@ -44,21 +43,13 @@ pub fn routes(state: AppState) -> Route {
     boxed(get.or(set).unify())
 }
 
-fn logged_in(caller: Option<Arc<Identity>>) -> Result<Arc<Identity>, Rejection> {
-    caller.ok_or_else(|| {
-        reject(Error::unauthorized(
-            "you must be logged in to see or change your profile: run `npm login`",
-        ))
-    })
-}
-
 async fn set(
     caller: Option<Arc<Identity>>,
     client: Option<IpAddr>,
     state: AppState,
     body: Value,
 ) -> Result<Response, Rejection> {
-    let caller = logged_in(caller)?;
+    let caller = logged_in(caller, "see or change your profile")?;
     let update = parse_profile_update(&body).map_err(reject)?;
     let user = state
         .run(move |state| {

@@ -20,7 +20,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, origin, with_state, Route};
-use crate::auth::{client_ip, identity};
+use crate::auth::{client_ip, identity, logged_in};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
@@ -60,14 +60,6 @@ pub fn routes(state: AppState) -> Route {
     boxed(list.or(create).unify().or(revoke).unify())
 }
 
-fn logged_in(caller: Option<Arc<Identity>>) -> Result<Arc<Identity>, Rejection> {
-    caller.ok_or_else(|| {
-        reject(Error::unauthorized(
-            "you must be logged in to manage tokens: run `npm login`",
-        ))
-    })
-}
-
 fn number(query: &HashMap<String, String>, key: &str, default: u64) -> Result<u64, Rejection> {
     match query.get(key) {
         None => Ok(default),
@@ -85,7 +77,7 @@ async fn list(
     caller: Option<Arc<Identity>>,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let caller = logged_in(caller)?;
+    let caller = logged_in(caller, "manage tokens")?;
     let page = number(&query, "page", 0)?;
     let per_page = number(&query, "perPage", DEFAULT_PAGE_SIZE)?.clamp(1, MAX_PAGE_SIZE);
     let offset = page.saturating_mul(per_page);
@@ -117,7 +109,7 @@ async fn create(
     state: AppState,
     body: Value,
 ) -> Result<Response, Rejection> {
-    let caller = logged_in(caller)?;
+    let caller = logged_in(caller, "manage tokens")?;
     let request = parse_token_request(&body).map_err(reject)?;
     let issued = state
         .run(move |state| {
@@ -141,7 +133,7 @@ async fn revoke(
     caller: Option<Arc<Identity>>,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let caller = logged_in(caller)?;
+    let caller = logged_in(caller, "manage tokens")?;
     let key_or_secret = crate::package_path::percent_decode(tail.as_str()).map_err(reject)?;
     if key_or_secret.is_empty() || key_or_secret.contains('/') {
         return Err(reject(Error::not_found(
