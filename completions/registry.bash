@@ -1815,7 +1815,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__serve)
-            opts="-q -h --listen --public-url --registration --log-level --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1834,6 +1834,14 @@ _registry() {
                     return 0
                     ;;
                 --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,6 +56,8 @@ complete -c registry -n "__fish_registry_using_subcommand serve" -l public-url -
 complete -c registry -n "__fish_registry_using_subcommand serve" -l registration -d 'Whether `npm adduser` may create accounts' -r -f -a "closed\t''
 open\t''"
 complete -c registry -n "__fish_registry_using_subcommand serve" -l log-level -d 'Log filter: error, warn, info, debug, trace' -r
+complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-cert -d 'PEM certificate (chain) to serve HTTPS with; needs --tls-key (or its config key)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate; needs --tls-cert (or its config key)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r

@@ -84,10 +84,7 @@ impl BlobStore for FsBlobStore {
         let path = self.path_of(sha512_hex)?;
         let file = File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Storage(format!(
-                    "blob {sha512_hex} is missing from {}",
-                    path.display()
-                ))
+                Error::MissingBlob(format!("blob {sha512_hex} is missing from the blob store"))
             } else {
                 Error::from(e)
             }

@@ -16,6 +16,36 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Download counts reach the database this often: a crash loses at most this many seconds of
 /// counts, and a burst of downloads costs one write per interval.
 pub const DEFAULT_DOWNLOAD_FLUSH_SECS: u64 = 5;
+/// Real package.json files nest a handful of levels; serde_json itself stops at 128.
+pub const DEFAULT_MAX_JSON_DEPTH: u64 = 64;
+/// npm's headers (a token, a session id, a user agent) take well under 2 KiB; a 16 KiB cookie
+/// or proxy header still fits.
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
+/// npm publishes one version per request; more is only for other clients and is opt-in.
+pub const DEFAULT_MAX_VERSIONS_PER_PUBLISH: u64 = 1;
+/// Per decoded tarball; its base64 (4/3 larger) still fits the default body limit.
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// npm's own rule for new package names; the limit may only be lowered.
+pub const DEFAULT_MAX_PACKAGE_NAME_LENGTH: u64 = 214;
+/// Per client address on the endpoints that check a password: a person or a CI job logs in
+/// a few times, a guesser many times a second.
+pub const DEFAULT_AUTH_REQUESTS_PER_SECOND: u64 = 10;
+pub const DEFAULT_AUTH_BURST: u64 = 20;
+
+/// The numeric limits: key, lowest and highest accepted value, and unit. Zero would refuse
+/// everything; each upper bound is where a value stops making sense: serde_json stops at 128
+/// levels, npm at 214-character names, and beyond the others one client could hold a
+/// connection's memory or the password hashing threads.
+const LIMITS: &[(&str, u64, u64, &str)] = &[
+    ("max_json_depth", 8, 128, "levels"),
+    ("max_header_bytes", 4 * 1024, 1024 * 1024, "bytes"),
+    ("max_versions_per_publish", 1, 100, "versions"),
+    // At most max_body_bytes, which `load` checks once every layer is applied.
+    ("max_attachment_bytes", 1024, u64::MAX, "bytes"),
+    ("max_package_name_length", 1, 214, "characters"),
+    ("auth_requests_per_second", 1, 10_000, "requests per second"),
+    ("auth_burst", 1, 100_000, "requests"),
+];
 
 /// Whether `npm adduser` may create accounts. Closed by default: admins add users from the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -63,6 +93,23 @@ pub struct Config {
     pub count_downloads: bool,
     /// Seconds between two writes of the download counts (at least 1).
     pub download_flush_secs: u64,
+    /// Deepest nesting of arrays and objects in a JSON request body (400 beyond).
+    pub max_json_depth: u64,
+    /// Request line plus headers, in bytes (431 beyond).
+    pub max_header_bytes: u64,
+    /// New versions one publish document may carry, stored all or nothing (400 beyond).
+    pub max_versions_per_publish: u64,
+    /// Size of each decoded tarball in a publish (413 beyond); at most `max_body_bytes`.
+    pub max_attachment_bytes: u64,
+    /// Longest name of a new package (400 beyond); at most npm's 214.
+    pub max_package_name_length: u64,
+    /// Token bucket per client address on the password endpoints (429 beyond).
+    pub auth_requests_per_second: u64,
+    pub auth_burst: u64,
+    /// PEM certificate chain and private key for serving HTTPS without a reverse proxy; both
+    /// or neither (`tls_files` checks), `None`: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Where each value came from: "default", the file's path, "env REGISTRY_X" or "flag".
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -80,6 +127,15 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     count_downloads: Option<bool>,
     download_flush_secs: Option<u64>,
+    max_json_depth: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_versions_per_publish: Option<u64>,
+    max_attachment_bytes: Option<u64>,
+    max_package_name_length: Option<u64>,
+    auth_requests_per_second: Option<u64>,
+    auth_burst: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Values given on the command line; `None` where the flag was not passed.
@@ -90,6 +146,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     pub registration: Option<String>,
     pub log_level: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -102,6 +160,15 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_TRUSTED_PROXIES",
     "REGISTRY_COUNT_DOWNLOADS",
     "REGISTRY_DOWNLOAD_FLUSH_SECS",
+    "REGISTRY_MAX_JSON_DEPTH",
+    "REGISTRY_MAX_HEADER_BYTES",
+    "REGISTRY_MAX_VERSIONS_PER_PUBLISH",
+    "REGISTRY_MAX_ATTACHMENT_BYTES",
+    "REGISTRY_MAX_PACKAGE_NAME_LENGTH",
+    "REGISTRY_AUTH_REQUESTS_PER_SECOND",
+    "REGISTRY_AUTH_BURST",
+    "REGISTRY_TLS_CERT",
+    "REGISTRY_TLS_KEY",
     "REGISTRY_CONFIG",
     // Read by the CLI's remote mode, not by the server configuration.
     "REGISTRY_URL",
@@ -121,6 +188,15 @@ impl Default for Config {
             "trusted_proxies",
             "count_downloads",
             "download_flush_secs",
+            "max_json_depth",
+            "max_header_bytes",
+            "max_versions_per_publish",
+            "max_attachment_bytes",
+            "max_package_name_length",
+            "auth_requests_per_second",
+            "auth_burst",
+            "tls_cert",
+            "tls_key",
         ] {
             sources.insert(key, "default".to_string());
         }
@@ -134,6 +210,15 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             count_downloads: true,
             download_flush_secs: DEFAULT_DOWNLOAD_FLUSH_SECS,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_versions_per_publish: DEFAULT_MAX_VERSIONS_PER_PUBLISH,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            max_package_name_length: DEFAULT_MAX_PACKAGE_NAME_LENGTH,
+            auth_requests_per_second: DEFAULT_AUTH_REQUESTS_PER_SECOND,
+            auth_burst: DEFAULT_AUTH_BURST,
+            tls_cert: None,
+            tls_key: None,
             sources,
         }
     }
@@ -217,7 +302,27 @@ impl Config {
                     })?;
                     config.set_download_flush_secs(secs, source)?;
                 }
-                _ => {}
+                // An empty value turns off TLS that the file configured.
+                "REGISTRY_TLS_CERT" => config.set("tls_cert", source, |c| {
+                    c.tls_cert = Some(PathBuf::from(&value)).filter(|p| !p.as_os_str().is_empty());
+                    Ok(())
+                })?,
+                "REGISTRY_TLS_KEY" => config.set("tls_key", source, |c| {
+                    c.tls_key = Some(PathBuf::from(&value)).filter(|p| !p.as_os_str().is_empty());
+                    Ok(())
+                })?,
+                other => {
+                    let limit = other
+                        .strip_prefix("REGISTRY_")
+                        .map(str::to_ascii_lowercase)
+                        .and_then(|key| LIMITS.iter().find(|(name, ..)| *name == key));
+                    if let Some((name, _, _, unit)) = limit {
+                        let number = value.parse().map_err(|_| {
+                            Error::bad_request(format!("{key} must be a number of {unit}"))
+                        })?;
+                        config.set_limit(name, number, source)?;
+                    }
+                }
             }
         }
         let flag = || "flag".to_string();
@@ -245,6 +350,21 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(cert) = &flags.tls_cert {
+            config.set("tls_cert", flag(), |c| {
+                c.tls_cert = Some(cert.clone());
+                Ok(())
+            })?;
+        }
+        if let Some(key) = &flags.tls_key {
+            config.set("tls_key", flag(), |c| {
+                c.tls_key = Some(key.clone());
+                Ok(())
+            })?;
+        }
+        // The halves may come from different layers; only the result must be whole.
+        config.tls_files()?;
+        config.fit_attachment_to_body()?;
         Ok((config, warnings))
     }
 
@@ -293,6 +413,31 @@ impl Config {
         if let Some(secs) = file.download_flush_secs {
             self.set_download_flush_secs(secs, src())?;
         }
+        for (key, value) in [
+            ("max_json_depth", file.max_json_depth),
+            ("max_header_bytes", file.max_header_bytes),
+            ("max_versions_per_publish", file.max_versions_per_publish),
+            ("max_attachment_bytes", file.max_attachment_bytes),
+            ("max_package_name_length", file.max_package_name_length),
+            ("auth_requests_per_second", file.auth_requests_per_second),
+            ("auth_burst", file.auth_burst),
+        ] {
+            if let Some(value) = value {
+                self.set_limit(key, value, src())?;
+            }
+        }
+        if let Some(cert) = file.tls_cert {
+            self.set("tls_cert", src(), |c| {
+                c.tls_cert = Some(cert);
+                Ok(())
+            })?;
+        }
+        if let Some(key) = file.tls_key {
+            self.set("tls_key", src(), |c| {
+                c.tls_key = Some(key);
+                Ok(())
+            })?;
+        }
         Ok(())
     }
 
@@ -307,6 +452,57 @@ impl Config {
             c.download_flush_secs = secs;
             Ok(())
         })
+    }
+
+    /// Sets one of the [`LIMITS`] after checking its range.
+    fn set_limit(&mut self, key: &'static str, value: u64, source: String) -> Result<()> {
+        let Some((_, low, high, unit)) = LIMITS.iter().find(|(name, ..)| *name == key) else {
+            return Err(Error::bad_request(format!("{key} is not a limit")));
+        };
+        if !(*low..=*high).contains(&value) {
+            let range = if *high == u64::MAX {
+                format!("at least {low}")
+            } else {
+                format!("between {low} and {high}")
+            };
+            return Err(Error::bad_request(format!(
+                "{key} ({source}) must be {range} {unit}, not {value}"
+            )));
+        }
+        self.set(key, source, |c| {
+            let field = match key {
+                "max_json_depth" => &mut c.max_json_depth,
+                "max_header_bytes" => &mut c.max_header_bytes,
+                "max_versions_per_publish" => &mut c.max_versions_per_publish,
+                "max_attachment_bytes" => &mut c.max_attachment_bytes,
+                "max_package_name_length" => &mut c.max_package_name_length,
+                "auth_requests_per_second" => &mut c.auth_requests_per_second,
+                "auth_burst" => &mut c.auth_burst,
+                _ => return Err(Error::bad_request(format!("{key} is not a limit"))),
+            };
+            *field = value;
+            Ok(())
+        })
+    }
+
+    /// A tarball can never be larger than the body that carries it: a lowered
+    /// `max_body_bytes` lowers the default attachment limit with it, but an attachment limit
+    /// set above the body limit is a mistake worth saying.
+    fn fit_attachment_to_body(&mut self) -> Result<()> {
+        if self.max_attachment_bytes <= self.max_body_bytes {
+            return Ok(());
+        }
+        match self.sources.get("max_attachment_bytes").map(String::as_str) {
+            None | Some("default") => {
+                self.max_attachment_bytes = self.max_body_bytes;
+                Ok(())
+            }
+            Some(source) => Err(Error::bad_request(format!(
+                "max_attachment_bytes ({source}) is {}, more than max_body_bytes ({}): a \
+                 tarball travels inside the request body",
+                self.max_attachment_bytes, self.max_body_bytes
+            ))),
+        }
     }
 
     fn set_trusted_proxies(&mut self, networks: &[&str], source: String) -> Result<()> {
@@ -363,6 +559,27 @@ impl Config {
             c.public_url = Some(trimmed.to_string());
             Ok(())
         })
+    }
+
+    /// The certificate and key files to serve HTTPS with, or `None` for plain HTTP. One
+    /// without the other is refused: serving plain HTTP to a user who asked for TLS would
+    /// send their passwords in the clear.
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>> {
+        let source = |key: &str| self.sources.get(key).map_or("default", String::as_str);
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(Error::bad_request(format!(
+                "tls_cert is set ({}) but tls_key is not: TLS needs both the certificate and \
+                 its private key",
+                source("tls_cert")
+            ))),
+            (None, Some(_)) => Err(Error::bad_request(format!(
+                "tls_key is set ({}) but tls_cert is not: TLS needs both the certificate and \
+                 its private key",
+                source("tls_key")
+            ))),
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -538,6 +755,174 @@ mod tests {
             assert!(err.contains(bad.0) || err.contains("env"), "{bad:?}: {err}");
         }
         std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn tls_files_are_layered_like_the_other_keys_and_must_come_as_a_pair() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.tls_files()?, None, "plain HTTP by default");
+        assert_eq!(config.sources["tls_cert"], "default");
+
+        let dir = std::env::temp_dir().join(format!("registry-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(&file, "tls_cert = \"a.pem\"\ntls_key = \"a.key\"\n")?;
+        let (config, _) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        assert_eq!(
+            config.tls_files()?,
+            Some((Path::new("a.pem"), Path::new("a.key")))
+        );
+        assert_eq!(config.sources["tls_key"], file.display().to_string());
+
+        let flags = Overrides {
+            tls_key: Some("c.key".into()),
+            ..Overrides::default()
+        };
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_TLS_CERT", "b.pem"),
+                ("REGISTRY_TLS_KEY", "b.key"),
+            ]),
+            &flags,
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.tls_files()?,
+            Some((Path::new("b.pem"), Path::new("c.key")))
+        );
+        assert_eq!(config.sources["tls_cert"], "env REGISTRY_TLS_CERT");
+        assert_eq!(config.sources["tls_key"], "flag");
+
+        // Empty variables switch off what the file switched on, but only both together.
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_TLS_CERT", ""), ("REGISTRY_TLS_KEY", "")]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.tls_files()?, None);
+        let half = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_TLS_KEY", "")]),
+            &Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            half.contains(&format!(
+                "tls_cert is set ({}) but tls_key is not",
+                file.display()
+            )),
+            "{half}"
+        );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_the_environment_with_their_sources() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.max_json_depth, DEFAULT_MAX_JSON_DEPTH);
+        assert_eq!(config.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
+        assert_eq!(config.max_versions_per_publish, 1);
+        assert_eq!(config.max_attachment_bytes, DEFAULT_MAX_ATTACHMENT_BYTES);
+        assert_eq!(config.max_package_name_length, 214);
+        assert_eq!(
+            config.auth_requests_per_second,
+            DEFAULT_AUTH_REQUESTS_PER_SECOND
+        );
+        assert_eq!(config.auth_burst, DEFAULT_AUTH_BURST);
+        assert_eq!(config.sources["max_json_depth"], "default");
+
+        let dir = std::env::temp_dir().join(format!("registry-config-lim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(
+            &file,
+            "max_json_depth = 16\nmax_header_bytes = 8192\nmax_versions_per_publish = 5\n\
+             max_attachment_bytes = 1048576\nmax_package_name_length = 50\n\
+             auth_requests_per_second = 3\nauth_burst = 6\n",
+        )?;
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_MAX_JSON_DEPTH", "32"),
+                ("REGISTRY_AUTH_BURST", "9"),
+            ]),
+            &Overrides::default(),
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let from_file = file.display().to_string();
+        assert_eq!(config.max_json_depth, 32);
+        assert_eq!(
+            config.sources["max_json_depth"],
+            "env REGISTRY_MAX_JSON_DEPTH"
+        );
+        assert_eq!(config.max_header_bytes, 8192);
+        assert_eq!(config.sources["max_header_bytes"], from_file);
+        assert_eq!(config.max_versions_per_publish, 5);
+        assert_eq!(config.max_attachment_bytes, 1_048_576);
+        assert_eq!(config.max_package_name_length, 50);
+        assert_eq!(config.auth_requests_per_second, 3);
+        assert_eq!(config.sources["auth_requests_per_second"], from_file);
+        assert_eq!(config.auth_burst, 9);
+        assert_eq!(config.sources["auth_burst"], "env REGISTRY_AUTH_BURST");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn zero_absurd_and_non_numeric_limits_are_refused() {
+        for (key, value) in [
+            ("REGISTRY_MAX_JSON_DEPTH", "0"),
+            ("REGISTRY_MAX_JSON_DEPTH", "129"),
+            ("REGISTRY_MAX_HEADER_BYTES", "0"),
+            ("REGISTRY_MAX_HEADER_BYTES", "1073741824"),
+            ("REGISTRY_MAX_VERSIONS_PER_PUBLISH", "0"),
+            ("REGISTRY_MAX_VERSIONS_PER_PUBLISH", "101"),
+            ("REGISTRY_MAX_ATTACHMENT_BYTES", "0"),
+            ("REGISTRY_MAX_PACKAGE_NAME_LENGTH", "0"),
+            ("REGISTRY_MAX_PACKAGE_NAME_LENGTH", "215"),
+            ("REGISTRY_AUTH_REQUESTS_PER_SECOND", "0"),
+            ("REGISTRY_AUTH_BURST", "0"),
+            ("REGISTRY_AUTH_BURST", "-1"),
+            ("REGISTRY_MAX_JSON_DEPTH", "deep"),
+        ] {
+            let err = Config::load(None, env(&[(key, value)]), &Overrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(key), "{key}={value}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_attachment_limit_never_exceeds_the_body_limit() -> Result<()> {
+        // Only the body limit lowered: the default attachment limit follows it down.
+        let (config, _) = Config::load(
+            None,
+            env(&[("REGISTRY_MAX_BODY_BYTES", "1048576")]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.max_attachment_bytes, 1_048_576);
+        // Both set, inconsistently: that is a mistake to report, not to guess at.
+        let err = Config::load(
+            None,
+            env(&[
+                ("REGISTRY_MAX_BODY_BYTES", "1048576"),
+                ("REGISTRY_MAX_ATTACHMENT_BYTES", "2097152"),
+            ]),
+            &Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("max_attachment_bytes (env REGISTRY_MAX_ATTACHMENT_BYTES)"),
+            "{err}"
+        );
         Ok(())
     }
 

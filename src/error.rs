@@ -5,7 +5,9 @@
 //! names, failed integrity checks); `Unauthorized` when credentials are missing or wrong;
 //! `Forbidden` when the caller is known but may not do this; `Conflict` for races and duplicates
 //! that the caller cannot fix by retrying the same request; `NotFound` for absent resources.
-//! Storage and I/O failures are internal: they become 500 with no detail leaked to the client.
+//! Storage and I/O failures are internal: they become 500 with no detail leaked to the client —
+//! except `MissingBlob`, a 500 that names the tarball whose file is gone (no path), so that the
+//! client knows it is not its fault and the administrator what to restore (`registry doctor`).
 
 use std::fmt;
 
@@ -27,9 +29,13 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 431: the request line and headers are longer than `max_header_bytes`.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
-    /// 429: too many failed logins; try again after this many seconds.
+    /// 429: too many failed logins, or too many password requests from one address; try
+    /// again after this many seconds.
     #[error("{message}")]
     TooManyAttempts {
         message: String,
@@ -46,6 +52,10 @@ pub enum Error {
     /// read-only). Reads still work.
     #[error("{0}")]
     StorageUnavailable(String),
+    /// 500: a tarball the database lists has no file in the blob store. Not temporary: an
+    /// administrator restores it (`registry doctor` lists every such version).
+    #[error("{0}")]
+    MissingBlob(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("i/o error: {0}")]
@@ -100,12 +110,13 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::PayloadTooLarge(_) => 413,
+            Error::HeadersTooLarge(_) => 431,
             Error::TooManyAttempts { .. } => 429,
             Error::UnavailableForLegalReasons(_) => 451,
             Error::NotImplemented(_) => 501,
             Error::StorageUnavailable(_) => 503,
             Error::InsufficientStorage(_) => 507,
-            Error::Storage(_) | Error::Io(_) => 500,
+            Error::MissingBlob(_) | Error::Storage(_) | Error::Io(_) => 500,
         }
     }
 
@@ -133,6 +144,9 @@ mod tests {
         assert!(full.public_message().contains("disk is full"));
         let read_only = Error::from(IoError::from(ErrorKind::ReadOnlyFilesystem));
         assert_eq!(read_only.status(), 503);
+        let missing = Error::MissingBlob("the tarball of p@1.0.0 is missing".into());
+        assert_eq!(missing.status(), 500);
+        assert!(missing.public_message().contains("p@1.0.0"), "named");
         let other = Error::from(IoError::other("boom"));
         assert_eq!(other.status(), 500);
         assert!(

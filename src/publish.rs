@@ -1,10 +1,13 @@
 //! `npm publish`: the body of `PUT /:package` with `_attachments`.
 //!
-//! Order: parse and validate everything → verify the tarball (length, sha1, sha512, a gzip'd
-//! tar whose package.json names the same package and version) → write the blob durably →
-//! one write transaction that re-checks the version number, inserts the version and tags and
-//! rebuilds the packuments. A crash leaves at worst an orphan blob, never a version without
-//! its tarball.
+//! Order: parse and validate everything → verify each tarball (size, length, sha1, sha512, a
+//! gzip'd tar whose package.json names the same package and version) → write the blobs
+//! durably → one write transaction that re-checks the version numbers, inserts the versions
+//! and tags and rebuilds the packuments. A crash leaves at worst an orphan blob, never a
+//! version without its tarball.
+//!
+//! npm sends one version per publish; other clients may send several (up to
+//! `max_versions_per_publish`), each with its own tarball, and they are stored all or nothing.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +20,11 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::authz::{require_maintainer, require_package_in_token, Action, Writer};
 use crate::blobs::BlobStore;
 use crate::clock::now_iso;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::{validate_tag, validate_version, PackageName};
 use crate::packument::{self, TARBALL_ORIGIN};
-use crate::store::{NewVersion, Store};
+use crate::store::{Db, NewVersion, Store};
 use crate::tarball;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -31,12 +35,35 @@ pub enum PublishOutcome {
     AlreadyPublished,
 }
 
+/// What one publish may carry (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct PublishLimits {
+    pub max_versions: u64,
+    pub max_attachment_bytes: u64,
+    pub max_name_length: u64,
+}
+
+impl PublishLimits {
+    pub fn of(config: &Config) -> PublishLimits {
+        PublishLimits {
+            max_versions: config.max_versions_per_publish,
+            max_attachment_bytes: config.max_attachment_bytes,
+            max_name_length: config.max_package_name_length,
+        }
+    }
+}
+
 /// What was checked and computed before any write.
 struct VerifiedPublish {
+    versions: Vec<VerifiedVersion>,
+    tags: BTreeMap<String, String>,
+}
+
+/// One version of a publish, checked against its own tarball.
+struct VerifiedVersion {
     version: String,
     manifest: Map<String, Value>,
     readme: String,
-    tags: BTreeMap<String, String>,
     tarball: Vec<u8>,
     sha512_hex: String,
     sha1_hex: String,
@@ -48,11 +75,12 @@ pub fn publish(
     writer: &Writer<'_>,
     name: &PackageName,
     body: &Value,
+    limits: &PublishLimits,
 ) -> Result<PublishOutcome> {
     // A blocked name is refused before its tarball is even looked at (and again below, where
     // the write happens, in case the block was set in between).
     crate::blocks::ensure_readable(store, name)?;
-    let verified = verify(name, body)?;
+    let verified = verify(name, body, limits)?;
     let user = &writer.identity().user;
 
     // Fast path for an identical retry, and an early refusal for a reused version number,
@@ -61,14 +89,16 @@ pub fn publish(
     if let Some(outcome) = store.read(|db| match db.package_by_name(name.as_str())? {
         Some(package) => {
             require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
-            existing_version_outcome(db.version_state(package.id, &verified.version)?, &verified)
+            existing_versions_outcome(db, package.id, &verified)
         }
-        None => Ok(None),
+        None => check_new_name(name, limits).map(|()| None),
     })? {
         return Ok(outcome);
     }
 
-    blobs.put(&verified.sha512_hex, &verified.tarball)?;
+    for version in &verified.versions {
+        blobs.put(&version.sha512_hex, &version.tarball)?;
+    }
 
     store.write(|db| {
         crate::blocks::ensure_not_blocked(db, name.as_str())?;
@@ -76,10 +106,7 @@ pub fn publish(
         let package_id = match db.package_by_name(name.as_str())? {
             Some(package) => {
                 require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
-                if let Some(outcome) = existing_version_outcome(
-                    db.version_state(package.id, &verified.version)?,
-                    &verified,
-                )? {
+                if let Some(outcome) = existing_versions_outcome(db, package.id, &verified)? {
                     return Ok(outcome);
                 }
                 if package.unpublished_at.is_some() {
@@ -89,6 +116,7 @@ pub fn publish(
                 package.id
             }
             None => {
+                check_new_name(name, limits)?;
                 require_package_in_token(writer, name.as_str())?;
                 let id = db.insert_package(name.as_str(), &now)?;
                 db.add_maintainer(id, user.id)?;
@@ -100,40 +128,84 @@ pub fn publish(
             .into_iter()
             .map(|(name, email)| json!({ "name": name, "email": email }))
             .collect();
-        let mut manifest = verified.manifest.clone();
-        manifest.insert(
-            "_npmUser".into(),
-            json!({ "name": user.name, "email": user.email }),
-        );
-        manifest.insert("maintainers".into(), Value::Array(maintainers));
-        let manifest_text = Value::Object(manifest).to_string();
-        db.insert_version(&NewVersion {
-            package_id,
-            version: &verified.version,
-            manifest: &manifest_text,
-            readme: &verified.readme,
-            tarball_sha512: &verified.sha512_hex,
-            tarball_sha1: &verified.sha1_hex,
-            tarball_size: verified.tarball.len() as u64,
-            published_at: &now,
-            publisher_id: user.id,
-        })?;
+        // Every version in this one transaction: a failure on any stores none of them.
+        for version in &verified.versions {
+            let mut manifest = version.manifest.clone();
+            manifest.insert(
+                "_npmUser".into(),
+                json!({ "name": user.name, "email": user.email }),
+            );
+            manifest.insert("maintainers".into(), Value::Array(maintainers.clone()));
+            let manifest_text = Value::Object(manifest).to_string();
+            db.insert_version(&NewVersion {
+                package_id,
+                version: &version.version,
+                manifest: &manifest_text,
+                readme: &version.readme,
+                tarball_sha512: &version.sha512_hex,
+                tarball_sha1: &version.sha1_hex,
+                tarball_size: version.tarball.len() as u64,
+                published_at: &now,
+                publisher_id: user.id,
+            })?;
+        }
         for (tag, version) in &verified.tags {
             db.set_dist_tag(package_id, tag, version)?;
         }
         if !db.dist_tags(package_id)?.contains_key("latest") {
-            db.set_dist_tag(package_id, "latest", &verified.version)?;
+            db.set_dist_tag(package_id, "latest", verified.highest())?;
         }
         let rev = packument::refresh(db, package_id, name.as_str(), &now)?;
         Ok(PublishOutcome::Published { rev })
     })
 }
 
+/// `Some` if the version numbers were used before: success for an identical retry of the
+/// whole publish, else a refusal. A document that repeats some published versions and adds
+/// others is refused whole, so that a publish is all or nothing in both directions.
+fn existing_versions_outcome(
+    db: &Db<'_>,
+    package_id: i64,
+    verified: &VerifiedPublish,
+) -> Result<Option<PublishOutcome>> {
+    let mut repeated = Vec::new();
+    for version in &verified.versions {
+        let state = db.version_state(package_id, &version.version)?;
+        if existing_version_outcome(state, version)?.is_some() {
+            repeated.push(version.version.as_str());
+        }
+    }
+    if repeated.is_empty() {
+        Ok(None)
+    } else if repeated.len() == verified.versions.len() {
+        Ok(Some(PublishOutcome::AlreadyPublished))
+    } else {
+        Err(Error::forbidden(format!(
+            "You cannot publish over the previously published versions: {}.",
+            repeated.join(", ")
+        )))
+    }
+}
+
+/// A new package's name must fit `max_package_name_length` (lowered from npm's 214 by an
+/// administrator); packages that already exist keep their names and may get new versions.
+fn check_new_name(name: &PackageName, limits: &PublishLimits) -> Result<()> {
+    let length = name.as_str().len() as u64;
+    if length > limits.max_name_length {
+        return Err(Error::bad_request(format!(
+            "invalid package name {name:?}: it has {length} characters, more than this \
+             registry's limit of {} for new packages (max_package_name_length)",
+            limits.max_name_length
+        )));
+    }
+    Ok(())
+}
+
 /// `Some` if this version number was used before: success for an identical retry, else a
 /// refusal (version numbers are never reusable, even after an unpublish).
 fn existing_version_outcome(
     state: Option<(String, bool)>,
-    verified: &VerifiedPublish,
+    verified: &VerifiedVersion,
 ) -> Result<Option<PublishOutcome>> {
     match state {
         None => Ok(None),
@@ -152,7 +224,7 @@ fn existing_version_outcome(
     }
 }
 
-fn verify(name: &PackageName, body: &Value) -> Result<VerifiedPublish> {
+fn verify(name: &PackageName, body: &Value, limits: &PublishLimits) -> Result<VerifiedPublish> {
     let body = body
         .as_object()
         .ok_or_else(|| Error::bad_request("the publish body must be a JSON object"))?;
@@ -171,33 +243,65 @@ fn verify(name: &PackageName, body: &Value) -> Result<VerifiedPublish> {
         .get("versions")
         .and_then(Value::as_object)
         .ok_or_else(|| Error::bad_request("the publish body has no versions object"))?;
-    let (version, manifest) = match versions.iter().collect::<Vec<_>>().as_slice() {
-        [(version, manifest)] => ((*version).clone(), (*manifest).clone()),
-        _ => {
-            return Err(Error::bad_request(
-                "a publish must carry exactly one version",
-            ))
-        }
-    };
-    validate_version(&version)?;
-    let Value::Object(mut manifest) = manifest else {
+    if versions.is_empty() {
+        return Err(Error::bad_request(
+            "the publish body's versions object is empty",
+        ));
+    }
+    if versions.len() as u64 > limits.max_versions {
+        return Err(Error::bad_request(format!(
+            "a publish may carry at most {} version(s) on this registry \
+             (max_versions_per_publish); this one has {}",
+            limits.max_versions,
+            versions.len()
+        )));
+    }
+    let numbers: Vec<&str> = versions.keys().map(String::as_str).collect();
+    for version in &numbers {
+        validate_version(version)?;
+    }
+    // The cheap checks first: tarballs are decoded and unpacked last.
+    let tags = dist_tags(body, &numbers)?;
+    let tarballs = tarballs(body, name, &numbers, limits)?;
+    let verified = versions
+        .iter()
+        .zip(tarballs)
+        .map(|((version, manifest), tarball)| {
+            verify_version(name, body, version, manifest, tarball)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(VerifiedPublish {
+        versions: verified,
+        tags,
+    })
+}
+
+/// Checks one (validated) version's manifest against its decoded tarball and computes its
+/// `dist`.
+fn verify_version(
+    name: &PackageName,
+    body: &Map<String, Value>,
+    version: &str,
+    manifest: &Value,
+    (tarball, declared_length): (Vec<u8>, Option<u64>),
+) -> Result<VerifiedVersion> {
+    let Value::Object(manifest) = manifest else {
         return Err(Error::bad_request(format!(
             "versions[{version}] must be an object"
         )));
     };
+    let mut manifest = manifest.clone();
     if manifest.get("name").and_then(Value::as_str) != Some(name.as_str()) {
         return Err(Error::bad_request(format!(
             "versions[{version}].name must be {name}"
         )));
     }
-    if manifest.get("version").and_then(Value::as_str) != Some(version.as_str()) {
+    if manifest.get("version").and_then(Value::as_str) != Some(version) {
         return Err(Error::bad_request(format!(
             "versions[{version}].version must be {version}"
         )));
     }
 
-    let tags = dist_tags(body, &version)?;
-    let (tarball, declared_length) = attachment(body)?;
     if let Some(length) = declared_length {
         if length != tarball.len() as u64 {
             return Err(Error::bad_request(format!(
@@ -235,7 +339,7 @@ fn verify(name: &PackageName, body: &Value) -> Result<VerifiedPublish> {
     let contents = tarball::inspect(&tarball)?;
     let inner_name = contents.manifest.get("name").and_then(Value::as_str);
     let inner_version = contents.manifest.get("version").and_then(Value::as_str);
-    if inner_name != Some(name.as_str()) || inner_version != Some(version.as_str()) {
+    if inner_name != Some(name.as_str()) || inner_version != Some(version) {
         return Err(Error::bad_request(format!(
             "the tarball's package/package.json is {}@{}, not {name}@{version}",
             inner_name.unwrap_or("?"),
@@ -257,49 +361,73 @@ fn verify(name: &PackageName, body: &Value) -> Result<VerifiedPublish> {
         json!({
             "integrity": integrity,
             "shasum": sha1_hex,
-            "tarball": format!("{TARBALL_ORIGIN}{}", name.tarball_path(&version)),
+            "tarball": format!("{TARBALL_ORIGIN}{}", name.tarball_path(version)),
             "fileCount": contents.file_count,
             "unpackedSize": contents.unpacked_size,
         }),
     );
 
-    Ok(VerifiedPublish {
-        version,
+    Ok(VerifiedVersion {
+        version: version.to_string(),
         manifest,
         readme,
-        tags,
         tarball,
         sha512_hex: hex::encode(sha512),
         sha1_hex,
     })
 }
 
-fn dist_tags(body: &Map<String, Value>, version: &str) -> Result<BTreeMap<String, String>> {
+impl VerifiedPublish {
+    /// The highest version published: `latest` when the document names no tag for it.
+    fn highest(&self) -> &str {
+        highest(self.versions.iter().map(|v| v.version.as_str()))
+    }
+}
+
+/// The highest of some (validated) version numbers; "" for none.
+fn highest<'a>(versions: impl Iterator<Item = &'a str>) -> &'a str {
+    versions
+        .max_by_key(|v| semver::Version::parse(v).ok())
+        .unwrap_or_default()
+}
+
+fn dist_tags(body: &Map<String, Value>, versions: &[&str]) -> Result<BTreeMap<String, String>> {
     let mut tags = BTreeMap::new();
     match body.get("dist-tags") {
         None | Some(Value::Null) => {}
         Some(Value::Object(given)) => {
             for (tag, target) in given {
                 validate_tag(tag)?;
-                if target.as_str() != Some(version) {
+                let Some(version) = target.as_str().filter(|t| versions.contains(t)) else {
                     return Err(Error::bad_request(format!(
-                        "dist-tag {tag:?} must point at the version being published, {version}"
+                        "dist-tag {tag:?} must point at a version being published ({})",
+                        versions.join(", ")
                     )));
-                }
+                };
                 tags.insert(tag.clone(), version.to_string());
             }
         }
         Some(_) => return Err(Error::bad_request("dist-tags must be an object")),
     }
     if tags.is_empty() {
-        tags.insert("latest".to_string(), version.to_string());
+        tags.insert(
+            "latest".to_string(),
+            highest(versions.iter().copied()).to_string(),
+        );
     }
     Ok(tags)
 }
 
-/// The decoded tarball attachment and its declared length. A provenance bundle
-/// (`*.sigstore`, raw JSON) may ride along and is ignored.
-fn attachment(body: &Map<String, Value>) -> Result<(Vec<u8>, Option<u64>)> {
+/// The decoded tarball of each version (in the order of `versions`) and its declared length.
+/// A provenance bundle (`*.sigstore`, raw JSON) may ride along and is ignored. The tarball of
+/// a single version may have any key (clients differ); with several versions each must be
+/// under npm's key, `NAME-VERSION.tgz` (or the tarball's file name, `BARE-VERSION.tgz`).
+fn tarballs(
+    body: &Map<String, Value>,
+    name: &PackageName,
+    versions: &[&str],
+    limits: &PublishLimits,
+) -> Result<Vec<(Vec<u8>, Option<u64>)>> {
     let attachments = body
         .get("_attachments")
         .and_then(Value::as_object)
@@ -309,18 +437,64 @@ fn attachment(body: &Map<String, Value>) -> Result<(Vec<u8>, Option<u64>)> {
         .filter(|(key, _)| !key.ends_with(".sigstore"))
         .map(|(_, value)| value)
         .collect();
-    let [attachment] = tarballs.as_slice() else {
-        return Err(Error::bad_request(
-            "a publish must carry exactly one tarball attachment",
-        ));
+    if let ([version], [attachment]) = (versions, tarballs.as_slice()) {
+        return Ok(vec![decode_attachment(attachment, name, version, limits)?]);
+    }
+    if tarballs.len() != versions.len() {
+        return Err(Error::bad_request(format!(
+            "a publish must carry one tarball attachment per version: this one has {} \
+             version(s) and {} tarball(s)",
+            versions.len(),
+            tarballs.len()
+        )));
+    }
+    versions
+        .iter()
+        .map(|version| {
+            let key = format!("{name}-{version}.tgz");
+            let attachment = attachments
+                .get(&key)
+                .or_else(|| attachments.get(&name.tarball_file(version)))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "the publish has no tarball attachment {key:?} for version {version}"
+                    ))
+                })?;
+            decode_attachment(attachment, name, version, limits)
+        })
+        .collect()
+}
+
+/// One attachment's tarball, decoded, within `max_attachment_bytes`, and its declared length.
+fn decode_attachment(
+    attachment: &Value,
+    name: &PackageName,
+    version: &str,
+    limits: &PublishLimits,
+) -> Result<(Vec<u8>, Option<u64>)> {
+    let too_large = || {
+        Error::PayloadTooLarge(format!(
+            "the tarball of {name}@{version} is larger than this registry's limit of {} bytes \
+             (max_attachment_bytes)",
+            limits.max_attachment_bytes
+        ))
     };
     let data = attachment
         .get("data")
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::bad_request("the attachment has no base64 data"))?;
+        .ok_or_else(|| Error::bad_request("the attachment has no base64 data"))?
+        .trim();
+    // Every 4 base64 characters are 3 bytes, less at most 2 of padding: refuse before
+    // decoding what is certainly too large.
+    if (data.len() as u64 / 4 * 3).saturating_sub(2) > limits.max_attachment_bytes {
+        return Err(too_large());
+    }
     let bytes = B64
-        .decode(data.trim())
+        .decode(data)
         .map_err(|_| Error::bad_request("the attachment's data is not valid base64"))?;
+    if bytes.len() as u64 > limits.max_attachment_bytes {
+        return Err(too_large());
+    }
     if bytes.is_empty() {
         return Err(Error::bad_request("the attachment is empty"));
     }

@@ -79,7 +79,14 @@ impl Registry {
             .store
             .read(|db| db.live_tarball(name.as_str(), &version))?
             .ok_or_else(not_found)?;
-        let (file, len) = self.blobs.open(&sha512_hex)?;
+        let (file, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
+            Error::MissingBlob(_) => Error::MissingBlob(format!(
+                "the tarball of {name}@{version} is missing from the registry's storage; an \
+                 administrator can list every such version with `registry doctor` and restore \
+                 them from a backup"
+            )),
+            other => other,
+        })?;
         Ok(TarballFile {
             file,
             len,

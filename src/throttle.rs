@@ -2,6 +2,9 @@
 //! few failures are free, then each one doubles the wait (1 s, 2 s, 4 s … up to 15 minutes).
 //! A success clears the user's count. Kept in memory: a restart forgives, which is fine for
 //! slowing down guessing, and costs no write per failed attempt.
+//!
+//! Apart from that, [`AuthRateLimiter`] caps how often one address may call the password
+//! endpoints at all, failed or not.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -127,6 +130,101 @@ fn delay_after(excess: u32) -> Duration {
     FIRST_DELAY.saturating_mul(1u32 << doublings).min(MAX_DELAY)
 }
 
+/// How many requests a second each client address may make to the endpoints that check a
+/// password (login, token creation, profile changes), as a token bucket: `burst` requests at
+/// once, then `per_second`. Unlike [`LoginThrottle`] it counts every request, not only
+/// failures, so that a guesser cannot keep the hashing threads busy with successes either.
+pub struct AuthRateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<RateKey, Bucket>>,
+}
+
+/// IPv6 clients are counted per /64: one host usually holds a whole /64, and counting each
+/// address apart would let it step around the limit and fill the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RateKey {
+    V4([u8; 4]),
+    V6Prefix([u8; 8]),
+    /// Shared by new addresses while the table is full of active ones: memory stays bounded
+    /// and they are still limited, together.
+    Overflow,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl AuthRateLimiter {
+    pub fn new(per_second: u64, burst: u64) -> AuthRateLimiter {
+        AuthRateLimiter {
+            // Both are at least 1 (the configuration checks); the floor keeps a hand-built
+            // limiter from dividing by zero below.
+            per_second: (per_second as f64).max(1.0),
+            burst: (burst as f64).max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `address`'s bucket, or says how long to wait (a 429).
+    pub fn check(&self, address: IpAddr) -> Result<()> {
+        self.check_at(address, Instant::now())
+    }
+
+    fn check_at(&self, address: IpAddr, now: Instant) -> Result<()> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let mut key = rate_key(address);
+        if !buckets.contains_key(&key) && buckets.len() >= MAX_ENTRIES {
+            // A bucket untouched for long enough to refill is the same as no bucket.
+            let refill = Duration::from_secs_f64(self.burst / self.per_second);
+            buckets.retain(|_, b| now.duration_since(b.updated) < refill);
+            if buckets.len() >= MAX_ENTRIES {
+                key = RateKey::Overflow;
+            }
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = (1.0 - bucket.tokens) / self.per_second;
+        let secs = (wait.ceil() as u64).max(1);
+        Err(Error::TooManyAttempts {
+            message: format!(
+                "too many requests to log in, create tokens or change a profile from your \
+                 address: at most {} a second (auth_requests_per_second); try again in \
+                 {secs} seconds",
+                self.per_second
+            ),
+            retry_after_secs: secs,
+        })
+    }
+}
+
+fn rate_key(address: IpAddr) -> RateKey {
+    match address {
+        IpAddr::V4(v4) => RateKey::V4(v4.octets()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => RateKey::V4(v4.octets()),
+            None => {
+                let mut prefix = [0; 8];
+                prefix.copy_from_slice(&v6.octets()[..8]);
+                RateKey::V6Prefix(prefix)
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +282,60 @@ mod tests {
         assert!(throttle
             .guard("fresh-user", "10.9.9.9".parse().ok(), || Ok(()))
             .is_ok());
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_a_burst_then_one_request_per_refill() {
+        let limiter = AuthRateLimiter::new(2, 3);
+        let address: IpAddr = [10, 0, 0, 1].into();
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at(address, start).is_ok());
+        }
+        match limiter.check_at(address, start) {
+            Err(Error::TooManyAttempts {
+                retry_after_secs, ..
+            }) => assert_eq!(retry_after_secs, 1),
+            other => panic!("expected a 429, got {other:?}"),
+        }
+        assert!(
+            limiter.check_at([10, 0, 0, 2].into(), start).is_ok(),
+            "another address has its own bucket"
+        );
+        let later = start + Duration::from_millis(500);
+        assert!(
+            limiter.check_at(address, later).is_ok(),
+            "one request refilled"
+        );
+        assert!(limiter.check_at(address, later).is_err());
+    }
+
+    #[test]
+    fn the_rate_limiter_counts_an_ipv6_slash_64_as_one_client() {
+        let limiter = AuthRateLimiter::new(1, 1);
+        let now = Instant::now();
+        let first: IpAddr = "2001:db8::1".parse().expect("address");
+        let neighbour: IpAddr = "2001:db8::ffff".parse().expect("address");
+        let elsewhere: IpAddr = "2001:db8:0:1::1".parse().expect("address");
+        assert!(limiter.check_at(first, now).is_ok());
+        assert!(limiter.check_at(neighbour, now).is_err());
+        assert!(limiter.check_at(elsewhere, now).is_ok());
+    }
+
+    #[test]
+    fn the_rate_limiter_table_stays_bounded() {
+        let limiter = AuthRateLimiter::new(1, 1);
+        let now = Instant::now();
+        for i in 0..MAX_ENTRIES as u32 + 10 {
+            let _ = limiter.check_at(IpAddr::from(i.to_be_bytes()), now);
+        }
+        let size = limiter.buckets.lock().map(|b| b.len()).unwrap_or_default();
+        assert!(size <= MAX_ENTRIES + 1, "{size} buckets");
+        // Once the buckets have refilled they are dropped to make room.
+        let later = now + Duration::from_secs(2);
+        assert!(limiter.check_at([192, 0, 2, 1].into(), later).is_ok());
+        let size = limiter.buckets.lock().map(|b| b.len()).unwrap_or_default();
+        assert!(size < 10, "{size} buckets after pruning");
     }
 
     #[test]

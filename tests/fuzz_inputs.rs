@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use registry_core::auth::authenticate;
 use registry_core::authz::require_writer;
 use registry_core::names::{validate_tag, validate_version, PackageName};
-use registry_core::publish::publish as core_publish;
+use registry_core::publish::{publish as core_publish, PublishLimits};
 use registry_core::tarball::inspect;
 use serde_json::{json, Value};
 
@@ -192,7 +192,8 @@ proptest! {
         }
         let writer = require_writer(Some(&shared.identity)).expect("writer");
         let package = PackageName::parse(&name).expect("name");
-        match core_publish(store, shared.reg.registry.blobs.as_ref(), &writer, &package, &doc) {
+        let limits = PublishLimits::of(&shared.reg.registry.config);
+        match core_publish(store, shared.reg.registry.blobs.as_ref(), &writer, &package, &doc, &limits) {
             Ok(_) => {
                 // Some mutations are harmless (another description, say): then the version
                 // must really be there.
@@ -230,6 +231,7 @@ fn the_fuzz_harness_really_publishes_an_unmutated_document() {
         &writer,
         &package,
         &publish_body(&name, "2.0.0", &tgz),
+        &PublishLimits::of(&shared.reg.registry.config),
     );
     assert!(outcome.is_ok(), "{outcome:?}");
 }

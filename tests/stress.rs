@@ -1,7 +1,8 @@
 //! Concurrency: publishers (two racing for the same version numbers), readers, a tagger and
 //! an unpublisher at once, bounded in time. Afterwards: exactly one winner per version number,
 //! every acknowledged publish readable with matching bytes, packuments in agreement with the
-//! versions table, no 5xx and no request slower than a bound (no deadlock).
+//! versions table, no 5xx and no request slower than a bound (no deadlock) — and `registry
+//! doctor`'s check finds no missing or corrupt blob and no stale packument.
 //!
 //! CI runs it for a few seconds; `REGISTRY_STRESS_SECS=120 cargo test --test stress` for long.
 
@@ -291,8 +292,15 @@ fn concurrent_publishes_reads_tags_and_unpublishes_keep_every_invariant() {
             "{name}: packument and versions table disagree"
         );
     }
+    // And `registry doctor`'s check: every live version's blob present with its sha512, every
+    // stored packument what the tables say it should be.
+    let doctor_started = Instant::now();
+    let problems = registry_core::admin::doctor(&reg.registry, || {}).expect("doctor runs");
+    assert!(problems.is_empty(), "doctor found problems: {problems:?}");
+    let doctor_took = doctor_started.elapsed();
     eprintln!(
-        "stress: {} requests in {seconds}s, {} acknowledged publishes, {} unpublished, slowest {slowest:?}",
+        "stress: {} requests in {seconds}s, {} acknowledged publishes, {} unpublished, slowest \
+         {slowest:?}, doctor {doctor_took:?}",
         tally.requests.load(Ordering::Relaxed),
         acknowledged.len(),
         unpublished.len()

@@ -116,6 +116,12 @@ pub struct ServeArgs {
     /// Log filter: error, warn, info, debug, trace
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// PEM certificate (chain) to serve HTTPS with; needs --tls-key (or its config key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS certificate; needs --tls-cert (or its config key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

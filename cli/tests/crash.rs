@@ -1,6 +1,8 @@
 //! Crash safety: `kill -9` the daemon at arbitrary moments of a publish storm, restart it on
 //! the same data directory, and check that every publish it acknowledged is still there, with
-//! a tarball whose bytes match, and that nothing half-written is visible.
+//! a tarball whose bytes match, and that nothing half-written is visible. After every kill,
+//! and again with the restarted daemon running, `registry doctor --json` must find nothing
+//! wrong (no missing or corrupt blob, no stale packument).
 //!
 //! The CI version runs 3 kill cycles; `REGISTRY_CRASH_CYCLES=50 cargo test --test crash`
 //! runs the long one.
@@ -149,6 +151,29 @@ fn verify(base: &str, acknowledged: &Acknowledged) -> usize {
     list.len()
 }
 
+/// `registry doctor --json` on the data directory exits 0 and reports no problem.
+#[track_caller]
+fn doctor_finds_nothing(data: &str, when: &str) {
+    let output = registry()
+        .args(["doctor", "--json", "--data-dir", data])
+        .output()
+        .expect("run registry doctor");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "registry doctor {when} exited {}:\n{stdout}\n{stderr}",
+        output.status
+    );
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("registry doctor {when}: not JSON ({e}): {stdout}\n{stderr}"));
+    assert_eq!(
+        report,
+        json!({"ok": true, "problems": [], "repaired": []}),
+        "registry doctor {when}"
+    );
+}
+
 #[test]
 fn acknowledged_publishes_survive_kill_9() {
     let cycles: u32 = std::env::var("REGISTRY_CRASH_CYCLES")
@@ -197,12 +222,14 @@ fn acknowledged_publishes_survive_kill_9() {
         for worker in workers {
             worker.join().expect("worker");
         }
+        doctor_finds_nothing(data, &format!("after kill -9 #{cycle}, daemon stopped"));
         let restarted = serve(data, QUIET);
         let checked = verify(&restarted.base, &acknowledged);
         assert!(
             checked > 0 || cycle > 1,
             "the storm published nothing before the kill"
         );
+        doctor_finds_nothing(data, &format!("after kill -9 #{cycle}, daemon restarted"));
     }
     eprintln!(
         "crash test: {cycles} kill -9 cycles, {} acknowledged publishes all intact, {:.1}s",

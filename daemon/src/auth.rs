@@ -7,6 +7,7 @@ use std::sync::Arc;
 use registry_core::auth::{authenticate_from, client_address, decode_basic, Identity};
 use warp::{Filter, Rejection};
 
+use crate::error::reject;
 use crate::state::AppState;
 
 /// The TCP peer of the connection a request came on: a request extension set by the accept
@@ -25,6 +26,24 @@ pub fn client_ip(
             let trusted = &state.registry().config.trusted_proxies;
             peer.map(|PeerAddr(peer)| client_address(peer.ip(), forwarded.as_deref(), trusted))
         })
+}
+
+/// Refuses (429, with Retry-After) a request to a password endpoint once its client address
+/// has used up its share (`auth_requests_per_second`, `auth_burst`). Goes before the body is
+/// read and before any credential is checked: the point is to spare the hashing threads.
+pub fn auth_rate_limit(state: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    client_ip(state.clone())
+        .and_then(move |client: Option<IpAddr>| {
+            let state = state.clone();
+            async move {
+                // No address only for requests that bypassed the accept loop.
+                match client {
+                    Some(address) => state.auth_rate().check(address).map_err(reject),
+                    None => Ok(()),
+                }
+            }
+        })
+        .untuple_one()
 }
 
 /// The user name of a `Basic` Authorization header.

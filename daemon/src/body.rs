@@ -1,5 +1,6 @@
 //! Request bodies: size-limited (413 past the configured limit, whether or not the client sent
-//! a Content-Length) and parsed as JSON with a clear 400 when they are not.
+//! a Content-Length), depth-limited (400 past `max_json_depth` levels of nesting) and parsed as
+//! JSON with a clear 400 when they are not.
 //!
 //! An oversized body is still read (and thrown away, up to [`DRAIN_LIMIT`]) before the 413 is
 //! sent: closing a socket with unread data makes the kernel reset the connection, and the
@@ -7,6 +8,7 @@
 
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
+use registry_core::config::Config;
 use registry_core::Error;
 use serde_json::Value;
 use warp::{Filter, Rejection};
@@ -17,7 +19,24 @@ use crate::error::reject;
 /// simply dropped.
 const DRAIN_LIMIT: u64 = 512 * 1024 * 1024;
 
-pub fn json(limit: u64) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
+/// What a JSON body may be: at most `bytes` long, nested at most `depth` levels.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    bytes: u64,
+    depth: u64,
+}
+
+impl Limits {
+    pub fn of(config: &Config) -> Limits {
+        Limits {
+            bytes: config.max_body_bytes,
+            depth: config.max_json_depth,
+        }
+    }
+}
+
+pub fn json(limits: Limits) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
+    let limit = limits.bytes;
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| async move {
@@ -27,6 +46,14 @@ pub fn json(limit: u64) -> impl Filter<Extract = (Value,), Error = Rejection> + 
                 return Err(reject(too_large(limit)));
             }
             let bytes = collect(&mut stream, limit).await?;
+            // Before parsing: the parser would recurse once per level first.
+            if nesting_exceeds(&bytes, limits.depth) {
+                return Err(reject(Error::bad_request(format!(
+                    "the request body nests JSON more than {} levels deep, this registry's \
+                     limit (max_json_depth)",
+                    limits.depth
+                ))));
+            }
             serde_json::from_slice::<Value>(&bytes).map_err(|e| {
                 reject(Error::bad_request(format!(
                     "the request body is not valid JSON: {e}"
@@ -79,9 +106,55 @@ where
     }
 }
 
+/// Whether arrays and objects in `json` nest more than `max` deep. Brackets inside strings
+/// do not count; malformed JSON is left for the parser to describe.
+fn nesting_exceeds(json: &[u8], max: u64) -> bool {
+    let mut depth = 0u64;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn too_large(limit: u64) -> Error {
     Error::PayloadTooLarge(format!(
         "the request body is larger than this registry's limit of {limit} bytes \
          (max_body_bytes)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_exceeds;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(br#"{"a":[1,{"b":[]}]}"#, 3));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[{{{{\"[["}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",  "b":{}}"#, 1));
+        assert!(!nesting_exceeds(b"[][][]", 1), "siblings are not nested");
+        assert!(nesting_exceeds("[".repeat(10_000).as_bytes(), 64));
+    }
 }

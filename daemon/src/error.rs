@@ -115,6 +115,15 @@ fn api_error_response(api: &ApiError) -> Response {
     response
 }
 
+/// The answer for an error met outside the routes (the accept loop's header limit), mapped
+/// like every other.
+pub fn error_reply(error: Error) -> Response {
+    api_error_response(&ApiError {
+        error,
+        challenge: Challenge::Bearer,
+    })
+}
+
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     json_response(
         status,

@@ -11,5 +11,6 @@ mod reply;
 mod routes;
 mod server;
 mod state;
+mod tls;
 
 pub use server::serve;

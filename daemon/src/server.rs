@@ -1,7 +1,8 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the warp routes as the service.
 //! Owning the loop lets a route hand back an open file that is streamed as the body (warp 0.4
 //! has no public streaming body), logs every request once, and shuts down gracefully: stop
-//! accepting, let requests in flight finish, checkpoint the database.
+//! accepting, let requests in flight finish, checkpoint the database. With a certificate
+//! configured, each connection first completes a TLS handshake (`tls.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,8 +16,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use registry_core::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::io::ReaderStream;
 use tower_service::Service;
@@ -24,6 +26,7 @@ use tower_service::Service;
 use crate::auth::PeerAddr;
 use crate::routes::routes;
 use crate::state::AppState;
+use crate::tls::Tls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ResponseBody = BoxBody<Bytes, BoxError>;
@@ -31,6 +34,9 @@ type ResponseBody = BoxBody<Bytes, BoxError>;
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const STREAM_CHUNK: usize = 64 * 1024;
+/// hyper refuses, without a JSON reason, headers this many times `max_header_bytes`: up to
+/// there a client gets our 431 with a reason, past it the memory is not worth spending.
+const HEADER_BACKSTOP_FACTOR: usize = 4;
 /// How often token last-used times are written (one transaction per flush).
 const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
 
@@ -48,12 +54,22 @@ impl StreamFile {
     }
 }
 
-/// Serves the registry on `listener` until `shutdown` completes.
+/// Serves the registry on `listener` until `shutdown` completes: over TLS when the
+/// configuration names a certificate and key, whose loading is the only error returned.
 pub async fn serve(
     registry: Arc<Registry>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
+) -> registry_core::Result<()> {
+    let tls = Tls::from_config(&registry.config)?;
+    let max_header_bytes = usize::try_from(registry.config.max_header_bytes).unwrap_or(usize::MAX);
+    // Logged here, once the certificate loaded, so that the line is only seen when serving.
+    tracing::info!(
+        "registry listening on {}://{} with data in {}",
+        if tls.is_some() { "https" } else { "http" },
+        listener.local_addr().unwrap_or(registry.config.listen),
+        registry.config.data_dir.display()
+    );
     let state = AppState::new(registry.clone());
     let service = warp::service(routes(state.clone()));
     let usage_flusher = tokio::spawn(every(TOKEN_USAGE_FLUSH, state.clone(), flush_token_usage));
@@ -80,14 +96,18 @@ pub async fn serve(
             tracing::debug!("TCP_NODELAY for {peer} failed: {err}");
         }
         let service = service.clone();
-        let connection = hyper::server::conn::http1::Builder::new().serve_connection(
-            TokioIo::new(stream),
-            hyper::service::service_fn(move |request| handle(service.clone(), peer, request)),
-        );
-        let connection = graceful.watch(connection);
+        // Watched from before the handshake, so a shutdown also waits (boundedly) for those.
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        // The handshake runs on the connection's task: a slow client never stalls accepting.
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("connection from {peer} ended: {err}");
+            match tls {
+                None => serve_connection(stream, peer, service, watcher, max_header_bytes).await,
+                Some(tls) => {
+                    if let Some(stream) = tls.handshake(stream, peer).await {
+                        serve_connection(stream, peer, service, watcher, max_header_bytes).await;
+                    }
+                }
             }
         });
     }
@@ -110,6 +130,38 @@ pub async fn serve(
         Err(err) => tracing::warn!("final checkpoint failed: {err}"),
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or a graceful shutdown
+/// has let its request in flight finish.
+async fn serve_connection<I, S>(
+    io: I,
+    peer: std::net::SocketAddr,
+    service: S,
+    watcher: Watcher,
+    max_header_bytes: usize,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        // `handle` answers headers past `max_header_bytes` with a JSON 431; this is the
+        // backstop for ones too large to be worth buffering at all (hyper's bare 431, then
+        // the connection is closed).
+        .max_header_size(max_header_bytes.saturating_mul(HEADER_BACKSTOP_FACTOR))
+        .serve_connection(
+            TokioIo::new(io),
+            hyper::service::service_fn(move |request| {
+                handle(service.clone(), peer, max_header_bytes, request)
+            }),
+        );
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!("connection from {peer} ended: {err}");
+    }
 }
 
 /// Runs `flush` every `period`, until aborted: the in-memory counters (token last-used times,
@@ -158,6 +210,7 @@ async fn flush_downloads(state: AppState) {
 async fn handle<S>(
     mut service: S,
     peer: std::net::SocketAddr,
+    max_header_bytes: usize,
     mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible>
 where
@@ -168,9 +221,17 @@ where
     let started = Instant::now();
     let method = request.method().clone();
     let path = loggable_path(request.uri().path());
-    let response = match service.call(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
+    let head = head_size(&request);
+    let response = if head > max_header_bytes {
+        crate::error::error_reply(registry_core::Error::HeadersTooLarge(format!(
+            "the request line and headers take {head} bytes, more than this registry's limit \
+             of {max_header_bytes} (max_header_bytes)"
+        )))
+    } else {
+        match service.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
     };
     let (mut parts, body) = response.into_parts();
     // Every answer is JSON or a tarball; no browser should guess otherwise.
@@ -192,6 +253,22 @@ where
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(Response::from_parts(parts, body))
+}
+
+/// The size of a request's head as it was sent: the request line, each header line, and the
+/// blank line (give or take optional whitespace around header values).
+fn head_size<B>(request: &Request<B>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    let request_line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + ": ".len() + value.len() + "\r\n".len())
+        .sum();
+    request_line + headers + "\r\n".len()
 }
 
 fn file_body(file: std::fs::File) -> ResponseBody {

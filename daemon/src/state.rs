@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use registry_core::downloads::DownloadCounter;
+use registry_core::throttle::AuthRateLimiter;
 use registry_core::tokens::TokenUsage;
 use registry_core::{Registry, Result};
 use warp::Rejection;
@@ -20,16 +21,22 @@ struct Inner {
     packuments: PackumentCache,
     token_usage: TokenUsage,
     downloads: DownloadCounter,
+    auth_rate: AuthRateLimiter,
 }
 
 impl AppState {
     pub fn new(registry: Arc<Registry>) -> AppState {
+        let auth_rate = AuthRateLimiter::new(
+            registry.config.auth_requests_per_second,
+            registry.config.auth_burst,
+        );
         AppState {
             inner: Arc::new(Inner {
                 registry,
                 packuments: PackumentCache::default(),
                 token_usage: TokenUsage::default(),
                 downloads: DownloadCounter::default(),
+                auth_rate,
             }),
         }
     }
@@ -50,6 +57,11 @@ impl AppState {
     /// Tarball downloads counted but not yet flushed (by the task `serve` starts).
     pub fn downloads(&self) -> &DownloadCounter {
         &self.inner.downloads
+    }
+
+    /// Requests per client address to the password endpoints.
+    pub fn auth_rate(&self) -> &AuthRateLimiter {
+        &self.inner.auth_rate
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

@@ -18,7 +18,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha512};
 
 pub struct TestRegistry {
-    /// `http://127.0.0.1:PORT` (no trailing slash)
+    /// `http://127.0.0.1:PORT` (no trailing slash); `https://` when TLS is configured
     pub base: String,
     pub registry: Arc<Registry>,
     pub data_dir: tempfile::TempDir,
@@ -43,7 +43,12 @@ impl TestRegistry {
         let registry = Arc::new(Registry::open(config).expect("open registry"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let scheme = if registry.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = registry.clone();
         let thread = std::thread::spawn(move || {
@@ -251,7 +256,11 @@ impl Npm {
 
     /// Saves a token for the registry in this npm's user config.
     pub fn with_token(self, token: &str) -> Npm {
-        let nerf = self.registry.trim_start_matches("http:");
+        // npm keys credentials by the URL without its scheme (`//host:port/`).
+        let nerf = self
+            .registry
+            .split_once(':')
+            .map_or(self.registry.as_str(), |(_, rest)| rest);
         let rc = format!("registry={}\n{nerf}:_authToken={token}\n", self.registry);
         std::fs::write(self.userconfig(), rc).expect("write .npmrc");
         self

@@ -30,6 +30,30 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
         ),
         ("count_downloads", json!(config.count_downloads)),
         ("download_flush_secs", json!(config.download_flush_secs)),
+        ("max_json_depth", json!(config.max_json_depth)),
+        ("max_header_bytes", json!(config.max_header_bytes)),
+        (
+            "max_versions_per_publish",
+            json!(config.max_versions_per_publish),
+        ),
+        ("max_attachment_bytes", json!(config.max_attachment_bytes)),
+        (
+            "max_package_name_length",
+            json!(config.max_package_name_length),
+        ),
+        (
+            "auth_requests_per_second",
+            json!(config.auth_requests_per_second),
+        ),
+        ("auth_burst", json!(config.auth_burst)),
+        (
+            "tls_cert",
+            json!(config.tls_cert.as_ref().map(|p| p.display().to_string())),
+        ),
+        (
+            "tls_key",
+            json!(config.tls_key.as_ref().map(|p| p.display().to_string())),
+        ),
     ];
     let source = |key: &str| {
         config

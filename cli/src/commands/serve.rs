@@ -18,6 +18,8 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             public_url: args.public_url,
             registration: args.registration,
             log_level: args.log_level,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
             ..Overrides::default()
         },
     )?;
@@ -31,7 +33,6 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .init();
 
     let listen = config.listen;
-    let data_dir = config.data_dir.clone();
     let registry = Arc::new(Registry::open(config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,11 +42,6 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(
-            "registry listening on http://{} with data in {}",
-            listener.local_addr().unwrap_or(listen),
-            data_dir.display()
-        );
         registry_daemon::serve(registry, listener, shutdown_signal()).await?;
         Ok(())
     })

@@ -200,6 +200,7 @@ impl Fixture {
             &writer,
             &package,
             &publish_body(name, version, &tgz),
+            &registry_core::publish::PublishLimits::of(&registry.config),
         )
         .expect("publish");
     }

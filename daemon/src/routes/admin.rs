@@ -35,7 +35,7 @@ fn user_name() -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
 }
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
     let base = || warp::path!("-" / "registry" / "admin" / ..);
 
     // GET /-/registry/admin/users — every user; admin only

@@ -41,7 +41,7 @@ fn blocks_path() -> impl Filter<Extract = (PackageName,), Error = Rejection> + C
 }
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // PUT /-/package/:pkg/blocks {"reason": "…"} — block (or change the reason); admin only
     let put = blocks_path()

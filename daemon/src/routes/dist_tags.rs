@@ -39,7 +39,7 @@ fn dist_tag_path(
 }
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // GET /-/package/:pkg/dist-tags — all tags
     let list = dist_tag_path()

@@ -52,7 +52,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
 }
 
-/// The origin (`http://host:port`) that tarball URLs should carry: the configured public URL,
+/// The origin (`https://host:port`) that tarball URLs should carry: the configured public URL,
 /// else the one the client used to reach us.
 fn origin(state: AppState) -> BoxedFilter<(String,)> {
     warp::header::optional::<String>("host")
@@ -61,9 +61,15 @@ fn origin(state: AppState) -> BoxedFilter<(String,)> {
             if let Some(public) = &config.public_url {
                 return public.clone();
             }
+            // `serve` listens with TLS exactly when a certificate is configured.
+            let scheme = if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             match host.filter(|h| is_plain_host(h)) {
-                Some(host) => format!("http://{host}"),
-                None => format!("http://{}", config.listen),
+                Some(host) => format!("{scheme}://{host}"),
+                None => format!("{scheme}://{}", config.listen),
             }
         })
         .boxed()

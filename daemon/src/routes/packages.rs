@@ -9,7 +9,7 @@ use registry_core::auth::Identity;
 use registry_core::authz::require_writer;
 use registry_core::documents;
 use registry_core::names::PackageName;
-use registry_core::publish::{publish, PublishOutcome};
+use registry_core::publish::{publish, PublishLimits, PublishOutcome};
 use registry_core::registry::package_not_found;
 use registry_core::store::PackumentFlavor;
 use registry_core::tags;
@@ -53,7 +53,7 @@ fn read_headers() -> impl Filter<Extract = (ReadHeaders,), Error = Rejection> + 
 }
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // GET|HEAD /:pkg, /:pkg/:version|:tag, /:pkg/-/:file.tgz
     let read = package_route()
@@ -267,6 +267,7 @@ async fn write(
                         &writer,
                         &name,
                         &body,
+                        &PublishLimits::of(&registry.config),
                     )
                 })
                 .await?;

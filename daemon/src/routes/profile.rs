@@ -13,14 +13,14 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
-use crate::auth::{client_ip, identity, logged_in};
+use crate::auth::{auth_rate_limit, client_ip, identity, logged_in};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // GET /-/npm/v1/user — the caller's profile
     let get = warp::path!("-" / "npm" / "v1" / "user")
@@ -34,6 +34,7 @@ pub fn routes(state: AppState) -> Route {
     // POST /-/npm/v1/user — change profile fields, or the password ({old, new})
     let set = warp::path!("-" / "npm" / "v1" / "user")
         .and(warp::post())
+        .and(auth_rate_limit(state.clone()))
         .and(identity(state.clone()))
         .and(client_ip(state.clone()))
         .and(with_state(state))

@@ -20,7 +20,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, origin, with_state, Route};
-use crate::auth::{client_ip, identity, logged_in};
+use crate::auth::{auth_rate_limit, client_ip, identity, logged_in};
 use crate::body;
 use crate::error::{as_password_rejection, reject};
 use crate::reply::json_response;
@@ -29,7 +29,7 @@ use crate::state::AppState;
 const DEFAULT_PAGE_SIZE: u64 = 50;
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // GET /-/npm/v1/tokens?page=N&perPage=M — the caller's tokens, a page at a time
     let list = warp::path!("-" / "npm" / "v1" / "tokens")
@@ -43,6 +43,7 @@ pub fn routes(state: AppState) -> Route {
     // POST /-/npm/v1/tokens — a new token, after the caller's password
     let create = warp::path!("-" / "npm" / "v1" / "tokens")
         .and(warp::post())
+        .and(auth_rate_limit(state.clone()))
         .and(identity(state.clone()))
         .and(client_ip(state.clone()))
         .and(with_state(state.clone()))

@@ -18,7 +18,7 @@ use warp::filters::path::Tail;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
-use crate::auth::client_ip;
+use crate::auth::{auth_rate_limit, client_ip};
 use crate::body;
 use crate::error::{as_password_rejection, reject, reject_with_challenge, Challenge};
 use crate::reply::json_response;
@@ -27,7 +27,7 @@ use crate::state::AppState;
 const USER_PREFIX: &str = "org.couchdb.user:";
 
 pub fn routes(state: AppState) -> Route {
-    let limit = state.registry().config.max_body_bytes;
+    let limit = body::Limits::of(&state.registry().config);
 
     // PUT /-/user/org.couchdb.user:NAME[/-rev/REV] — log in (or sign up), answer a new token.
     // A stale token in the Authorization header must not lock the user out of logging in
@@ -35,6 +35,7 @@ pub fn routes(state: AppState) -> Route {
     // the `/-rev/` form (npm's retry after a 409) Basic credentials carry the password.
     let login = warp::path!("-" / "user" / ..)
         .and(warp::put())
+        .and(auth_rate_limit(state.clone()))
         .and(warp::path::tail())
         .and(warp::header::optional::<String>("authorization"))
         .and(client_ip(state.clone()))
@@ -57,13 +58,16 @@ pub fn routes(state: AppState) -> Route {
         .and_then(logout);
 
     // POST /-/v1/login — web login is not offered; 404 makes npm fall back to the couch flow
-    let web_login = warp::path!("-" / "v1" / "login").and(warp::post()).map(|| {
-        crate::error::error_response(
-            StatusCode::NOT_FOUND,
-            "web login is not supported by this registry; npm falls back to asking for a \
+    let web_login = warp::path!("-" / "v1" / "login")
+        .and(warp::post())
+        .and(auth_rate_limit(state.clone()))
+        .map(|| {
+            crate::error::error_response(
+                StatusCode::NOT_FOUND,
+                "web login is not supported by this registry; npm falls back to asking for a \
              username and password",
-        )
-    });
+            )
+        });
 
     boxed(
         login
