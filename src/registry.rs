@@ -8,7 +8,8 @@ use crate::blobs::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::{validate_version, PackageName};
-use crate::store::{PackumentBody, PackumentFlavor, PackumentMeta, RegistryInfo, Store};
+use crate::packument::Packument;
+use crate::store::{PackumentFlavor, RegistryInfo, Store};
 use crate::throttle::LoginThrottle;
 
 pub struct Registry {
@@ -42,6 +43,7 @@ impl Registry {
         let store = Store::open(&config.database_path())?;
         // Packages from before the search index existed are indexed once, here.
         crate::search::index_pending(&store)?;
+        crate::packument::fill_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
         Ok(Registry {
             config,
@@ -56,18 +58,19 @@ impl Registry {
         self.store.read(|db| db.registry_info())
     }
 
-    pub fn packument_meta(
+    /// The ETag the document has now (`None`: no such package), without assembling it.
+    pub fn packument_etag(
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
-    ) -> Result<Option<PackumentMeta>> {
+    ) -> Result<Option<String>> {
         self.store
-            .read(|db| db.packument_meta(name.as_str(), flavor))
+            .read(|db| crate::packument::current_etag(db, name.as_str(), flavor))
     }
 
-    pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<PackumentBody> {
+    pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
         self.store
-            .read(|db| db.packument_body(name.as_str(), flavor))?
+            .read(|db| crate::packument::build_current(db, name.as_str(), flavor))?
             .ok_or_else(|| package_not_found(name))
     }
 

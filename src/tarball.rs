@@ -171,7 +171,10 @@ pub(crate) mod tests {
     #[test]
     fn the_top_directory_may_have_another_name_as_in_types_packages() -> Result<()> {
         let types_node = build_tarball(&[
-            ("node/package.json", br#"{"name":"@types/node","version":"1.0.0"}"#),
+            (
+                "node/package.json",
+                br#"{"name":"@types/node","version":"1.0.0"}"#,
+            ),
             ("node/index.d.ts", b"export {};\n"),
         ]);
         let contents = inspect(&types_node)?;

@@ -314,7 +314,7 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Rebuild stale or missing packuments (missing tarballs need a backup)
+    /// Recompute stale packument fragments (missing tarballs need a backup)
     #[arg(long)]
     pub repair: bool,
 }

@@ -22,13 +22,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-pub use admin::{check_database, LiveTarball, PackageSummary, StoredPackument};
+pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
-pub use packages::{
-    NewPackument, NewVersion, PackageRecord, PackumentBody, PackumentFlavor, PackumentMeta,
-    VersionRecord,
-};
+pub use packages::{NewVersion, PackageRecord, PackumentFlavor, PackumentRow, VersionRecord};
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 
@@ -137,7 +134,7 @@ impl Db<'_> {
     pub fn registry_info(&self) -> Result<RegistryInfo> {
         let doc_count: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM packuments", [], |r| r.get(0))?;
+            .query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
         let update_seq: i64 =
             self.conn
                 .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {

@@ -133,21 +133,27 @@ async fn rendered_packument(
             let registry = state.registry();
             // Before the cache: a block set by another process must be seen at once.
             registry_core::blocks::ensure_readable(&registry.store, &name)?;
-            let meta = registry
-                .packument_meta(&name, flavor)?
+            let etag = registry
+                .packument_etag(&name, flavor)?
                 .ok_or_else(|| package_not_found(&name))?;
             let cache = state.packuments();
-            if let Some(hit) = cache.get(name.as_str(), flavor, &origin, &meta.etag) {
+            if let Some(hit) = cache.get(name.as_str(), flavor, &origin, &etag) {
                 return Ok(hit);
             }
-            let body = registry.packument(&name, flavor)?;
+            let built = registry.packument(&name, flavor)?;
             let rendered = Arc::new(Rendered::render(
-                &body.json,
-                &body.etag,
+                &built.json,
+                &built.etag,
                 &origin,
-                meta.tombstone,
+                built.tombstone,
             ));
-            cache.insert(name.as_str(), flavor, &origin, &body.etag, rendered.clone());
+            cache.insert(
+                name.as_str(),
+                flavor,
+                &origin,
+                &built.etag,
+                rendered.clone(),
+            );
             Ok(rendered)
         })
         .await
