@@ -110,11 +110,11 @@ pub fn latest_version<'r>(
     dist_tags: &BTreeMap<String, String>,
     rows: &'r [PackumentRow],
 ) -> Option<&'r str> {
-    let live = || rows.iter().filter(|r| r.deleted_at.is_none());
+    let mut live = rows.iter().filter(|r| r.deleted_at.is_none());
     dist_tags
         .get("latest")
-        .and_then(|tag| live().find(|r| &r.version == tag))
-        .or_else(|| live().last())
+        .and_then(|tag| live.clone().find(|r| &r.version == tag))
+        .or_else(|| live.next_back())
         .map(|r| r.version.as_str())
 }
 
@@ -327,15 +327,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The current ETag of a package's document: one small indexed read, so that a cache can tell
-/// whether its copy is still current without assembling the document.
-pub fn current_etag(db: &Db<'_>, name: &str, flavor: PackumentFlavor) -> Result<Option<String>> {
-    Ok(db.package_by_name(name)?.map(|package| {
-        etag(
-            flavor,
-            &revision(package.rev_seq, name, &package.modified_at),
-        )
-    }))
+/// The current ETag of a package's document (`None`: no such package), or the package's block:
+/// one indexed statement, so that a cache can tell whether its copy is still current without
+/// assembling the document.
+pub fn readable_etag(db: &Db<'_>, name: &str, flavor: PackumentFlavor) -> Result<Option<String>> {
+    let state = db.package_read_state(name)?;
+    if let Some(reason) = state.block_reason {
+        return Err(crate::blocks::blocked(name, &reason));
+    }
+    Ok(state
+        .found
+        .map(|(rev_seq, modified_at)| etag(flavor, &revision(rev_seq, name, &modified_at))))
 }
 
 /// Assembles one document of a package from its rows as they are now in `db` (`None`: no such

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{Method, Request, Response};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -31,6 +31,8 @@ type ResponseBody = BoxBody<Bytes, BoxError>;
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const STREAM_CHUNK: usize = 64 * 1024;
+/// Files up to this size are sent from one read instead of being streamed.
+const INLINE_FILE_BYTES: u64 = 256 * 1024;
 /// How often token last-used times are written (one transaction per flush).
 const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
 
@@ -194,7 +196,22 @@ where
     Ok(Response::from_parts(parts, body))
 }
 
-fn file_body(file: std::fs::File) -> ResponseBody {
+fn file_body(mut file: std::fs::File) -> ResponseBody {
+    // Most tarballs are a few KiB: one read(2) from the page cache here costs less than the
+    // hops to a blocking thread that streaming through tokio::fs takes for every chunk.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    if len <= INLINE_FILE_BYTES {
+        let mut bytes = Vec::with_capacity(len as usize);
+        return match std::io::Read::read_to_end(&mut file, &mut bytes) {
+            Ok(_) => Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed(),
+            Err(err) => {
+                let failed: Result<Frame<Bytes>, BoxError> = Err(Box::new(err));
+                StreamBody::new(futures_util::stream::iter([failed])).boxed()
+            }
+        };
+    }
     let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
         .map_ok(Frame::data)
         .map_err(|e| -> BoxError { Box::new(e) });

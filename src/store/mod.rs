@@ -25,7 +25,9 @@ use crate::error::{Error, Result};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
-pub use packages::{NewVersion, PackageRecord, PackumentFlavor, PackumentRow, VersionRecord};
+pub use packages::{
+    NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
+};
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 
@@ -98,6 +100,15 @@ impl Store {
         let out = f(&Db { conn: &tx })?;
         tx.finish()?;
         Ok(out)
+    }
+
+    /// Runs `f` on a free read-only connection right away, on the calling thread, without a
+    /// transaction: for the hot read path, where `f` is one indexed single-statement read (a
+    /// statement is its own snapshot). `None` when every connection is taken; the caller then
+    /// goes the usual way, through [`Store::read`] on a blocking thread.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Option<Result<T>> {
+        let conn = self.readers.try_get()?;
+        Some(f(&Db { conn: &conn }))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer; commits only if `f` succeeds.

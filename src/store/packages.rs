@@ -49,6 +49,13 @@ pub struct PackumentRow {
     pub deleted_at: Option<String>,
 }
 
+/// A read's answer with the package's block, which wins over everything else.
+#[derive(Debug, Clone)]
+pub struct ReadState<T> {
+    pub block_reason: Option<String>,
+    pub found: Option<T>,
+}
+
 /// A version row to insert; the manifest is final JSON text.
 pub struct NewVersion<'a> {
     pub package_id: i64,
@@ -236,18 +243,46 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The sha512 of the tarball of a live (not unpublished) version.
-    pub fn live_tarball(&self, package: &str, version: &str) -> Result<Option<(String, u64)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT v.tarball_sha512, v.tarball_size FROM versions v \
-                 JOIN packages p ON p.id = v.package_id \
-                 WHERE p.name = ?1 AND v.version = ?2 AND v.deleted_at IS NULL",
-                (package, version),
-                |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
-            )
-            .optional()?)
+    /// What a packument read needs to know, in one statement: the package's block reason, if
+    /// blocked, and its revision (`(rev_seq, modified_at)`), if it exists.
+    pub fn package_read_state(&self, name: &str) -> Result<ReadState<(i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.reason, p.rev_seq, p.modified_at FROM (SELECT ?1 AS name) q \
+             LEFT JOIN package_blocks b ON b.name = q.name \
+             LEFT JOIN packages p ON p.name = q.name",
+        )?;
+        Ok(stmt.query_row([name], |row| {
+            let rev_seq: Option<i64> = row.get(1)?;
+            let modified_at: Option<String> = row.get(2)?;
+            Ok(ReadState {
+                block_reason: row.get(0)?,
+                found: rev_seq.zip(modified_at),
+            })
+        })?)
+    }
+
+    /// What a tarball read needs to know, in one statement: the package's block reason, if
+    /// blocked, and the sha512 and size of the version's tarball, if the version is live.
+    pub fn tarball_read_state(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<ReadState<(String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.reason, v.tarball_sha512, v.tarball_size FROM (SELECT ?1 AS name) q \
+             LEFT JOIN package_blocks b ON b.name = q.name \
+             LEFT JOIN packages p ON p.name = q.name \
+             LEFT JOIN versions v ON v.package_id = p.id AND v.version = ?2 \
+               AND v.deleted_at IS NULL",
+        )?;
+        Ok(stmt.query_row((name, version), |row| {
+            let sha512: Option<String> = row.get(1)?;
+            let size: Option<i64> = row.get(2)?;
+            Ok(ReadState {
+                block_reason: row.get(0)?,
+                found: sha512.zip(size.map(|s| s.max(0) as u64)),
+            })
+        })?)
     }
 
     pub fn dist_tags(&self, package_id: i64) -> Result<BTreeMap<String, String>> {
