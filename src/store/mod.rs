@@ -84,6 +84,9 @@ impl Store {
             });
         let readers = Pool::builder()
             .max_size(READER_POOL_SIZE)
+            // A local SQLite connection does not go stale; r2d2's check costs a statement on
+            // every checkout, which the hot read path takes once per request.
+            .test_on_check_out(false)
             .min_idle(Some(1))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
