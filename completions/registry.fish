@@ -326,7 +326,7 @@ complete -c registry -n "__fish_registry_using_subcommand doctor" -l data-dir -d
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
-complete -c registry -n "__fish_registry_using_subcommand doctor" -l repair -d 'Rebuild stale or missing packuments (missing tarballs need a backup)'
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l repair -d 'Recompute stale packument fragments (missing tarballs need a backup)'
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l json -d 'Print machine-readable JSON instead of text'
 complete -c registry -n "__fish_registry_using_subcommand doctor" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand doctor" -s h -l help -d 'Print help'

@@ -21,7 +21,7 @@ use crate::clock::now_iso;
 use crate::error::{Error, Result};
 use crate::names::PackageName;
 use crate::password::{check_password_policy, hash_password};
-use crate::store::{PackageSummary, Store, UserRecord};
+use crate::store::{PackageSummary, PackumentFlavor, Store, UserRecord};
 use crate::Registry;
 
 /// The identity of the CLI's local backend: an administrator without an account row.
@@ -304,7 +304,7 @@ pub fn delete_orphans(
 /// One problem `registry doctor` found.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// `missing-blob`, `corrupt-blob`, `stale-packument`, `missing-packument`.
+    /// `missing-blob`, `corrupt-blob`, `stale-packument`, `broken-packument`.
     pub kind: &'static str,
     pub package: String,
     pub version: Option<String>,
@@ -315,7 +315,7 @@ pub struct Problem {
 /// How many items doctor will look at, for a progress bar.
 pub fn doctor_items(registry: &Registry) -> Result<u64> {
     let tarballs = registry.store.read(|db| db.live_tarballs())?.len() as u64;
-    let packages = registry.store.read(|db| db.stored_packuments())?.len() as u64;
+    let packages = registry.store.read(|db| db.all_packages())?.len() as u64;
     Ok(tarballs + packages)
 }
 
@@ -352,34 +352,16 @@ pub fn doctor(registry: &Registry, mut tick: impl FnMut()) -> Result<Vec<Problem
             }),
         }
     }
-    for (id, name, stored) in registry.store.read(|db| db.stored_packuments())? {
+    for (id, name) in registry.store.read(|db| db.all_packages())? {
         tick();
         let repair = "rebuild it with `registry doctor --repair`".to_string();
-        let Some(stored) = stored else {
+        let problem = registry.store.read(|db| packument_problem(db, id, &name))?;
+        if let Some((kind, detail)) = problem {
             problems.push(Problem {
-                kind: "missing-packument",
+                kind,
                 package: name,
                 version: None,
-                detail: "the package has no stored packument".into(),
-                repair,
-            });
-            continue;
-        };
-        let expected = registry
-            .store
-            .read(|db| expected_packument(db, id, &name))?;
-        let consistent = serde_json::from_slice::<Value>(&stored.full_json)
-            .ok()
-            .is_some_and(|doc| doc == expected)
-            && stored.tombstone == stored.unpublished;
-        if !consistent {
-            problems.push(Problem {
-                kind: "stale-packument",
-                package: name,
-                version: None,
-                detail: "the stored packument does not match the package's versions, tags and \
-                         maintainers"
-                    .into(),
+                detail,
                 repair,
             });
         }
@@ -387,11 +369,35 @@ pub fn doctor(registry: &Registry, mut tick: impl FnMut()) -> Result<Vec<Problem
     Ok(problems)
 }
 
-/// What the full packument of a package should be, built from its tables now.
-fn expected_packument(db: &crate::store::Db<'_>, package_id: i64, name: &str) -> Result<Value> {
-    let (built, _) = crate::packument::build_current(db, package_id, name)?;
-    serde_json::from_slice(&built.full)
-        .map_err(|e| Error::Storage(format!("a rebuilt packument is not JSON: {e}")))
+/// What is wrong with the fragments a package's documents are assembled from, if anything:
+/// an abbreviation that no longer matches its manifest, or a document that cannot be built.
+fn packument_problem(
+    db: &crate::store::Db<'_>,
+    package_id: i64,
+    name: &str,
+) -> Result<Option<(&'static str, String)>> {
+    for (version, manifest, abbreviated) in db.abbreviations(package_id)? {
+        let Ok(expected) = crate::packument::abbreviate_manifest(&manifest) else {
+            return Ok(Some((
+                "broken-packument",
+                format!("the stored manifest of version {version} is not a JSON object"),
+            )));
+        };
+        if abbreviated.is_some_and(|stored| stored != expected) {
+            return Ok(Some((
+                "stale-packument",
+                format!(
+                    "the abbreviated manifest of version {version} does not match its manifest"
+                ),
+            )));
+        }
+    }
+    for flavor in [PackumentFlavor::Full, PackumentFlavor::Abbreviated] {
+        if let Err(e) = crate::packument::build_current(db, name, flavor) {
+            return Ok(Some(("broken-packument", e.to_string())));
+        }
+    }
+    Ok(None)
 }
 
 /// Rebuilds the packuments doctor found stale or missing.
@@ -401,6 +407,7 @@ pub fn repair_packuments(registry: &Registry, _admin: &Admin<'_>, names: &[Strin
             let package = db
                 .package_by_name(name)?
                 .ok_or_else(|| Error::not_found(format!("package {name} not found")))?;
+            db.clear_abbreviations(package.id)?;
             crate::packument::refresh(db, package.id, name, &now_iso())?;
             Ok(())
         })?;

@@ -98,7 +98,7 @@ pub fn ensure_not_blocked(db: &Db<'_>, name: &str) -> Result<()> {
     }
 }
 
-fn blocked(name: &str, reason: &str) -> Error {
+pub(crate) fn blocked(name: &str, reason: &str) -> Error {
     Error::UnavailableForLegalReasons(format!(
         "{name} was blocked by the registry's administrators: {reason}"
     ))

@@ -8,7 +8,8 @@ use crate::blobs::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::names::{validate_version, PackageName};
-use crate::store::{PackumentBody, PackumentFlavor, PackumentMeta, RegistryInfo, Store};
+use crate::packument::Packument;
+use crate::store::{PackumentFlavor, ReadState, RegistryInfo, Store};
 use crate::throttle::LoginThrottle;
 
 pub struct Registry {
@@ -42,6 +43,7 @@ impl Registry {
         let store = Store::open(&config.database_path())?;
         // Packages from before the search index existed are indexed once, here.
         crate::search::index_pending(&store)?;
+        crate::packument::fill_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
         Ok(Registry {
             config,
@@ -56,29 +58,67 @@ impl Registry {
         self.store.read(|db| db.registry_info())
     }
 
-    pub fn packument_meta(
+    /// The ETag the document has now (`None`: no such package), without assembling it; a
+    /// blocked package's 451.
+    pub fn packument_etag(
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
-    ) -> Result<Option<PackumentMeta>> {
+    ) -> Result<Option<String>> {
         self.store
-            .read(|db| db.packument_meta(name.as_str(), flavor))
+            .read(|db| crate::packument::readable_etag(db, name.as_str(), flavor))
     }
 
-    pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<PackumentBody> {
+    /// [`Registry::packument_etag`] on the calling thread, if a connection is free at once.
+    pub fn packument_etag_now(
+        &self,
+        name: &PackageName,
+        flavor: PackumentFlavor,
+    ) -> Option<Result<Option<String>>> {
         self.store
-            .read(|db| db.packument_body(name.as_str(), flavor))?
+            .read_now(|db| crate::packument::readable_etag(db, name.as_str(), flavor))
+    }
+
+    pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
+        self.store
+            .read(|db| crate::packument::build_current(db, name.as_str(), flavor))?
             .ok_or_else(|| package_not_found(name))
     }
 
-    /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`.
+    /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`; a blocked
+    /// package's 451.
     pub fn tarball(&self, name: &PackageName, file: &str) -> Result<TarballFile> {
-        let not_found = || Error::not_found(format!("tarball {file} of {name} not found"));
-        let version = version_of_tarball(name, file).ok_or_else(not_found)?;
-        let (sha512_hex, _) = self
+        let version =
+            version_of_tarball(name, file).ok_or_else(|| tarball_not_found(name, file))?;
+        let state = self
             .store
-            .read(|db| db.live_tarball(name.as_str(), &version))?
-            .ok_or_else(not_found)?;
+            .read(|db| db.tarball_read_state(name.as_str(), &version))?;
+        self.open_tarball(name, file, version, state)
+    }
+
+    /// [`Registry::tarball`] on the calling thread, if a connection is free at once. Opening
+    /// the blob is one `open(2)`; the bytes are read later, by whoever sends them.
+    pub fn tarball_now(&self, name: &PackageName, file: &str) -> Option<Result<TarballFile>> {
+        let Some(version) = version_of_tarball(name, file) else {
+            return Some(Err(tarball_not_found(name, file)));
+        };
+        let state = self
+            .store
+            .read_now(|db| db.tarball_read_state(name.as_str(), &version))?;
+        Some(state.and_then(|state| self.open_tarball(name, file, version, state)))
+    }
+
+    fn open_tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        version: String,
+        state: ReadState<(String, u64)>,
+    ) -> Result<TarballFile> {
+        if let Some(reason) = state.block_reason {
+            return Err(crate::blocks::blocked(name.as_str(), &reason));
+        }
+        let (sha512_hex, _) = state.found.ok_or_else(|| tarball_not_found(name, file))?;
         let (file, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
             Error::MissingBlob(_) => Error::MissingBlob(format!(
                 "the tarball of {name}@{version} is missing from the registry's storage; an \
@@ -94,6 +134,10 @@ impl Registry {
             version,
         })
     }
+}
+
+fn tarball_not_found(name: &PackageName, file: &str) -> Error {
+    Error::not_found(format!("tarball {file} of {name} not found"))
 }
 
 /// The version a tarball file name (`bar-1.0.0.tgz`) stands for, if it is one of ours.

@@ -1,5 +1,7 @@
 //! Looking inside a published tarball: it must be a gzip'd tar holding `package/package.json`,
 //! with no entry that escapes the package directory, and it must not inflate without bound.
+//! Like npm, which strips the first path component when it unpacks, the top directory may have
+//! another name than `package` (DefinitelyTyped's `@types/node` tarballs use `node/`).
 
 use std::io::Read;
 use std::path::Component;
@@ -27,6 +29,8 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballContents> {
     let mut manifest = None;
     let mut file_count = 0u64;
     let mut unpacked_size = 0u64;
+    // The top directory of the first entry; npm strips it, whatever its name.
+    let mut root: Option<std::ffi::OsString> = None;
     let entries = archive
         .entries()
         .map_err(|e| bad(format!("not a gzip'd tar archive ({e})")))?;
@@ -65,9 +69,12 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballContents> {
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
+        if let (None, Some(first)) = (&root, normal.first()) {
+            root = Some(first.as_os_str().to_os_string());
+        }
         if kind.is_file()
             && normal.len() == 2
-            && normal[0].as_os_str() == "package"
+            && root.as_deref() == Some(normal[0].as_os_str())
             && normal[1].as_os_str() == "package.json"
         {
             let mut text = String::new();
@@ -159,5 +166,25 @@ pub(crate) mod tests {
         assert!(inspect(b"not gzip at all").is_err());
         let bad_json = build_tarball(&[("package/package.json", b"{nope")]);
         assert!(inspect(&bad_json).is_err());
+    }
+
+    #[test]
+    fn the_top_directory_may_have_another_name_as_in_types_packages() -> Result<()> {
+        let types_node = build_tarball(&[
+            (
+                "node/package.json",
+                br#"{"name":"@types/node","version":"1.0.0"}"#,
+            ),
+            ("node/index.d.ts", b"export {};\n"),
+        ]);
+        let contents = inspect(&types_node)?;
+        assert_eq!(contents.manifest["name"], "@types/node");
+        // Only the first entry's directory counts: a package.json elsewhere is not the manifest.
+        let stray = build_tarball(&[
+            ("node/index.d.ts", b"export {};\n"),
+            ("other/package.json", br#"{"name":"x","version":"1.0.0"}"#),
+        ]);
+        assert!(inspect(&stray).is_err());
+        Ok(())
     }
 }

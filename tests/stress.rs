@@ -276,9 +276,9 @@ fn concurrent_publishes_reads_tags_and_unpublishes_keep_every_invariant() {
                     .filter(|v| v.deleted_at.is_none())
                     .map(|v| v.version)
                     .collect();
-                let body = db
-                    .packument_body(name, PackumentFlavor::Full)?
-                    .expect("packument");
+                let body =
+                    registry_core::packument::build_current(db, name, PackumentFlavor::Full)?
+                        .expect("packument");
                 Ok((live, body.json))
             })
             .expect("read");

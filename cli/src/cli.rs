@@ -320,7 +320,7 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Rebuild stale or missing packuments (missing tarballs need a backup)
+    /// Recompute stale packument fragments (missing tarballs need a backup)
     #[arg(long)]
     pub repair: bool,
 }

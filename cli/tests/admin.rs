@@ -880,7 +880,10 @@ fn doctor_finds_a_stale_packument_and_repairs_it() {
     let db = fixture.data.join("registry.db");
     let status = std::process::Command::new("sqlite3")
         .arg(&db)
-        .arg("UPDATE packuments SET full_json = CAST('{}' AS BLOB) WHERE name = 'left-pad'")
+        .arg(
+            "UPDATE versions SET abbrev_manifest = '{}' \
+             WHERE package_id = (SELECT id FROM packages WHERE name = 'left-pad')",
+        )
         .status();
     let Ok(status) = status else {
         eprintln!("sqlite3 is not installed: skipping");

@@ -54,7 +54,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_response(&rejection))
 }
 
-fn rejection_response(rejection: &Rejection) -> Response {
+pub fn rejection_response(rejection: &Rejection) -> Response {
     if let Some(api) = rejection.find::<ApiError>() {
         return api_error_response(api);
     }

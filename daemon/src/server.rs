@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{Method, Request, Response};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -37,6 +37,8 @@ const STREAM_CHUNK: usize = 64 * 1024;
 /// hyper refuses, without a JSON reason, headers this many times `max_header_bytes`: up to
 /// there a client gets our 431 with a reason, past it the memory is not worth spending.
 const HEADER_BACKSTOP_FACTOR: usize = 4;
+/// Files up to this size are sent from one read instead of being streamed.
+const INLINE_FILE_BYTES: u64 = 256 * 1024;
 /// How often token last-used times are written (one transaction per flush).
 const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
 
@@ -271,7 +273,22 @@ fn head_size<B>(request: &Request<B>) -> usize {
     request_line + headers + "\r\n".len()
 }
 
-fn file_body(file: std::fs::File) -> ResponseBody {
+fn file_body(mut file: std::fs::File) -> ResponseBody {
+    // Most tarballs are a few KiB: one read(2) from the page cache here costs less than the
+    // hops to a blocking thread that streaming through tokio::fs takes for every chunk.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    if len <= INLINE_FILE_BYTES {
+        let mut bytes = Vec::with_capacity(len as usize);
+        return match std::io::Read::read_to_end(&mut file, &mut bytes) {
+            Ok(_) => Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed(),
+            Err(err) => {
+                let failed: Result<Frame<Bytes>, BoxError> = Err(Box::new(err));
+                StreamBody::new(futures_util::stream::iter([failed])).boxed()
+            }
+        };
+    }
     let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
         .map_ok(Frame::data)
         .map_err(|e| -> BoxError { Box::new(e) });

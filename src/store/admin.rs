@@ -34,16 +34,6 @@ pub struct LiveTarball {
     pub size: u64,
 }
 
-/// A stored packument with what the tables say it should describe.
-#[derive(Debug, Clone)]
-pub struct StoredPackument {
-    pub package_id: i64,
-    pub name: String,
-    pub unpublished: bool,
-    pub tombstone: bool,
-    pub full_json: Vec<u8>,
-}
-
 impl Db<'_> {
     pub fn all_users(&self) -> Result<Vec<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
@@ -135,30 +125,12 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every package with its stored full packument (`None` when it has none).
-    pub fn stored_packuments(&self) -> Result<Vec<(i64, String, Option<StoredPackument>)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT p.id, p.name, p.unpublished_at IS NOT NULL, d.package_id IS NOT NULL, \
-               coalesce(d.tombstone, 0), coalesce(d.full_json, x'') \
-             FROM packages p LEFT JOIN packuments d ON d.package_id = p.id ORDER BY p.name",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            let id: i64 = row.get(0)?;
-            let name: String = row.get(1)?;
-            let has_doc: bool = row.get(3)?;
-            let doc = has_doc
-                .then(|| -> rusqlite::Result<StoredPackument> {
-                    Ok(StoredPackument {
-                        package_id: id,
-                        name: name.clone(),
-                        unpublished: row.get(2)?,
-                        tombstone: row.get(4)?,
-                        full_json: row.get(5)?,
-                    })
-                })
-                .transpose()?;
-            Ok((id, name, doc))
-        })?;
+    /// Every package (`(id, name)`), tombstones included, by name.
+    pub fn all_packages(&self) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM packages ORDER BY name")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -22,12 +22,11 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-pub use admin::{check_database, LiveTarball, PackageSummary, StoredPackument};
+pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
 pub use packages::{
-    NewPackument, NewVersion, PackageRecord, PackumentBody, PackumentFlavor, PackumentMeta,
-    VersionRecord,
+    NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
@@ -85,6 +84,9 @@ impl Store {
             });
         let readers = Pool::builder()
             .max_size(READER_POOL_SIZE)
+            // A local SQLite connection does not go stale; r2d2's check costs a statement on
+            // every checkout, which the hot read path takes once per request.
+            .test_on_check_out(false)
             .min_idle(Some(1))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
@@ -101,6 +103,15 @@ impl Store {
         let out = f(&Db { conn: &tx })?;
         tx.finish()?;
         Ok(out)
+    }
+
+    /// Runs `f` on a free read-only connection right away, on the calling thread, without a
+    /// transaction: for the hot read path, where `f` is one indexed single-statement read (a
+    /// statement is its own snapshot). `None` when every connection is taken; the caller then
+    /// goes the usual way, through [`Store::read`] on a blocking thread.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Option<Result<T>> {
+        let conn = self.readers.try_get()?;
+        Some(f(&Db { conn: &conn }))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer; commits only if `f` succeeds.
@@ -137,7 +148,7 @@ impl Db<'_> {
     pub fn registry_info(&self) -> Result<RegistryInfo> {
         let doc_count: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM packuments", [], |r| r.get(0))?;
+            .query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
         let update_seq: i64 =
             self.conn
                 .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {

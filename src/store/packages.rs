@@ -1,4 +1,5 @@
-//! Packages, their versions, dist-tags and maintainers, and the precomputed packuments.
+//! Packages, their versions, dist-tags and maintainers, and the per-version fragments that
+//! packuments are assembled from.
 
 use std::collections::BTreeMap;
 
@@ -38,17 +39,21 @@ pub enum PackumentFlavor {
     Abbreviated,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackumentMeta {
-    pub etag: String,
-    /// The document is the tombstone of a fully unpublished package.
-    pub tombstone: bool,
+/// One version as a packument needs it: its manifest fragment in the wanted flavor (`None`
+/// for an abbreviation not computed yet) and its times.
+#[derive(Debug, Clone)]
+pub struct PackumentRow {
+    pub version: String,
+    pub fragment: Option<String>,
+    pub published_at: String,
+    pub deleted_at: Option<String>,
 }
 
+/// A read's answer with the package's block, which wins over everything else.
 #[derive(Debug, Clone)]
-pub struct PackumentBody {
-    pub etag: String,
-    pub json: Vec<u8>,
+pub struct ReadState<T> {
+    pub block_reason: Option<String>,
+    pub found: Option<T>,
 }
 
 /// A version row to insert; the manifest is final JSON text.
@@ -62,18 +67,6 @@ pub struct NewVersion<'a> {
     pub tarball_size: u64,
     pub published_at: &'a str,
     pub publisher_id: i64,
-}
-
-/// A rebuilt packument, written in the same transaction as the change that caused it.
-pub struct NewPackument<'a> {
-    pub package_id: i64,
-    pub name: &'a str,
-    pub rev: &'a str,
-    pub full_json: &'a [u8],
-    pub full_etag: &'a str,
-    pub abbrev_json: &'a [u8],
-    pub abbrev_etag: &'a str,
-    pub tombstone: bool,
 }
 
 impl Db<'_> {
@@ -171,18 +164,125 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The sha512 of the tarball of a live (not unpublished) version.
-    pub fn live_tarball(&self, package: &str, version: &str) -> Result<Option<(String, u64)>> {
-        Ok(self
+    /// Every version ever published, in publication order, with only what a packument of
+    /// `flavor` needs: the manifest, or its abbreviation.
+    pub fn packument_rows(
+        &self,
+        package_id: i64,
+        flavor: PackumentFlavor,
+    ) -> Result<Vec<PackumentRow>> {
+        let sql = match flavor {
+            PackumentFlavor::Full => {
+                "SELECT version, manifest, published_at, deleted_at FROM versions \
+                 WHERE package_id = ?1 ORDER BY id"
+            }
+            PackumentFlavor::Abbreviated => {
+                "SELECT version, abbrev_manifest, published_at, deleted_at FROM versions \
+                 WHERE package_id = ?1 ORDER BY id"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([package_id], |row| {
+            Ok(PackumentRow {
+                version: row.get(0)?,
+                fragment: row.get(1)?,
+                published_at: row.get(2)?,
+                deleted_at: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn readme(&self, package_id: i64, version: &str) -> Result<String> {
+        let mut stmt = self
             .conn
-            .query_row(
-                "SELECT v.tarball_sha512, v.tarball_size FROM versions v \
-                 JOIN packages p ON p.id = v.package_id \
-                 WHERE p.name = ?1 AND v.version = ?2 AND v.deleted_at IS NULL",
-                (package, version),
-                |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
-            )
-            .optional()?)
+            .prepare_cached("SELECT readme FROM versions WHERE package_id = ?1 AND version = ?2")?;
+        Ok(stmt
+            .query_row((package_id, version), |row| row.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Versions whose abbreviation is not computed yet (`(row id, manifest)`), of one package
+    /// or of all.
+    pub fn unabbreviated_versions(&self, package_id: Option<i64>) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, manifest FROM versions WHERE abbrev_manifest IS NULL \
+             AND (?1 IS NULL OR package_id = ?1)",
+        )?;
+        let rows = stmt.query_map([package_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_abbreviation(&self, version_id: i64, abbreviated: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE versions SET abbrev_manifest = ?2 WHERE id = ?1",
+            (version_id, abbreviated),
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a package's abbreviations, so that the next refresh computes them all again.
+    pub fn clear_abbreviations(&self, package_id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE versions SET abbrev_manifest = NULL WHERE package_id = ?1",
+            [package_id],
+        )?;
+        Ok(())
+    }
+
+    /// Each version's manifest with its stored abbreviation, for doctor.
+    pub fn abbreviations(&self, package_id: i64) -> Result<Vec<(String, String, Option<String>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version, manifest, abbrev_manifest FROM versions \
+             WHERE package_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([package_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// What a packument read needs to know, in one statement: the package's block reason, if
+    /// blocked, and its revision (`(rev_seq, modified_at)`), if it exists.
+    pub fn package_read_state(&self, name: &str) -> Result<ReadState<(i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.reason, p.rev_seq, p.modified_at FROM (SELECT ?1 AS name) q \
+             LEFT JOIN package_blocks b ON b.name = q.name \
+             LEFT JOIN packages p ON p.name = q.name",
+        )?;
+        Ok(stmt.query_row([name], |row| {
+            let rev_seq: Option<i64> = row.get(1)?;
+            let modified_at: Option<String> = row.get(2)?;
+            Ok(ReadState {
+                block_reason: row.get(0)?,
+                found: rev_seq.zip(modified_at),
+            })
+        })?)
+    }
+
+    /// What a tarball read needs to know, in one statement: the package's block reason, if
+    /// blocked, and the sha512 and size of the version's tarball, if the version is live.
+    pub fn tarball_read_state(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<ReadState<(String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.reason, v.tarball_sha512, v.tarball_size FROM (SELECT ?1 AS name) q \
+             LEFT JOIN package_blocks b ON b.name = q.name \
+             LEFT JOIN packages p ON p.name = q.name \
+             LEFT JOIN versions v ON v.package_id = p.id AND v.version = ?2 \
+               AND v.deleted_at IS NULL",
+        )?;
+        Ok(stmt.query_row((name, version), |row| {
+            let sha512: Option<String> = row.get(1)?;
+            let size: Option<i64> = row.get(2)?;
+            Ok(ReadState {
+                block_reason: row.get(0)?,
+                found: sha512.zip(size.map(|s| s.max(0) as u64)),
+            })
+        })?)
     }
 
     pub fn dist_tags(&self, package_id: i64) -> Result<BTreeMap<String, String>> {
@@ -231,74 +331,6 @@ impl Db<'_> {
         )?;
         Ok(())
     }
-
-    pub fn save_packument(&self, p: &NewPackument<'_>) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO packuments (package_id, name, rev, full_json, full_etag, abbrev_json, \
-             abbrev_etag, tombstone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (package_id) DO UPDATE SET rev = excluded.rev, \
-             full_json = excluded.full_json, full_etag = excluded.full_etag, \
-             abbrev_json = excluded.abbrev_json, abbrev_etag = excluded.abbrev_etag, \
-             tombstone = excluded.tombstone",
-            (
-                p.package_id,
-                p.name,
-                p.rev,
-                p.full_json,
-                p.full_etag,
-                p.abbrev_json,
-                p.abbrev_etag,
-                p.tombstone,
-            ),
-        )?;
-        Ok(())
-    }
-
-    /// The current ETag of a packument: one small indexed read, so that a cache can tell
-    /// whether its copy is still current without fetching the document.
-    pub fn packument_meta(
-        &self,
-        name: &str,
-        flavor: PackumentFlavor,
-    ) -> Result<Option<PackumentMeta>> {
-        let sql = match flavor {
-            PackumentFlavor::Full => "SELECT full_etag, tombstone FROM packuments WHERE name = ?1",
-            PackumentFlavor::Abbreviated => {
-                "SELECT abbrev_etag, tombstone FROM packuments WHERE name = ?1"
-            }
-        };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        Ok(stmt
-            .query_row([name], |row| {
-                Ok(PackumentMeta {
-                    etag: row.get(0)?,
-                    tombstone: row.get(1)?,
-                })
-            })
-            .optional()?)
-    }
-
-    pub fn packument_body(
-        &self,
-        name: &str,
-        flavor: PackumentFlavor,
-    ) -> Result<Option<PackumentBody>> {
-        let sql = match flavor {
-            PackumentFlavor::Full => "SELECT full_etag, full_json FROM packuments WHERE name = ?1",
-            PackumentFlavor::Abbreviated => {
-                "SELECT abbrev_etag, abbrev_json FROM packuments WHERE name = ?1"
-            }
-        };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        Ok(stmt
-            .query_row([name], |row| {
-                Ok(PackumentBody {
-                    etag: row.get(0)?,
-                    json: row.get(1)?,
-                })
-            })
-            .optional()?)
-    }
 }
 
 impl Db<'_> {
@@ -320,9 +352,11 @@ impl Db<'_> {
     }
 
     /// Replaces a version's stored manifest (deprecation is part of the manifest).
+    /// Replaces a version's manifest; its abbreviation is computed again by the next refresh.
     pub fn update_manifest(&self, package_id: i64, version: &str, manifest: &str) -> Result<()> {
         self.conn.execute(
-            "UPDATE versions SET manifest = ?3 WHERE package_id = ?1 AND version = ?2",
+            "UPDATE versions SET manifest = ?3, abbrev_manifest = NULL \
+             WHERE package_id = ?1 AND version = ?2",
             (package_id, version, manifest),
         )?;
         Ok(())

@@ -161,6 +161,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX downloads_day ON downloads(day);
     "#,
+    // Packuments are no longer stored whole: rewriting a 2,000-version document on every
+    // publish made a publish cost O(versions). A packument is assembled from per-version
+    // fragments when it is read (and cached by the daemon under the package's revision), so a
+    // write touches only its own rows. `abbrev_manifest` is a version's abbreviated manifest,
+    // computed from `manifest`; NULL means "not computed yet" (new or changed rows), and the
+    // partial index finds those at once.
+    r#"
+    ALTER TABLE versions ADD COLUMN abbrev_manifest TEXT;
+    CREATE INDEX versions_unabbreviated ON versions(package_id) WHERE abbrev_manifest IS NULL;
+    DROP TABLE packuments;
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

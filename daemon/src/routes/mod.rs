@@ -25,7 +25,11 @@ use crate::error::recover;
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    meta::routes(state.clone())
+    // Package paths first: they carry nearly all the traffic, and their parser leaves every
+    // other route's path (`/`, `/-/…`, `/downloads/point|range/…`) alone.
+    packages::routes(state.clone())
+        .or(meta::routes(state.clone()))
+        .unify()
         .or(users::routes(state.clone()))
         .unify()
         .or(tokens::routes(state.clone()))
@@ -45,8 +49,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(downloads::routes(state.clone()))
         .unify()
         .or(unsupported::routes())
-        .unify()
-        .or(packages::routes(state))
         .unify()
         .recover(recover)
         .unify()

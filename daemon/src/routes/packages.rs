@@ -23,7 +23,7 @@ use super::{boxed, origin, tarballs, with_state, Route};
 use crate::auth::identity;
 use crate::body;
 use crate::cache::Rendered;
-use crate::error::reject;
+use crate::error::{reject, rejection_response};
 use crate::package_path::{package_route, PackageRoute};
 use crate::reply::{accepts_gzip, etag_matches, json_response, not_modified};
 use crate::state::AppState;
@@ -95,7 +95,7 @@ async fn read(
     _caller: Option<Arc<Identity>>,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    match route {
+    let answer = match route {
         PackageRoute::Document(name) => {
             let write_mode = query.get("write").is_some_and(|v| v == "true");
             packument(state, name, write_mode, headers, origin).await
@@ -107,7 +107,10 @@ async fn read(
         PackageRoute::Revision(..) | PackageRoute::TarballRevision(..) => Err(reject(
             Error::not_found("revisions are not readable resources"),
         )),
-    }
+    };
+    // No other route serves a package path, so a refusal here is final: answering it at once
+    // spares a miss (a 404, the commonest refusal) the walk through every other route.
+    Ok(answer.unwrap_or_else(|rejection| rejection_response(&rejection)))
 }
 
 fn wants_abbreviated(accept: Option<&str>) -> bool {
@@ -121,33 +124,51 @@ fn wants_abbreviated(accept: Option<&str>) -> bool {
     })
 }
 
-/// The rendered packument for `origin`, from the cache when the stored document is unchanged.
+/// The rendered packument for `origin`, from the cache when the package's revision is unchanged.
 async fn rendered_packument(
     state: &AppState,
     name: PackageName,
     flavor: PackumentFlavor,
     origin: String,
 ) -> Result<Arc<Rendered>, Rejection> {
+    // The hot path: one indexed statement (block, revision) on this thread, and a cache hit,
+    // with no hop to a blocking thread. The revision is read on every request, before the
+    // cache, so that a write or a block from another process (the CLI) is seen at once.
+    if let Some(etag) = state.registry().packument_etag_now(&name, flavor) {
+        let etag = etag
+            .map_err(reject)?
+            .ok_or_else(|| reject(package_not_found(&name)))?;
+        if let Some(hit) = state
+            .packuments()
+            .get(name.as_str(), flavor, &origin, &etag)
+        {
+            return Ok(hit);
+        }
+    }
     state
         .run(move |state| {
             let registry = state.registry();
-            // Before the cache: a block set by another process must be seen at once.
-            registry_core::blocks::ensure_readable(&registry.store, &name)?;
-            let meta = registry
-                .packument_meta(&name, flavor)?
+            let etag = registry
+                .packument_etag(&name, flavor)?
                 .ok_or_else(|| package_not_found(&name))?;
             let cache = state.packuments();
-            if let Some(hit) = cache.get(name.as_str(), flavor, &origin, &meta.etag) {
+            if let Some(hit) = cache.get(name.as_str(), flavor, &origin, &etag) {
                 return Ok(hit);
             }
-            let body = registry.packument(&name, flavor)?;
+            let built = registry.packument(&name, flavor)?;
             let rendered = Arc::new(Rendered::render(
-                &body.json,
-                &body.etag,
+                &built.json,
+                &built.etag,
                 &origin,
-                meta.tombstone,
+                built.tombstone,
             ));
-            cache.insert(name.as_str(), flavor, &origin, &body.etag, rendered.clone());
+            cache.insert(
+                name.as_str(),
+                flavor,
+                &origin,
+                &built.etag,
+                rendered.clone(),
+            );
             Ok(rendered)
         })
         .await

@@ -8,6 +8,7 @@ use warp::reply::Response;
 use warp::Rejection;
 
 use super::packages::ReadHeaders;
+use crate::error::reject;
 use crate::reply::{etag_matches, not_modified};
 use crate::server::StreamFile;
 use crate::state::AppState;
@@ -20,12 +21,16 @@ pub async fn respond(
     headers: ReadHeaders,
 ) -> Result<Response, Rejection> {
     let counted_name = name.clone();
-    let tarball = state
-        .run(move |state| {
-            registry_core::blocks::ensure_readable(&state.registry().store, &name)?;
-            state.registry().tarball(&name, &file)
-        })
-        .await?;
+    // One indexed statement and an open(2) on this thread when a connection is free; else on a
+    // blocking thread.
+    let tarball = match state.registry().tarball_now(&name, &file) {
+        Some(opened) => opened.map_err(reject)?,
+        None => {
+            state
+                .run(move |state| state.registry().tarball(&name, &file))
+                .await?
+        }
+    };
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     if etag_matches(headers.if_none_match.as_deref(), &etag) {
         return Ok(not_modified(&etag));
