@@ -1,7 +1,8 @@
 //! The only module that speaks SQL. Everything above it sees domain records and domain verbs.
 //!
-//! One writer connection (writes are serialised through it, each in a `BEGIN IMMEDIATE`
-//! transaction with `synchronous=FULL`) and an r2d2 pool of read-only connections. Callers run
+//! One writer connection (writes are serialised through it, in `BEGIN IMMEDIATE` transactions
+//! with `synchronous=FULL`, concurrent ones sharing a commit) and an r2d2 pool of read-only
+//! connections. Callers run
 //! these methods off the async threads.
 
 mod admin;
@@ -11,16 +12,17 @@ mod packages;
 mod schema;
 mod search;
 mod users;
+mod writer;
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use writer::GroupWriter;
 
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
@@ -57,7 +59,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READER_POOL_SIZE: u32 = 8;
 
 pub struct Store {
-    writer: Mutex<Connection>,
+    writer: GroupWriter,
     readers: Pool<SqliteConnectionManager>,
 }
 
@@ -91,7 +93,7 @@ impl Store {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
         Ok(Store {
-            writer: Mutex::new(writer),
+            writer: GroupWriter::new(writer),
             readers,
         })
     }
@@ -114,26 +116,19 @@ impl Store {
         Some(f(&Db { conn: &conn }))
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer; commits only if `f` succeeds.
+    /// Runs `f` atomically on the writer: its changes are all stored, and committed (synced
+    /// to disk) before this returns, or none are. Concurrent writes share one commit
+    /// ([`writer`](self::writer) explains how).
     pub fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Storage("the writer connection was poisoned".into()))?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&Db { conn: &tx })?;
-        tx.commit()?;
-        Ok(out)
+        self.writer.write(f)
     }
 
     /// Folds the WAL back into the main file; called on graceful shutdown.
     pub fn checkpoint(&self) -> Result<()> {
-        let conn = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Storage("the writer connection was poisoned".into()))?;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        self.writer.with_idle_connection(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
     }
 }
 
