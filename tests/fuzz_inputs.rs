@@ -173,8 +173,6 @@ fn shared() -> &'static Shared {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn a_mutated_publish_document_is_refused_with_a_4xx_and_changes_nothing(
         mutations in prop::collection::vec(
