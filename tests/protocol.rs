@@ -1698,3 +1698,54 @@ fn every_answer_says_nosniff_and_has_a_content_type() {
         );
     }
 }
+
+/// Anonymous package reads take a fast path past the routes; with credentials they go through
+/// them. Both must answer the same bytes and headers.
+#[test]
+fn package_reads_answer_the_same_with_and_without_credentials() {
+    let (reg, token, _) = with_published_pkg();
+    let http = client();
+    let cases: [(&str, &[(&str, &str)]); 6] = [
+        ("/pkg", &[]),
+        ("/pkg", &[("accept-encoding", "gzip")]),
+        ("/pkg", &[("accept", "application/vnd.npm.install-v1+json")]),
+        ("/pkg/-/pkg-1.0.0.tgz", &[]),
+        ("/pkg/-/pkg-9.9.9.tgz", &[]),
+        ("/no-such-package", &[]),
+    ];
+    for (path, extra) in cases {
+        let fetch = |bearer: Option<&str>| {
+            let mut request = http.get(reg.url(path));
+            for (name, value) in extra {
+                request = request.header(*name, *value);
+            }
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().expect("request");
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = [
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                header::ETAG,
+                header::CACHE_CONTROL,
+                header::X_CONTENT_TYPE_OPTIONS,
+            ]
+            .into_iter()
+            .map(|name| {
+                let value = header_str(response.headers(), name.clone()).unwrap_or_default();
+                (name.to_string(), value)
+            })
+            .collect();
+            (status, headers, response.bytes().expect("body").to_vec())
+        };
+        let anonymous = fetch(None);
+        let authenticated = fetch(Some(&token));
+        assert_eq!(anonymous, authenticated, "GET {path} {extra:?}");
+        assert!(
+            anonymous.0 == 200 || anonymous.0 == 404,
+            "GET {path}: {}",
+            anonymous.0
+        );
+    }
+}

@@ -98,16 +98,20 @@ pub async fn serve(
             tracing::debug!("TCP_NODELAY for {peer} failed: {err}");
         }
         let service = service.clone();
+        let state = state.clone();
         // Watched from before the handshake, so a shutdown also waits (boundedly) for those.
         let watcher = graceful.watcher();
         let tls = tls.clone();
         // The handshake runs on the connection's task: a slow client never stalls accepting.
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, service, watcher, max_header_bytes).await,
+                None => {
+                    serve_connection(stream, peer, service, state, watcher, max_header_bytes).await
+                }
                 Some(tls) => {
                     if let Some(stream) = tls.handshake(stream, peer).await {
-                        serve_connection(stream, peer, service, watcher, max_header_bytes).await;
+                        serve_connection(stream, peer, service, state, watcher, max_header_bytes)
+                            .await;
                     }
                 }
             }
@@ -140,6 +144,7 @@ async fn serve_connection<I, S>(
     io: I,
     peer: std::net::SocketAddr,
     service: S,
+    state: AppState,
     watcher: Watcher,
     max_header_bytes: usize,
 ) where
@@ -158,7 +163,13 @@ async fn serve_connection<I, S>(
         .serve_connection(
             TokioIo::new(io),
             hyper::service::service_fn(move |request| {
-                handle(service.clone(), peer, max_header_bytes, request)
+                handle(
+                    service.clone(),
+                    state.clone(),
+                    peer,
+                    max_header_bytes,
+                    request,
+                )
             }),
         );
     if let Err(err) = watcher.watch(connection).await {
@@ -211,6 +222,7 @@ async fn flush_downloads(state: AppState) {
 
 async fn handle<S>(
     mut service: S,
+    state: AppState,
     peer: std::net::SocketAddr,
     max_header_bytes: usize,
     mut request: Request<Incoming>,
@@ -222,13 +234,16 @@ where
     request.extensions_mut().insert(PeerAddr(peer));
     let started = Instant::now();
     let method = request.method().clone();
-    let path = loggable_path(request.uri().path());
+    // Built only when the request log is on: at `warn`, a busy registry spends nothing on it.
+    let path = tracing::enabled!(tracing::Level::INFO).then(|| loggable_path(request.uri().path()));
     let head = head_size(&request);
     let response = if head > max_header_bytes {
         crate::error::error_reply(registry_core::Error::HeadersTooLarge(format!(
             "the request line and headers take {head} bytes, more than this registry's limit \
              of {max_header_bytes} (max_header_bytes)"
         )))
+    } else if let Some(response) = crate::routes::answer_hot_read(&state, &request).await {
+        response
     } else {
         match service.call(request).await {
             Ok(response) => response,
@@ -249,11 +264,13 @@ where
         Some(file) if method != Method::HEAD => file_body(file),
         _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
-    tracing::info!(
-        "{method} {path} {} {:.1}ms",
-        parts.status.as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    if let Some(path) = path {
+        tracing::info!(
+            "{method} {path} {} {:.1}ms",
+            parts.status.as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     Ok(Response::from_parts(parts, body))
 }
 

@@ -56,25 +56,29 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 
 /// The origin (`https://host:port`) that tarball URLs should carry: the configured public URL,
 /// else the one the client used to reach us.
+pub use packages::answer_hot_read;
+
 fn origin(state: AppState) -> BoxedFilter<(String,)> {
     warp::header::optional::<String>("host")
-        .map(move |host: Option<String>| {
-            let config = &state.registry().config;
-            if let Some(public) = &config.public_url {
-                return public.clone();
-            }
-            // `serve` listens with TLS exactly when a certificate is configured.
-            let scheme = if config.tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            match host.filter(|h| is_plain_host(h)) {
-                Some(host) => format!("{scheme}://{host}"),
-                None => format!("{scheme}://{}", config.listen),
-            }
-        })
+        .map(move |host: Option<String>| origin_of(&state, host.as_deref()))
         .boxed()
+}
+
+fn origin_of(state: &AppState, host: Option<&str>) -> String {
+    let config = &state.registry().config;
+    if let Some(public) = &config.public_url {
+        return public.clone();
+    }
+    // `serve` listens with TLS exactly when a certificate is configured.
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match host.filter(|h| is_plain_host(h)) {
+        Some(host) => format!("{scheme}://{host}"),
+        None => format!("{scheme}://{}", config.listen),
+    }
 }
 
 /// A Host header goes into JSON and URLs only if it is a plain `host[:port]`.

@@ -86,6 +86,46 @@ pub fn routes(state: AppState) -> Route {
     boxed(read.or(write).unify().or(delete).unify())
 }
 
+/// A GET or HEAD of a packument or a tarball by an anonymous client, the bulk of every install,
+/// answered by the same handler as through the routes but without warp's filter chain. `None`
+/// sends the request through the routes: another method or path, a query string, credentials
+/// (to be checked), or a header that is not text (to be refused there).
+pub async fn answer_hot_read<B>(state: &AppState, request: &http::Request<B>) -> Option<Response> {
+    let method = request.method();
+    if (method != http::Method::GET && method != http::Method::HEAD)
+        || request.uri().query().is_some()
+        || request.headers().contains_key(header::AUTHORIZATION)
+    {
+        return None;
+    }
+    let route = match crate::package_path::parse(request.uri().path()) {
+        Ok(Some(route @ (PackageRoute::Document(_) | PackageRoute::Tarball(..)))) => route,
+        _ => return None,
+    };
+    // Some(None): absent; None: present but not text.
+    let text = |name: header::HeaderName| match request.headers().get(name) {
+        None => Some(None),
+        Some(value) => value.to_str().ok().map(|v| Some(v.to_string())),
+    };
+    let headers = ReadHeaders {
+        accept: text(header::ACCEPT)?,
+        accept_encoding: text(header::ACCEPT_ENCODING)?,
+        if_none_match: text(header::IF_NONE_MATCH)?,
+    };
+    let origin = super::origin_of(state, text(header::HOST)?.as_deref());
+    read(
+        route,
+        method.clone(),
+        HashMap::new(),
+        headers,
+        origin,
+        None,
+        state.clone(),
+    )
+    .await
+    .ok()
+}
+
 async fn read(
     route: PackageRoute,
     method: http::Method,
