@@ -148,6 +148,34 @@ fn publish_answer(reg: &TestRegistry, token: &str, name: &str, version: &str) ->
     (status, body)
 }
 
+/// The two publishes every test tries: a new version of the package stored before the disk
+/// failed, and a new package.
+const TRIED: [(&str, &str); 2] = [("before", "1.1.0"), ("after", "1.0.0")];
+
+#[track_caller]
+fn publishes_refused(reg: &TestRegistry, token: &str, status: u16, says: &str) {
+    for (name, version) in TRIED {
+        let (answered, body) = publish_answer(reg, token, name, version);
+        assert_eq!(answered, status, "publish {name}@{version}: {body}");
+        assert_error_body(&body, says);
+    }
+}
+
+/// Recovery: the refused publishes now go through, and nothing stored before changed.
+#[track_caller]
+fn publishes_go_through(reg: &TestRegistry, token: &str) {
+    for (name, version) in TRIED {
+        let (status, body) = publish_answer(reg, token, name, version);
+        assert_eq!(
+            status, 201,
+            "publish {name}@{version} after recovery: {body}"
+        );
+    }
+    assert_intact(reg, "before", &["1.0.0", "1.1.0"]);
+    assert_intact(reg, "after", &["1.0.0"]);
+    assert_healthy(reg);
+}
+
 /// Asserts an `{error, reason}` body that says `says`.
 #[track_caller]
 fn assert_error_body(body: &Value, says: &str) {
@@ -217,14 +245,7 @@ fn a_full_disk_answers_507_keeps_what_was_stored_and_recovers_when_space_returns
     assert_intact(&reg, "before", &["1.0.0"]);
 
     let filler = fill(&disk.root);
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(
-            status, 507,
-            "publish {name}@{version} on a full disk: {body}"
-        );
-        assert_error_body(&body, "disk is full");
-    }
+    publishes_refused(&reg, &token, 507, "disk is full");
     // What was stored before is still served, and nothing of the refused publishes is.
     assert_intact(&reg, "before", &["1.0.0"]);
     let missing = client().get(reg.url("/after")).send().expect("GET after");
@@ -251,16 +272,7 @@ fn a_full_disk_answers_507_keeps_what_was_stored_and_recovers_when_space_returns
 
     // Room again: the very same publishes go through, and nothing earlier changed.
     std::fs::remove_file(&filler).expect("remove filler");
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(
-            status, 201,
-            "publish {name}@{version} once there is room: {body}"
-        );
-    }
-    assert_intact(&reg, "before", &["1.0.0", "1.1.0"]);
-    assert_intact(&reg, "after", &["1.0.0"]);
-    assert_healthy(&reg);
+    publishes_go_through(&reg, &token);
     reg.stop();
 }
 
@@ -285,28 +297,12 @@ fn a_data_dir_made_read_only_while_serving_answers_503_and_recovers_when_writabl
         probe.is_err_and(|e| e.kind() == std::io::ErrorKind::ReadOnlyFilesystem),
         "the data directory should be read-only now"
     );
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(
-            status, 503,
-            "publish {name}@{version} on a read-only disk: {body}"
-        );
-        assert_error_body(&body, "cannot write to its data directory");
-    }
+    publishes_refused(&reg, &token, 503, "cannot write to its data directory");
     assert_intact(&reg, "before", &["1.0.0"]);
     assert_eq!(get_tarball(&reg, "before", "1.1.0").0, 404);
 
     Tmpfs::remount_bind(&data_dir, "rw");
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(
-            status, 201,
-            "publish {name}@{version} once writable: {body}"
-        );
-    }
-    assert_intact(&reg, "before", &["1.0.0", "1.1.0"]);
-    assert_intact(&reg, "after", &["1.0.0"]);
-    assert_healthy(&reg);
+    publishes_go_through(&reg, &token);
     reg.stop();
 }
 
@@ -326,11 +322,7 @@ fn a_daemon_started_on_a_read_only_data_dir_serves_reads_and_answers_503_to_writ
     run("mount", &["-o", "remount,ro", root]).expect("remount read-only");
     let reg = TestRegistry::start_with(|c| c.data_dir = data_dir.clone());
     assert_intact(&reg, "before", &["1.0.0"]);
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(status, 503, "publish {name}@{version} read-only: {body}");
-        assert_error_body(&body, "cannot write to its");
-    }
+    publishes_refused(&reg, &token, 503, "cannot write to its");
     let response = client()
         .put(reg.url("/-/package/before/dist-tags/stable"))
         .bearer_auth(&token)
@@ -347,16 +339,7 @@ fn a_daemon_started_on_a_read_only_data_dir_serves_reads_and_answers_503_to_writ
 
     run("mount", &["-o", "remount,rw", root]).expect("remount read-write");
     let reg = TestRegistry::start_with(|c| c.data_dir = data_dir.clone());
-    for (name, version) in [("before", "1.1.0"), ("after", "1.0.0")] {
-        let (status, body) = publish_answer(&reg, &token, name, version);
-        assert_eq!(
-            status, 201,
-            "publish {name}@{version} once writable: {body}"
-        );
-    }
-    assert_intact(&reg, "before", &["1.0.0", "1.1.0"]);
-    assert_intact(&reg, "after", &["1.0.0"]);
-    assert_healthy(&reg);
+    publishes_go_through(&reg, &token);
     reg.stop();
 }
 
