@@ -176,6 +176,16 @@ fn publishes_go_through(reg: &TestRegistry, token: &str) {
     assert_healthy(reg);
 }
 
+/// A write that touches only the database: `stable` on before@1.0.0.
+fn tag_stable(reg: &TestRegistry, token: &str) -> reqwest::blocking::Response {
+    client()
+        .put(reg.url("/-/package/before/dist-tags/stable"))
+        .bearer_auth(token)
+        .json(&"1.0.0")
+        .send()
+        .expect("dist-tag")
+}
+
 /// Asserts an `{error, reason}` body that says `says`.
 #[track_caller]
 fn assert_error_body(body: &Value, says: &str) {
@@ -253,12 +263,7 @@ fn a_full_disk_answers_507_keeps_what_was_stored_and_recovers_when_space_returns
     assert_eq!(get_tarball(&reg, "before", "1.1.0").0, 404);
     // A write with no tarball may still fit in the pages the database already has; if it
     // does not, it is a 507 too, never a 500.
-    let response = client()
-        .put(reg.url("/-/package/before/dist-tags/stable"))
-        .bearer_auth(&token)
-        .json(&"1.0.0")
-        .send()
-        .expect("dist-tag");
+    let response = tag_stable(&reg, &token);
     let status = response.status().as_u16();
     let body: Value = response.json().unwrap_or(Value::Null);
     assert!(
@@ -323,12 +328,7 @@ fn a_daemon_started_on_a_read_only_data_dir_serves_reads_and_answers_503_to_writ
     let reg = TestRegistry::start_with(|c| c.data_dir = data_dir.clone());
     assert_intact(&reg, "before", &["1.0.0"]);
     publishes_refused(&reg, &token, 503, "cannot write to its");
-    let response = client()
-        .put(reg.url("/-/package/before/dist-tags/stable"))
-        .bearer_auth(&token)
-        .json(&"1.0.0")
-        .send()
-        .expect("dist-tag");
+    let response = tag_stable(&reg, &token);
     assert_eq!(response.status().as_u16(), 503, "dist-tag read-only");
     let body: Value = response.json().expect("a JSON error body");
     assert_error_body(&body, "cannot write to its database");
