@@ -106,16 +106,15 @@ pub fn etag(flavor: PackumentFlavor, rev: &str) -> String {
 
 /// The version the top-level fields and the readme come from: `latest` if it is live, else the
 /// last one published.
-pub fn latest_version<'r>(
+fn latest_row<'r>(
     dist_tags: &BTreeMap<String, String>,
     rows: &'r [PackumentRow],
-) -> Option<&'r str> {
+) -> Option<&'r PackumentRow> {
     let mut live = rows.iter().filter(|r| r.deleted_at.is_none());
     dist_tags
         .get("latest")
         .and_then(|tag| live.clone().find(|r| &r.version == tag))
         .or_else(|| live.next_back())
-        .map(|r| r.version.as_str())
 }
 
 /// A JSON object written field by field; values are JSON text spliced in as they are.
@@ -354,18 +353,15 @@ pub fn build_current(
     let dist_tags = db.dist_tags(package.id)?;
     let versions = db.packument_rows(package.id, flavor)?;
     let maintainers = db.maintainers(package.id)?;
-    let (latest_manifest, latest_readme, stargazers) = match flavor {
-        PackumentFlavor::Full => match latest_version(&dist_tags, &versions) {
-            Some(latest) => (
-                versions
-                    .iter()
-                    .find(|v| v.version == latest)
-                    .and_then(|v| v.fragment.clone()),
-                db.readme(package.id, latest)?,
-                db.stargazers(package.id)?,
-            ),
-            None => (None, String::new(), db.stargazers(package.id)?),
-        },
+    let (latest, latest_readme, stargazers) = match flavor {
+        PackumentFlavor::Full => {
+            let latest = latest_row(&dist_tags, &versions);
+            let readme = match latest {
+                Some(row) => db.readme(package.id, &row.version)?,
+                None => String::new(),
+            };
+            (latest, readme, db.stargazers(package.id)?)
+        }
         PackumentFlavor::Abbreviated => (None, String::new(), Vec::new()),
     };
     build(
@@ -377,7 +373,7 @@ pub fn build_current(
             dist_tags: &dist_tags,
             maintainers: &maintainers,
             versions: &versions,
-            latest_manifest: latest_manifest.as_deref(),
+            latest_manifest: latest.and_then(|row| row.fragment.as_deref()),
             latest_readme: &latest_readme,
             stargazers: &stargazers,
             unpublished_at: package.unpublished_at.as_deref(),
