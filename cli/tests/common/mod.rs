@@ -254,12 +254,7 @@ pub struct Daemon {
 
 impl Target for Daemon {
     fn args(&self) -> Vec<String> {
-        vec![
-            "--registry".into(),
-            self.base.clone(),
-            "--token".into(),
-            self.token.clone(),
-        ]
+        self.as_token(&self.token).args()
     }
 }
 
