@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cidr::Cidr;
+use crate::accounts::cidr::Cidr;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_DATA_DIR: &str = "./data";

@@ -1,31 +1,20 @@
 //! The core of the registry: everything that is true of an npm registry whatever the
 //! transport. The daemon (HTTP) and the CLI's local backend both call these operations, so an
 //! action taken from the shell and the same action over HTTP cannot behave differently.
+//!
+//! Grouped by domain, one folder a feature: `packages` (what is published and read),
+//! `accounts` (who is calling and what they may do), `maintenance` (gc, doctor, backup),
+//! `blobs` (tarball bytes), `store` (the only place with SQL).
 
-pub mod admin;
-pub mod auth;
-pub mod authz;
+pub mod accounts;
 pub mod blobs;
-pub mod blocks;
-pub mod cidr;
 pub mod clock;
 pub mod config;
-pub mod documents;
-pub mod downloads;
 pub mod error;
-pub mod names;
-pub mod packument;
-pub mod password;
-pub mod publish;
+pub mod maintenance;
+pub mod packages;
 pub mod registry;
-pub mod search;
 pub mod store;
-pub mod tags;
-pub mod tarball;
-pub mod throttle;
-pub mod tokens;
-pub mod unpublish;
-pub mod users;
 
 pub use error::{Error, Result};
 pub use registry::Registry;

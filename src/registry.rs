@@ -3,14 +3,14 @@
 
 use std::fs::File;
 
-use crate::auth::CredentialCache;
+use crate::accounts::auth::CredentialCache;
+use crate::accounts::throttle::LoginThrottle;
 use crate::blobs::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::names::{validate_version, PackageName};
-use crate::packument::Packument;
+use crate::packages::names::{validate_version, PackageName};
+use crate::packages::packument::Packument;
 use crate::store::{PackumentFlavor, ReadState, RegistryInfo, Store};
-use crate::throttle::LoginThrottle;
 
 pub struct Registry {
     pub config: Config,
@@ -42,8 +42,8 @@ impl Registry {
         })?;
         let store = Store::open(&config.database_path())?;
         // Packages from before the search index existed are indexed once, here.
-        crate::search::index_pending(&store)?;
-        crate::packument::fill_pending(&store)?;
+        crate::packages::search::index_pending(&store)?;
+        crate::packages::packument::fill_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
         Ok(Registry {
             config,
@@ -66,7 +66,7 @@ impl Registry {
         flavor: PackumentFlavor,
     ) -> Result<Option<String>> {
         self.store
-            .read(|db| crate::packument::readable_etag(db, name.as_str(), flavor))
+            .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor))
     }
 
     /// [`Registry::packument_etag`] on the calling thread, if a connection is free at once.
@@ -76,12 +76,12 @@ impl Registry {
         flavor: PackumentFlavor,
     ) -> Option<Result<Option<String>>> {
         self.store
-            .read_now(|db| crate::packument::readable_etag(db, name.as_str(), flavor))
+            .read_now(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor))
     }
 
     pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
         self.store
-            .read(|db| crate::packument::build_current(db, name.as_str(), flavor))?
+            .read(|db| crate::packages::packument::build_current(db, name.as_str(), flavor))?
             .ok_or_else(|| package_not_found(name))
     }
 
@@ -116,7 +116,7 @@ impl Registry {
         state: ReadState<(String, u64)>,
     ) -> Result<TarballFile> {
         if let Some(reason) = state.block_reason {
-            return Err(crate::blocks::blocked(name.as_str(), &reason));
+            return Err(crate::packages::blocks::blocked(name.as_str(), &reason));
         }
         let (sha512_hex, _) = state.found.ok_or_else(|| tarball_not_found(name, file))?;
         let (file, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use registry_core::tokens::TokenOptions;
+use registry_core::accounts::tokens::TokenOptions;
 use serde_json::{json, Value};
 
 fn admin_registry() -> (TestRegistry, String, String) {

@@ -234,7 +234,7 @@ fn assert_intact(reg: &TestRegistry, name: &str, versions: &[&str]) {
 /// `registry doctor` finds nothing wrong, and no temporary blob file was left behind.
 #[track_caller]
 fn assert_healthy(reg: &TestRegistry) {
-    let problems = registry_core::admin::doctor(&reg.registry, || {}).expect("doctor runs");
+    let problems = registry_core::maintenance::doctor(&reg.registry, || {}).expect("doctor runs");
     assert!(problems.is_empty(), "doctor: {problems:?}");
     let tmp = reg.registry.config.blobs_dir().join("tmp");
     let leftovers: Vec<_> = std::fs::read_dir(&tmp)
@@ -333,7 +333,7 @@ fn a_daemon_started_on_a_read_only_data_dir_serves_reads_and_answers_503_to_writ
     let body: Value = response.json().expect("a JSON error body");
     assert_error_body(&body, "cannot write to its database");
     assert_intact(&reg, "before", &["1.0.0"]);
-    let problems = registry_core::admin::doctor(&reg.registry, || {}).expect("doctor runs");
+    let problems = registry_core::maintenance::doctor(&reg.registry, || {}).expect("doctor runs");
     assert!(problems.is_empty(), "doctor: {problems:?}");
     reg.stop();
 
@@ -379,7 +379,7 @@ fn a_missing_blob_is_a_clear_500_and_doctor_reports_it() {
     // The packument still lists it (it was published); the other package is unaffected.
     assert_intact(&reg, "kept", &["1.0.0"]);
 
-    let problems = registry_core::admin::doctor(&reg.registry, || {}).expect("doctor runs");
+    let problems = registry_core::maintenance::doctor(&reg.registry, || {}).expect("doctor runs");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].kind, "missing-blob");
     assert_eq!(problems[0].package, "gone");

@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use registry_core::downloads::{self, format_day, DownloadCounter};
-use registry_core::names::PackageName;
+use registry_core::packages::downloads::{self, format_day, DownloadCounter};
+use registry_core::packages::names::PackageName;
 use registry_core::Registry;
 use serde_json::{json, Value};
 use time::{Date, Duration};

@@ -13,11 +13,11 @@ use std::sync::OnceLock;
 
 use common::*;
 use proptest::prelude::*;
-use registry_core::auth::authenticate;
-use registry_core::authz::require_writer;
-use registry_core::names::{validate_tag, validate_version, PackageName};
-use registry_core::publish::{publish as core_publish, PublishLimits};
-use registry_core::tarball::inspect;
+use registry_core::accounts::auth::authenticate;
+use registry_core::accounts::authz::require_writer;
+use registry_core::packages::names::{validate_tag, validate_version, PackageName};
+use registry_core::packages::publish::{publish as core_publish, PublishLimits};
+use registry_core::packages::tarball::inspect;
 use serde_json::{json, Value};
 
 /// Text that looks like what arrives in package paths: name characters, separators,
@@ -148,7 +148,7 @@ fn mutate(doc: &mut Value, name: &str, path: &[&str], replacement: Option<Value>
 /// per case would make the property too slow to run often.
 struct Shared {
     reg: TestRegistry,
-    identity: registry_core::auth::Identity,
+    identity: registry_core::accounts::auth::Identity,
     next: AtomicU64,
 }
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use registry_core::cidr::Cidr;
+use registry_core::accounts::cidr::Cidr;
 use reqwest::blocking::Response;
 use reqwest::header;
 use serde_json::{json, Value};

@@ -7,8 +7,8 @@ mod common;
 use std::io::{Read, Write};
 
 use common::*;
+use registry_core::accounts::tokens::TokenOptions;
 use registry_core::config::Registration;
-use registry_core::tokens::TokenOptions;
 use reqwest::blocking::Response;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use registry_core::tokens::TokenOptions;
+use registry_core::accounts::tokens::TokenOptions;
 use reqwest::blocking::{RequestBuilder, Response};
 use serde_json::{json, Value};
 

@@ -276,9 +276,12 @@ fn concurrent_publishes_reads_tags_and_unpublishes_keep_every_invariant() {
                     .filter(|v| v.deleted_at.is_none())
                     .map(|v| v.version)
                     .collect();
-                let body =
-                    registry_core::packument::build_current(db, name, PackumentFlavor::Full)?
-                        .expect("packument");
+                let body = registry_core::packages::packument::build_current(
+                    db,
+                    name,
+                    PackumentFlavor::Full,
+                )?
+                .expect("packument");
                 Ok((live, body.json))
             })
             .expect("read");
@@ -295,7 +298,7 @@ fn concurrent_publishes_reads_tags_and_unpublishes_keep_every_invariant() {
     // And `registry doctor`'s check: every live version's blob present with its sha512, every
     // stored packument what the tables say it should be.
     let doctor_started = Instant::now();
-    let problems = registry_core::admin::doctor(&reg.registry, || {}).expect("doctor runs");
+    let problems = registry_core::maintenance::doctor(&reg.registry, || {}).expect("doctor runs");
     assert!(problems.is_empty(), "doctor found problems: {problems:?}");
     let doctor_took = doctor_started.elapsed();
     eprintln!(

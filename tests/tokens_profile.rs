@@ -8,10 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use registry_core::cidr::Cidr;
+use registry_core::accounts::cidr::Cidr;
+use registry_core::accounts::tokens::TokenOptions;
 use registry_core::clock::iso;
 use registry_core::config::Registration;
-use registry_core::tokens::TokenOptions;
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header;
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use registry_core::tokens::TokenOptions;
+use registry_core::accounts::tokens::TokenOptions;
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
 

@@ -422,7 +422,7 @@ fn users_work(target: &dyn Target, fixture: &Fixture) {
         )
         .ok();
     let registry = fixture.open();
-    registry_core::users::check_credentials(&registry.store, "carol", "a-new-password")
+    registry_core::accounts::users::check_credentials(&registry.store, "carol", "a-new-password")
         .expect("the new password works");
     drop(registry);
     let refused = target.run(&["user", "passwd", "carol"]).fails(USAGE);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{registry, serve};
 
-use registry_core::auth::{authenticate, CredentialCache};
+use registry_core::accounts::auth::{authenticate, CredentialCache};
 use registry_core::config::Config;
 use registry_core::Registry;
 
@@ -155,7 +155,7 @@ fn user_add_reads_the_password_from_stdin_and_refuses_duplicates() {
         .expect("read")
         .expect("alice exists");
     assert!(user.is_admin);
-    assert!(registry_core::password::verify_password(
+    assert!(registry_core::accounts::password::verify_password(
         "s3cret-password",
         &user.password_hash
     ));

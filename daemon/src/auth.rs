@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use registry_core::auth::{authenticate_from, client_address, decode_basic, Identity};
+use registry_core::accounts::auth::{authenticate_from, client_address, decode_basic, Identity};
 use warp::{Filter, Rejection};
 
 use crate::error::reject;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use registry_core::packument::with_origin;
+use registry_core::packages::packument::with_origin;
 use registry_core::store::PackumentFlavor;
 
 /// Past this many cached bytes the cache starts over; hot entries come back on their next read.

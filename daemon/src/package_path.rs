@@ -2,7 +2,7 @@
 //! (npm, any case of `%2f`) or as `@scope/name` (tarball URLs, yarn); the rest of the path
 //! says which resource of the package is meant.
 
-use registry_core::names::PackageName;
+use registry_core::packages::names::PackageName;
 use registry_core::Error;
 use warp::filters::path::FullPath;
 use warp::{Filter, Rejection};

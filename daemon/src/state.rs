@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use registry_core::downloads::DownloadCounter;
-use registry_core::throttle::AuthRateLimiter;
-use registry_core::tokens::TokenUsage;
+use registry_core::accounts::throttle::AuthRateLimiter;
+use registry_core::accounts::tokens::TokenUsage;
+use registry_core::packages::downloads::DownloadCounter;
 use registry_core::{Registry, Result};
 use warp::Rejection;
 

@@ -441,7 +441,7 @@ mod index_tests {
                 db.conn,
                 &[("1.0.0", "pads on the left"), ("2.0.0", "pads better")],
             )?;
-            crate::search::reindex(db, id, "left-pad")?;
+            crate::packages::search::reindex(db, id, "left-pad")?;
             Ok(id)
         })?;
         // `latest` points at 1.0.0, so that is what is indexed, not the newer 2.0.0.
@@ -466,7 +466,7 @@ mod index_tests {
                 "UPDATE versions SET deleted_at = 'x' WHERE version = '1.0.0'",
                 [],
             )?;
-            crate::search::reindex(db, package, "left-pad")
+            crate::packages::search::reindex(db, package, "left-pad")
         })?;
         assert!(!find(&store, &["left"])?.is_empty());
         assert_eq!(find(&store, &["better"])?.len(), 1);
@@ -475,7 +475,7 @@ mod index_tests {
         store.write(|db| {
             db.conn
                 .execute("UPDATE versions SET deleted_at = 'x'", [])?;
-            crate::search::reindex(db, package, "left-pad")
+            crate::packages::search::reindex(db, package, "left-pad")
         })?;
         assert!(find(&store, &["left"])?.is_empty());
         let leftovers: i64 = store.read(|db| {
@@ -504,12 +504,16 @@ mod index_tests {
             find(&store, &["old"])?.is_empty(),
             "queued, not yet indexed"
         );
-        assert_eq!(crate::search::index_pending(&store)?, 1);
+        assert_eq!(crate::packages::search::index_pending(&store)?, 1);
         let found = find(&store, &["old"])?;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0]["package"]["name"], "left-pad");
         assert_eq!(found[0]["flags"]["unstable"], true, "0.x is unstable");
-        assert_eq!(crate::search::index_pending(&store)?, 0, "caught up");
+        assert_eq!(
+            crate::packages::search::index_pending(&store)?,
+            0,
+            "caught up"
+        );
         Ok(())
     }
 }

@@ -9,9 +9,9 @@ use std::thread::JoinHandle;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use registry_core::accounts::tokens::{create_token, TokenOptions};
+use registry_core::accounts::users::{create_user, NewUser};
 use registry_core::config::{Config, Registration};
-use registry_core::tokens::{create_token, TokenOptions};
-use registry_core::users::{create_user, NewUser};
 use registry_core::Registry;
 use serde_json::{json, Value};
 use sha1::Sha1;

@@ -1,16 +1,16 @@
 //! The local mode: the data directory opened through the core, safe while `registry serve`
 //! runs on it (SQLite WAL; the daemon's packument cache revalidates against the database on
 //! every read, so a change made here is served at once). It acts as the local administrator
-//! (`registry_core::admin::local_admin`): every write still goes through `authz`.
+//! (`registry_core::maintenance::local_admin`): every write still goes through `authz`.
 
 use std::collections::BTreeMap;
 
-use registry_core::admin::{self, local_admin, with_local_admin};
-use registry_core::authz::require_writer;
-use registry_core::names::PackageName;
+use registry_core::accounts::authz::require_writer;
+use registry_core::accounts::tokens::{revoke_token_by_key_or_secret, TokenOptions};
+use registry_core::accounts::users::{create_user, find_user, NewUser};
+use registry_core::maintenance::{self, local_admin, with_local_admin};
+use registry_core::packages::names::PackageName;
 use registry_core::store::{PackumentFlavor, TokenRecord, UserRecord};
-use registry_core::tokens::{revoke_token_by_key_or_secret, TokenOptions};
-use registry_core::users::{create_user, find_user, NewUser};
 use registry_core::{Error, Registry};
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ impl Backend for Local {
     }
 
     fn user_list(&self) -> anyhow::Result<Vec<UserInfo>> {
-        let users = with_local_admin(|a| admin::list_users(&self.registry.store, a))?;
+        let users = with_local_admin(|a| maintenance::list_users(&self.registry.store, a))?;
         Ok(users.iter().map(user_info).collect())
     }
 
@@ -99,18 +99,19 @@ impl Backend for Local {
 
     fn user_passwd(&self, name: &str, password: &str) -> anyhow::Result<()> {
         Ok(with_local_admin(|a| {
-            admin::set_password(&self.registry.store, a, name, password)
+            maintenance::set_password(&self.registry.store, a, name, password)
         })?)
     }
 
     fn user_rm(&self, name: &str) -> anyhow::Result<()> {
         Ok(with_local_admin(|a| {
-            admin::delete_user(&self.registry.store, a, name)
+            maintenance::delete_user(&self.registry.store, a, name)
         })?)
     }
 
     fn user_admin(&self, name: &str, is_admin: bool) -> anyhow::Result<UserInfo> {
-        let user = with_local_admin(|a| admin::set_admin(&self.registry.store, a, name, is_admin))?;
+        let user =
+            with_local_admin(|a| maintenance::set_admin(&self.registry.store, a, name, is_admin))?;
         Ok(user_info(&user))
     }
 
@@ -122,7 +123,7 @@ impl Backend for Local {
             expires_at: request.expires_at.clone(),
         };
         let (user, issued) = with_local_admin(|a| {
-            admin::create_token_for_user(&self.registry.store, a, &request.user, &options)
+            maintenance::create_token_for_user(&self.registry.store, a, &request.user, &options)
         })?;
         let record = issued.record;
         Ok(NewTokenInfo {
@@ -137,7 +138,8 @@ impl Backend for Local {
     }
 
     fn token_list(&self, user: Option<&str>) -> anyhow::Result<Vec<TokenInfo>> {
-        let tokens = with_local_admin(|a| admin::list_all_tokens(&self.registry.store, a, user))?;
+        let tokens =
+            with_local_admin(|a| maintenance::list_all_tokens(&self.registry.store, a, user))?;
         Ok(tokens.iter().map(|(user, t)| token_info(t, user)).collect())
     }
 
@@ -152,7 +154,7 @@ impl Backend for Local {
     }
 
     fn package_list(&self) -> anyhow::Result<Vec<PackageRow>> {
-        Ok(admin::list_packages(&self.registry.store)?
+        Ok(maintenance::list_packages(&self.registry.store)?
             .into_iter()
             .map(|p| PackageRow {
                 name: p.name,
@@ -183,13 +185,22 @@ impl Backend for Local {
     }
 
     fn tarball_sizes(&self, raw: &str, _doc: &Value) -> anyhow::Result<BTreeMap<String, u64>> {
-        Ok(admin::tarball_sizes(&self.registry.store, &name(raw)?)?)
+        Ok(maintenance::tarball_sizes(
+            &self.registry.store,
+            &name(raw)?,
+        )?)
     }
 
     fn update_document(&self, raw: &str, body: &Value) -> anyhow::Result<()> {
         let name = name(raw)?;
         let identity = local_admin();
-        registry_core::documents::apply(&self.registry.store, Some(&identity), &name, None, body)?;
+        registry_core::packages::documents::apply(
+            &self.registry.store,
+            Some(&identity),
+            &name,
+            None,
+            body,
+        )?;
         Ok(())
     }
 
@@ -197,7 +208,7 @@ impl Backend for Local {
         let name = name(raw)?;
         let identity = local_admin();
         let writer = require_writer(Some(&identity))?;
-        Ok(registry_core::unpublish::unpublish_package(
+        Ok(registry_core::packages::unpublish::unpublish_package(
             &self.registry.store,
             &writer,
             &name,
@@ -210,7 +221,7 @@ impl Backend for Local {
         let identity = local_admin();
         let writer = require_writer(Some(&identity))?;
         let file = name.tarball_file(version);
-        Ok(registry_core::unpublish::unpublish_tarball(
+        Ok(registry_core::packages::unpublish::unpublish_tarball(
             &self.registry.store,
             &writer,
             &name,
@@ -219,7 +230,7 @@ impl Backend for Local {
     }
 
     fn dist_tags(&self, raw: &str) -> anyhow::Result<BTreeMap<String, String>> {
-        Ok(registry_core::tags::list(
+        Ok(registry_core::packages::tags::list(
             &self.registry.store,
             &name(raw)?,
         )?)
@@ -228,7 +239,7 @@ impl Backend for Local {
     fn dist_tag_add(&self, raw: &str, tag: &str, version: &str) -> anyhow::Result<()> {
         let identity = local_admin();
         let writer = require_writer(Some(&identity))?;
-        Ok(registry_core::tags::set(
+        Ok(registry_core::packages::tags::set(
             &self.registry.store,
             &writer,
             &name(raw)?,
@@ -240,7 +251,7 @@ impl Backend for Local {
     fn dist_tag_rm(&self, raw: &str, tag: &str) -> anyhow::Result<()> {
         let identity = local_admin();
         let writer = require_writer(Some(&identity))?;
-        Ok(registry_core::tags::remove(
+        Ok(registry_core::packages::tags::remove(
             &self.registry.store,
             &writer,
             &name(raw)?,
@@ -250,20 +261,22 @@ impl Backend for Local {
 
     fn block(&self, raw: &str, reason: &str) -> anyhow::Result<()> {
         let name = name(raw)?;
-        with_local_admin(|a| registry_core::blocks::block(&self.registry.store, a, &name, reason))?;
+        with_local_admin(|a| {
+            registry_core::packages::blocks::block(&self.registry.store, a, &name, reason)
+        })?;
         Ok(())
     }
 
     fn unblock(&self, raw: &str) -> anyhow::Result<()> {
         let name = name(raw)?;
         Ok(with_local_admin(|a| {
-            registry_core::blocks::unblock(&self.registry.store, a, &name)
+            registry_core::packages::blocks::unblock(&self.registry.store, a, &name)
         })?)
     }
 
     fn block_status(&self, raw: &str) -> anyhow::Result<BlockInfo> {
         let name = name(raw)?;
-        let block = registry_core::blocks::block_of(&self.registry.store, &name)?;
+        let block = registry_core::packages::blocks::block_of(&self.registry.store, &name)?;
         Ok(BlockInfo {
             name: name.as_str().to_string(),
             blocked: block.is_some(),
@@ -272,7 +285,7 @@ impl Backend for Local {
     }
 
     fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport> {
-        use registry_core::downloads::{format_day, parse_period, today, top};
+        use registry_core::packages::downloads::{format_day, parse_period, today, top};
         let (start, end) = parse_period(period, today())?;
         let packages = top(&self.registry.store, start, end, limit)?
             .into_iter()
@@ -286,7 +299,7 @@ impl Backend for Local {
     }
 
     fn downloads(&self, raw: &str, period: &str) -> anyhow::Result<DownloadsReport> {
-        use registry_core::downloads::{format_day, parse_period, range, today};
+        use registry_core::packages::downloads::{format_day, parse_period, range, today};
         let name = name(raw)?;
         let (start, end) = parse_period(period, today())?;
         let report = range(&self.registry.store, &name, start, end)?;

@@ -112,7 +112,7 @@ fn is_denied(err: &anyhow::Error) -> bool {
 
 /// `@scope/name` → `@scope%2fname` (the form npm sends in paths).
 fn package_path(name: &str) -> anyhow::Result<String> {
-    let parsed = registry_core::names::PackageName::parse(name)?;
+    let parsed = registry_core::packages::names::PackageName::parse(name)?;
     Ok(parsed.as_str().replace('/', "%2f"))
 }
 
@@ -384,7 +384,7 @@ impl Backend for Remote {
     }
 
     fn unpublish_version(&self, name: &str, version: &str) -> anyhow::Result<()> {
-        let parsed = registry_core::names::PackageName::parse(name)?;
+        let parsed = registry_core::packages::names::PackageName::parse(name)?;
         let doc = self.packument(name)?;
         let rev = text(&doc, "_rev").unwrap_or_default();
         let path = format!(

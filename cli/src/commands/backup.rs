@@ -1,6 +1,6 @@
 //! `registry backup DEST` (online, local only) and `registry restore SRC`.
 
-use registry_core::admin::{backup, restore, with_local_admin, BackupReport};
+use registry_core::maintenance::{backup, restore, with_local_admin, BackupReport};
 use serde_json::json;
 
 use crate::backend::Backend;

@@ -1,6 +1,6 @@
 //! `registry deprecate NAME[@RANGE] MESSAGE`
 
-use registry_core::admin::deprecate_document;
+use registry_core::maintenance::deprecate_document;
 use serde_json::json;
 
 use crate::backend::Backend;

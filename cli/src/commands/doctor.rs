@@ -1,6 +1,6 @@
 //! `registry doctor [--repair]`: integrity of tarballs and packuments (local only).
 
-use registry_core::admin::{doctor, doctor_items, repair_packuments, with_local_admin};
+use registry_core::maintenance::{doctor, doctor_items, repair_packuments, with_local_admin};
 use serde_json::json;
 
 use crate::backend::Backend;

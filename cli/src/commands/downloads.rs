@@ -13,7 +13,10 @@ const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█
 
 pub fn run(backend: &dyn Backend, out: &Out, args: DownloadsArgs) -> anyhow::Result<()> {
     // The same rules in both modes, before anything is asked of the registry.
-    registry_core::downloads::parse_period(&args.range, registry_core::downloads::today())?;
+    registry_core::packages::downloads::parse_period(
+        &args.range,
+        registry_core::packages::downloads::today(),
+    )?;
     if let Some(limit) = args.top {
         return top(backend, out, &args.range, usize::from(limit));
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use registry_core::admin::{delete_orphans, find_orphans, with_local_admin};
+use registry_core::maintenance::{delete_orphans, find_orphans, with_local_admin};
 use serde_json::json;
 
 use crate::backend::Backend;

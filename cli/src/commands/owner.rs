@@ -1,7 +1,7 @@
 //! `registry owner ls|add|rm`
 
-use registry_core::admin::{maintainer_names, owners_document};
-use registry_core::names::PackageName;
+use registry_core::maintenance::{maintainer_names, owners_document};
+use registry_core::packages::names::PackageName;
 use serde_json::Value;
 
 use crate::backend::Backend;

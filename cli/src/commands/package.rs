@@ -98,7 +98,7 @@ pub fn package_info(doc: &Value) -> PackageInfo {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default(),
-        maintainers: registry_core::admin::maintainer_names(doc),
+        maintainers: registry_core::maintenance::maintainer_names(doc),
         size: versions.iter().filter_map(|v| v.size).sum(),
         versions,
         modified: doc

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use registry_core::auth::Identity;
-use registry_core::authz::require_writer;
+use registry_core::accounts::auth::Identity;
+use registry_core::accounts::authz::require_writer;
 use registry_core::config::Config;
-use registry_core::names::PackageName;
+use registry_core::packages::names::PackageName;
 use registry_core::Registry;
 use serde_json::{json, Value};
 use sha1::Sha1;
@@ -176,10 +176,15 @@ impl Fixture {
     /// Records downloads of `name` today, as the daemon's counter flushes them.
     pub fn count_downloads(&self, name: &str, counts: &[(&str, u64)]) {
         let registry = self.open();
-        let counter = registry_core::downloads::DownloadCounter::default();
+        let counter = registry_core::packages::downloads::DownloadCounter::default();
         let package = PackageName::parse(name).expect("name");
         for (version, count) in counts {
-            counter.record_on(&package, version, registry_core::downloads::today(), *count);
+            counter.record_on(
+                &package,
+                version,
+                registry_core::packages::downloads::today(),
+                *count,
+            );
         }
         counter.flush(&registry.store).expect("flush");
     }
@@ -187,20 +192,20 @@ impl Fixture {
     /// Publishes through the core as `user` (the same operation `npm publish` reaches).
     pub fn publish(&self, user: &str, name: &str, version: &str) {
         let registry = self.open();
-        let user = registry_core::users::find_user(&registry.store, user)
+        let user = registry_core::accounts::users::find_user(&registry.store, user)
             .expect("read user")
             .expect("user exists");
         let identity = Identity { user, token: None };
         let writer = require_writer(Some(&identity)).expect("writer");
         let tgz = package_tarball(name, version);
         let package = PackageName::parse(name).expect("name");
-        registry_core::publish::publish(
+        registry_core::packages::publish::publish(
             &registry.store,
             registry.blobs.as_ref(),
             &writer,
             &package,
             &publish_body(name, version, &tgz),
-            &registry_core::publish::PublishLimits::of(&registry.config),
+            &registry_core::packages::publish::PublishLimits::of(&registry.config),
         )
         .expect("publish");
     }

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::StatusCode;
-use registry_core::admin;
-use registry_core::auth::Identity;
-use registry_core::authz::require_admin;
+use registry_core::accounts::auth::Identity;
+use registry_core::accounts::authz::require_admin;
+use registry_core::accounts::tokens::TokenOptions;
 use registry_core::clock::iso;
-use registry_core::names::validate_username;
+use registry_core::maintenance;
+use registry_core::packages::names::validate_username;
 use registry_core::store::{TokenRecord, UserRecord};
-use registry_core::tokens::TokenOptions;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -142,7 +142,7 @@ async fn list_users(caller: Option<Arc<Identity>>, state: AppState) -> Result<Re
     let users = state
         .run(move |state| {
             let admin = require_admin(caller.as_deref())?;
-            admin::list_users(&state.registry().store, &admin)
+            maintenance::list_users(&state.registry().store, &admin)
         })
         .await?;
     let body: Vec<Value> = users.iter().map(user_json).collect();
@@ -157,7 +157,7 @@ async fn delete_user(
     state
         .run(move |state| {
             let admin = require_admin(caller.as_deref())?;
-            admin::delete_user(&state.registry().store, &admin, &name)
+            maintenance::delete_user(&state.registry().store, &admin, &name)
         })
         .await?;
     Ok(json_response(StatusCode::OK, &json!({ "ok": true })))
@@ -175,7 +175,7 @@ async fn set_admin(
             let wanted = body.get("admin").and_then(Value::as_bool).ok_or_else(|| {
                 Error::bad_request("send {\"admin\": true} or {\"admin\": false}")
             })?;
-            admin::set_admin(&state.registry().store, &admin, &name, wanted)
+            maintenance::set_admin(&state.registry().store, &admin, &name, wanted)
         })
         .await?;
     Ok(json_response(StatusCode::OK, &user_json(&user)))
@@ -194,7 +194,7 @@ async fn set_password(
                 .get("password")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad_request("send {\"password\": \"…\"}"))?;
-            admin::set_password(&state.registry().store, &admin, &name, password)
+            maintenance::set_password(&state.registry().store, &admin, &name, password)
         })
         .await?;
     Ok(json_response(StatusCode::OK, &json!({ "ok": true })))
@@ -210,7 +210,7 @@ async fn create_token(
         .run(move |state| {
             let admin = require_admin(caller.as_deref())?;
             let options = token_options(&body)?;
-            admin::create_token_for_user(&state.registry().store, &admin, &name, &options)
+            maintenance::create_token_for_user(&state.registry().store, &admin, &name, &options)
         })
         .await?;
     let mut body = token_json(&user.name, &issued.record);
@@ -229,7 +229,7 @@ fn token_options(body: &Value) -> registry_core::Result<TokenOptions> {
                 let text = c
                     .as_str()
                     .ok_or_else(|| Error::bad_request("cidr_whitelist must list strings"))?;
-                registry_core::cidr::Cidr::parse_ipv4(text)
+                registry_core::accounts::cidr::Cidr::parse_ipv4(text)
                     .map_err(|_| Error::bad_request(format!("{text:?} is not a CIDR network")))?;
                 Ok(text.to_string())
             })
@@ -267,7 +267,7 @@ async fn list_tokens(
     let tokens = state
         .run(move |state| {
             let admin = require_admin(caller.as_deref())?;
-            admin::list_all_tokens(
+            maintenance::list_all_tokens(
                 &state.registry().store,
                 &admin,
                 query.get("user").map(String::as_str),
@@ -285,7 +285,7 @@ async fn list_packages(
     let packages = state
         .run(move |state| {
             require_admin(caller.as_deref())?;
-            admin::list_packages(&state.registry().store)
+            maintenance::list_packages(&state.registry().store)
         })
         .await?;
     let body: Vec<Value> = packages

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use registry_core::auth::Identity;
-use registry_core::authz::require_admin;
-use registry_core::blocks;
-use registry_core::names::PackageName;
+use registry_core::accounts::auth::Identity;
+use registry_core::accounts::authz::require_admin;
+use registry_core::packages::blocks;
+use registry_core::packages::names::PackageName;
 use registry_core::registry::package_not_found;
 use registry_core::Error;
 use serde_json::{json, Value};

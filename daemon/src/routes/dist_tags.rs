@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use http::{header, HeaderValue, StatusCode};
-use registry_core::auth::Identity;
-use registry_core::authz::require_writer;
-use registry_core::names::PackageName;
-use registry_core::tags;
+use registry_core::accounts::auth::Identity;
+use registry_core::accounts::authz::require_writer;
+use registry_core::packages::names::PackageName;
+use registry_core::packages::tags;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::filters::path::Tail;

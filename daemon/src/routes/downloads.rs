@@ -5,12 +5,12 @@
 //! Days without downloads: range answers list every day of the range with `downloads: 0`, in
 //! the total and in each version's series (npm does the same for the total; a version that was
 //! not downloaded at all in the range is left out of `versions`). Periods are read by
-//! `registry_core::downloads::parse_period`, whose comment says where named periods end.
+//! `registry_core::packages::downloads::parse_period`, whose comment says where named periods end.
 
 use std::collections::HashMap;
 
 use http::{header, HeaderValue, StatusCode};
-use registry_core::downloads::{self, format_day, RangeReport};
+use registry_core::packages::downloads::{self, format_day, RangeReport};
 use registry_core::Error;
 use serde_json::{json, Map, Value};
 use time::Date;

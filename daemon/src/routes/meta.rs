@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use registry_core::auth::Identity;
+use registry_core::accounts::auth::Identity;
 use registry_core::Error;
 use serde_json::json;
 use warp::Filter;

@@ -4,10 +4,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::StatusCode;
-use registry_core::auth::Identity;
-use registry_core::authz::require_writer;
+use registry_core::accounts::auth::Identity;
+use registry_core::accounts::authz::require_writer;
+use registry_core::accounts::users::{parse_profile_update, update_profile};
 use registry_core::store::UserRecord;
-use registry_core::users::{parse_profile_update, update_profile};
 use serde_json::{json, Value};
 use warp::reply::Response;
 use warp::{Filter, Rejection};

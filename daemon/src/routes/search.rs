@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use http::{header, HeaderValue, StatusCode};
 use registry_core::clock::now_iso;
-use registry_core::search::{self, SearchRequest};
+use registry_core::packages::search::{self, SearchRequest};
 use serde_json::json;
 use warp::reply::Response;
 use warp::{Filter, Rejection};

@@ -3,7 +3,7 @@
 //! one download of that version; HEAD, 304 and errors do not (nothing was downloaded).
 
 use http::{header, HeaderValue, Method, StatusCode};
-use registry_core::names::PackageName;
+use registry_core::packages::names::PackageName;
 use warp::reply::Response;
 use warp::Rejection;
 

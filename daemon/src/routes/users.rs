@@ -8,10 +8,12 @@
 use std::net::IpAddr;
 
 use http::StatusCode;
-use registry_core::auth::{authenticate_from, decode_basic};
-use registry_core::authz::require_admin;
-use registry_core::tokens::{create_token, revoke_token, TokenOptions};
-use registry_core::users::{find_user, login_or_register, user_rev, LoginOutcome, LoginRequest};
+use registry_core::accounts::auth::{authenticate_from, decode_basic};
+use registry_core::accounts::authz::require_admin;
+use registry_core::accounts::tokens::{create_token, revoke_token, TokenOptions};
+use registry_core::accounts::users::{
+    find_user, login_or_register, user_rev, LoginOutcome, LoginRequest,
+};
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::filters::path::Tail;

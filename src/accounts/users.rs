@@ -3,14 +3,14 @@
 
 use serde_json::{Map, Value};
 
-use crate::auth::Identity;
-use crate::authz::{Admin, Writer};
-use crate::clock::now_iso;
-use crate::error::{Error, Result};
-use crate::names::validate_username;
-use crate::password::{
+use crate::accounts::auth::Identity;
+use crate::accounts::authz::{Admin, Writer};
+use crate::accounts::password::{
     check_password_policy, hash_password, verify_password, waste_verification_time,
 };
+use crate::clock::now_iso;
+use crate::error::{Error, Result};
+use crate::packages::names::validate_username;
 use crate::store::{ProfileFields, Store, UserRecord};
 
 pub struct NewUser<'a> {

@@ -13,14 +13,14 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::authz::Writer;
-use crate::cidr::Cidr;
+use crate::accounts::authz::Writer;
+use crate::accounts::cidr::Cidr;
+use crate::accounts::password::verify_password;
+use crate::accounts::users::account_holder;
 use crate::clock::{iso, now_iso};
 use crate::error::{Error, Result};
-use crate::names::PackageName;
-use crate::password::verify_password;
+use crate::packages::names::PackageName;
 use crate::store::{NewToken, Store, TokenRecord};
-use crate::users::account_holder;
 
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const TOKEN_RANDOM_CHARS: usize = 36;

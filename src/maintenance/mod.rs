@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
-use crate::auth::Identity;
-use crate::authz::{require_admin, Admin};
+use crate::accounts::auth::Identity;
+use crate::accounts::authz::{require_admin, Admin};
+use crate::accounts::password::{check_password_policy, hash_password};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::names::PackageName;
-use crate::password::{check_password_policy, hash_password};
+use crate::packages::names::PackageName;
 use crate::store::{PackageSummary, PackumentFlavor, Store, UserRecord};
 use crate::Registry;
 
@@ -91,7 +91,7 @@ pub fn delete_user(store: &Store, _admin: &Admin<'_>, name: &str) -> Result<()> 
         db.delete_user(user.id)?;
         let now = now_iso();
         for (id, package, _) in &packages {
-            crate::packument::refresh(db, *id, package, &now)?;
+            crate::packages::packument::refresh(db, *id, package, &now)?;
         }
         Ok(())
     })
@@ -102,12 +102,12 @@ pub fn create_token_for_user(
     store: &Store,
     _admin: &Admin<'_>,
     user: &str,
-    options: &crate::tokens::TokenOptions,
-) -> Result<(UserRecord, crate::tokens::IssuedToken)> {
+    options: &crate::accounts::tokens::TokenOptions,
+) -> Result<(UserRecord, crate::accounts::tokens::IssuedToken)> {
     let user = store
         .read(|db| db.user_by_name(user))?
         .ok_or_else(|| Error::not_found(format!("no user named {user:?}")))?;
-    let issued = crate::tokens::create_token(store, user.id, options)?;
+    let issued = crate::accounts::tokens::create_token(store, user.id, options)?;
     Ok((user, issued))
 }
 
@@ -127,8 +127,12 @@ pub fn list_all_tokens(
     for user in users {
         let mut offset = 0;
         loop {
-            let page =
-                crate::tokens::list_tokens(store, user.id, offset, crate::tokens::MAX_PAGE_SIZE)?;
+            let page = crate::accounts::tokens::list_tokens(
+                store,
+                user.id,
+                offset,
+                crate::accounts::tokens::MAX_PAGE_SIZE,
+            )?;
             offset += page.tokens.len() as u64;
             let done = page.tokens.is_empty() || offset >= page.total;
             out.extend(page.tokens.into_iter().map(|t| (user.name.clone(), t)));
@@ -143,7 +147,7 @@ pub fn list_all_tokens(
 /// The tarball size of each live version of a package.
 pub fn tarball_sizes(store: &Store, name: &PackageName) -> Result<BTreeMap<String, u64>> {
     store.read(|db| {
-        let package = crate::tags::live_package(db, name)?;
+        let package = crate::packages::tags::live_package(db, name)?;
         Ok(db
             .versions(package.id)?
             .into_iter()
@@ -377,7 +381,7 @@ fn packument_problem(
     name: &str,
 ) -> Result<Option<(&'static str, String)>> {
     for (version, manifest, abbreviated) in db.abbreviations(package_id)? {
-        let Ok(expected) = crate::packument::abbreviate_manifest(&manifest) else {
+        let Ok(expected) = crate::packages::packument::abbreviate_manifest(&manifest) else {
             return Ok(Some((
                 "broken-packument",
                 format!("the stored manifest of version {version} is not a JSON object"),
@@ -393,7 +397,7 @@ fn packument_problem(
         }
     }
     for flavor in [PackumentFlavor::Full, PackumentFlavor::Abbreviated] {
-        if let Err(e) = crate::packument::build_current(db, name, flavor) {
+        if let Err(e) = crate::packages::packument::build_current(db, name, flavor) {
             return Ok(Some(("broken-packument", e.to_string())));
         }
     }
@@ -408,7 +412,7 @@ pub fn repair_packuments(registry: &Registry, _admin: &Admin<'_>, names: &[Strin
                 .package_by_name(name)?
                 .ok_or_else(|| Error::not_found(format!("package {name} not found")))?;
             db.clear_abbreviations(package.id)?;
-            crate::packument::refresh(db, package.id, name, &now_iso())?;
+            crate::packages::packument::refresh(db, package.id, name, &now_iso())?;
             Ok(())
         })?;
     }

@@ -2,17 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::authz::{require_maintainer, Action, Writer};
+use crate::accounts::authz::{require_maintainer, Action, Writer};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::names::{validate_tag, PackageName};
-use crate::packument;
+use crate::packages::names::{validate_tag, PackageName};
+use crate::packages::packument;
 use crate::store::{Db, PackageRecord, Store};
 
 /// The package if it exists, was not fully unpublished and is not blocked: every change to an
 /// existing package goes through here.
 pub fn live_package(db: &Db<'_>, name: &PackageName) -> Result<PackageRecord> {
-    crate::blocks::ensure_not_blocked(db, name.as_str())?;
+    crate::packages::blocks::ensure_not_blocked(db, name.as_str())?;
     match db.package_by_name(name.as_str())? {
         Some(package) if package.unpublished_at.is_none() => Ok(package),
         Some(_) => Err(Error::not_found(format!("package {name} was unpublished"))),

@@ -22,7 +22,7 @@ use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::error::{Error, Result};
-use crate::names::PackageName;
+use crate::packages::names::PackageName;
 use crate::registry::package_not_found;
 use crate::store::Store;
 

@@ -332,7 +332,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn readable_etag(db: &Db<'_>, name: &str, flavor: PackumentFlavor) -> Result<Option<String>> {
     let state = db.package_read_state(name)?;
     if let Some(reason) = state.block_reason {
-        return Err(crate::blocks::blocked(name, &reason));
+        return Err(crate::packages::blocks::blocked(name, &reason));
     }
     Ok(state
         .found
@@ -406,7 +406,7 @@ pub fn fill_pending(store: &Store) -> Result<()> {
 pub fn refresh(db: &Db<'_>, package_id: i64, name: &str, now: &str) -> Result<String> {
     let rev_seq = db.bump_package_revision(package_id, now)?;
     fill_abbreviations(db, Some(package_id))?;
-    crate::search::reindex(db, package_id, name)?;
+    crate::packages::search::reindex(db, package_id, name)?;
     db.record_change(name, "packument", now)?;
     Ok(revision(rev_seq, name, now))
 }

@@ -17,15 +17,15 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::authz::{require_maintainer, require_package_in_token, Action, Writer};
+use crate::accounts::authz::{require_maintainer, require_package_in_token, Action, Writer};
 use crate::blobs::BlobStore;
 use crate::clock::now_iso;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::names::{validate_tag, validate_version, PackageName};
-use crate::packument::{self, TARBALL_ORIGIN};
+use crate::packages::names::{validate_tag, validate_version, PackageName};
+use crate::packages::packument::{self, TARBALL_ORIGIN};
+use crate::packages::tarball;
 use crate::store::{Db, NewVersion, Store};
-use crate::tarball;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PublishOutcome {
@@ -79,7 +79,7 @@ pub fn publish(
 ) -> Result<PublishOutcome> {
     // A blocked name is refused before its tarball is even looked at (and again below, where
     // the write happens, in case the block was set in between).
-    crate::blocks::ensure_readable(store, name)?;
+    crate::packages::blocks::ensure_readable(store, name)?;
     let verified = verify(name, body, limits)?;
     let user = &writer.identity().user;
 
@@ -101,7 +101,7 @@ pub fn publish(
     }
 
     store.write(|db| {
-        crate::blocks::ensure_not_blocked(db, name.as_str())?;
+        crate::packages::blocks::ensure_not_blocked(db, name.as_str())?;
         let now = now_iso();
         let package_id = match db.package_by_name(name.as_str())? {
             Some(package) => {

@@ -7,10 +7,10 @@
 //! package, so it bumps the changes sequence; the packument itself is left untouched and comes
 //! back as it was when the block is lifted.
 
-use crate::authz::Admin;
+use crate::accounts::authz::Admin;
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::names::PackageName;
+use crate::packages::names::PackageName;
 use crate::store::{BlockRecord, Db, Store};
 
 /// Reasons are shown to every client that asks for the package: keep them to a paragraph.

@@ -18,12 +18,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::cidr::{canonical, Cidr};
+use crate::accounts::cidr::{canonical, Cidr};
+use crate::accounts::password::verify_password;
+use crate::accounts::tokens::hash_token;
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::password::verify_password;
 use crate::store::{Store, TokenRecord, UserRecord};
-use crate::tokens::hash_token;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

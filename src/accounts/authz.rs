@@ -5,7 +5,7 @@
 //! here construct, and they construct it only through [`decide`]: a readonly token cannot reach
 //! a write through a forgotten check.
 
-use crate::auth::Identity;
+use crate::accounts::auth::Identity;
 use crate::error::{Error, Result};
 use crate::store::Db;
 

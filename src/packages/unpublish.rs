@@ -1,13 +1,13 @@
 //! Unpublishing versions and whole packages. Version numbers stay burnt; tarballs of removed
 //! versions stop being served at once, and their blobs are left for `registry gc`.
 
-use crate::authz::{require_maintainer, Action, Writer};
+use crate::accounts::authz::{require_maintainer, Action, Writer};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::names::PackageName;
-use crate::packument;
+use crate::packages::names::PackageName;
+use crate::packages::packument;
+use crate::packages::tags::{fallback_latest, live_package};
 use crate::store::{Db, PackageRecord, Store};
-use crate::tags::{fallback_latest, live_package};
 
 /// Removes `versions` (live ones) inside the caller's transaction, repairs the tags, and turns
 /// the package into a tombstone when nothing is left. The caller refreshes the packument.

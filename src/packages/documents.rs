@@ -10,15 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::auth::Identity;
-use crate::authz::{require_maintainer, require_writer, Action};
+use crate::accounts::auth::Identity;
+use crate::accounts::authz::{require_maintainer, require_writer, Action};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
-use crate::names::{validate_tag, PackageName};
-use crate::packument;
+use crate::packages::names::{validate_tag, PackageName};
+use crate::packages::packument;
+use crate::packages::tags::live_package;
+use crate::packages::unpublish::{check_rev, remove_versions};
 use crate::store::{Db, PackageRecord, Store};
-use crate::tags::live_package;
-use crate::unpublish::{check_rev, remove_versions};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Update {
@@ -203,7 +203,7 @@ fn set_owners(db: &Db<'_>, package: &PackageRecord, names: &[String]) -> Result<
 /// Deprecations, and removal of the live versions the document no longer lists.
 fn update_versions(
     db: &Db<'_>,
-    writer: &crate::authz::Writer<'_>,
+    writer: &crate::accounts::authz::Writer<'_>,
     package: &PackageRecord,
     listed: &BTreeMap<String, Option<String>>,
     tags: &BTreeMap<String, String>,
@@ -280,7 +280,9 @@ fn repair_latest(
     };
     let is_prerelease = semver::Version::parse(latest).is_ok_and(|v| !v.pre.is_empty());
     if is_prerelease {
-        if let Some(stable) = crate::tags::fallback_latest(listed.keys().map(String::as_str)) {
+        if let Some(stable) =
+            crate::packages::tags::fallback_latest(listed.keys().map(String::as_str))
+        {
             if stable != latest {
                 db.set_dist_tag(package.id, "latest", stable)?;
             }

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::clock::iso;
 use crate::error::{Error, Result};
-use crate::names::validate_username;
+use crate::packages::names::validate_username;
 use crate::store::{Db, SearchEntry, SearchFilter, Store};
 
 pub const DEFAULT_SIZE: u32 = 20;
