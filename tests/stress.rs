@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use registry_core::store::PackumentFlavor;
+use registry_core::packages::packument::PackumentFlavor;
 use serde_json::{json, Value};
 
 const SLOWEST_ALLOWED: Duration = Duration::from_secs(10);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use registry_core::packages::packument::with_origin;
-use registry_core::store::PackumentFlavor;
+use registry_core::packages::packument::PackumentFlavor;
 
 /// Past this many cached bytes the cache starts over; hot entries come back on their next read.
 const MAX_CACHED_BYTES: usize = 256 * 1024 * 1024;

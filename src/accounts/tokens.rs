@@ -20,7 +20,53 @@ use crate::accounts::users::account_holder;
 use crate::clock::{iso, now_iso};
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
-use crate::store::{NewToken, Store, TokenRecord};
+use crate::store::{NewToken, Store};
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub key: String,
+    /// A short, non-secret prefix of the token for listings (`npm_ab12`).
+    pub display: String,
+    pub user_id: i64,
+    pub name: Option<String>,
+    pub readonly: bool,
+    pub cidr_whitelist: Vec<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub description: Option<String>,
+    /// With `scopes`, what a granular token may write to; both `None`: every package.
+    pub packages: Option<Vec<String>>,
+    /// Scopes as `@scope`.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl TokenRecord {
+    /// True when the token was issued for some packages or scopes only.
+    pub fn is_package_limited(&self) -> bool {
+        self.packages.is_some() || self.scopes.is_some()
+    }
+
+    /// Whether the token's package/scope limits (if any) include `package`.
+    pub fn may_write_package(&self, package: &str) -> bool {
+        if !self.is_package_limited() {
+            return true;
+        }
+        let listed = self
+            .packages
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| n == package));
+        let in_scope = self.scopes.as_ref().is_some_and(|scopes| {
+            scopes.iter().any(|scope| {
+                package
+                    .strip_prefix(scope.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        });
+        listed || in_scope
+    }
+}
 
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const TOKEN_RANDOM_CHARS: usize = 36;

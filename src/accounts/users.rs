@@ -11,7 +11,29 @@ use crate::accounts::password::{
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
 use crate::packages::names::validate_username;
-use crate::store::{ProfileFields, Store, UserRecord};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub profile: ProfileFields,
+}
+
+/// The free-form profile fields `npm profile set` writes; `None` when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileFields {
+    pub fullname: Option<String>,
+    pub homepage: Option<String>,
+    pub twitter: Option<String>,
+    pub github: Option<String>,
+    pub freenode: Option<String>,
+}
 
 pub struct NewUser<'a> {
     pub name: &'a str,

@@ -15,7 +15,14 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::store::{Db, PackumentFlavor, PackumentRow, Store};
+use crate::store::{Db, PackumentRow, Store};
+
+/// Which representation of a packument: the full document or npm's abbreviated ("corgi") one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PackumentFlavor {
+    Full,
+    Abbreviated,
+}
 
 /// Stands for the registry's origin inside stored tarball URLs.
 pub const TARBALL_ORIGIN: &str = "{{registry-origin}}";

@@ -7,6 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::Db;
 use crate::error::Result;
+pub use crate::packages::packument::PackumentFlavor;
 
 #[derive(Debug, Clone)]
 pub struct PackageRecord {
@@ -30,13 +31,6 @@ pub struct VersionRecord {
     pub tarball_size: u64,
     pub published_at: String,
     pub deleted_at: Option<String>,
-}
-
-/// Which representation of a packument: the full document or npm's abbreviated ("corgi") one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PackumentFlavor {
-    Full,
-    Abbreviated,
 }
 
 /// One version as a packument needs it: its manifest fragment in the wanted flavor (`None`

@@ -3,75 +3,9 @@
 use rusqlite::{OptionalExtension, Row};
 
 use super::Db;
+pub use crate::accounts::tokens::TokenRecord;
+pub use crate::accounts::users::{ProfileFields, UserRecord};
 use crate::error::Result;
-
-#[derive(Debug, Clone)]
-pub struct UserRecord {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub password_hash: String,
-    pub is_admin: bool,
-    pub created_at: String,
-    pub updated_at: String,
-    pub profile: ProfileFields,
-}
-
-/// The free-form profile fields `npm profile set` writes; `None` when unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileFields {
-    pub fullname: Option<String>,
-    pub homepage: Option<String>,
-    pub twitter: Option<String>,
-    pub github: Option<String>,
-    pub freenode: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokenRecord {
-    pub id: i64,
-    pub key: String,
-    /// A short, non-secret prefix of the token for listings (`npm_ab12`).
-    pub display: String,
-    pub user_id: i64,
-    pub name: Option<String>,
-    pub readonly: bool,
-    pub cidr_whitelist: Vec<String>,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub last_used_at: Option<String>,
-    pub description: Option<String>,
-    /// With `scopes`, what a granular token may write to; both `None`: every package.
-    pub packages: Option<Vec<String>>,
-    /// Scopes as `@scope`.
-    pub scopes: Option<Vec<String>>,
-}
-
-impl TokenRecord {
-    /// True when the token was issued for some packages or scopes only.
-    pub fn is_package_limited(&self) -> bool {
-        self.packages.is_some() || self.scopes.is_some()
-    }
-
-    /// Whether the token's package/scope limits (if any) include `package`.
-    pub fn may_write_package(&self, package: &str) -> bool {
-        if !self.is_package_limited() {
-            return true;
-        }
-        let listed = self
-            .packages
-            .as_ref()
-            .is_some_and(|names| names.iter().any(|n| n == package));
-        let in_scope = self.scopes.as_ref().is_some_and(|scopes| {
-            scopes.iter().any(|scope| {
-                package
-                    .strip_prefix(scope.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-            })
-        });
-        listed || in_scope
-    }
-}
 
 pub(super) const USER_COLUMNS: &str =
     "id, name, email, password_hash, is_admin, created_at, updated_at, \

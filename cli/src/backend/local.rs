@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use registry_core::accounts::authz::require_writer;
 use registry_core::accounts::tokens::{revoke_token_by_key_or_secret, TokenOptions};
 use registry_core::accounts::users::{create_user, find_user, NewUser};
+use registry_core::accounts::{tokens::TokenRecord, users::UserRecord};
 use registry_core::maintenance::{self, local_admin, with_local_admin};
 use registry_core::packages::names::PackageName;
-use registry_core::store::{PackumentFlavor, TokenRecord, UserRecord};
+use registry_core::packages::packument::PackumentFlavor;
 use registry_core::{Error, Registry};
 use serde_json::Value;
 

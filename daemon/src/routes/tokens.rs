@@ -8,11 +8,11 @@ use std::sync::Arc;
 use http::StatusCode;
 use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_writer;
+use registry_core::accounts::tokens::TokenRecord;
 use registry_core::accounts::tokens::{
     create_token_for, list_tokens, parse_token_request, revoke_token_by_key_or_secret,
     MAX_PAGE_SIZE,
 };
-use registry_core::store::TokenRecord;
 use registry_core::Error;
 use serde_json::{json, Map, Value};
 use warp::filters::path::Tail;
