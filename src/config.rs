@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::accounts::cidr::Cidr;
 use crate::error::{Error, Result};
+use crate::upstream::config::{
+    BinaryConfig, BinaryFile, NamePattern, UpstreamConfig, UpstreamFile,
+};
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// npm tarballs are rarely above a few MiB; 100 MiB leaves room for the odd large one.
@@ -110,6 +113,12 @@ pub struct Config {
     /// or neither (`tls_files` checks), `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Names never looked up upstream: local only, whatever the upstreams serve.
+    pub private: Vec<NamePattern>,
+    /// Registries whose packages are proxied and cached, tried in order; none by default.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Binary mirrors served under `/-/binary/`.
+    pub binaries: Vec<BinaryConfig>,
     /// Where each value came from: "default", the file's path, "env REGISTRY_X" or "flag".
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -136,6 +145,9 @@ struct FileConfig {
     auth_burst: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    private: Option<Vec<String>>,
+    upstreams: Option<Vec<UpstreamFile>>,
+    binaries: Option<Vec<BinaryFile>>,
 }
 
 /// Values given on the command line; `None` where the flag was not passed.
@@ -148,6 +160,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// `--upstream URL`: one upstream for every name, with the defaults.
+    pub upstream: Option<String>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -169,6 +183,8 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_AUTH_BURST",
     "REGISTRY_TLS_CERT",
     "REGISTRY_TLS_KEY",
+    "REGISTRY_PRIVATE",
+    "REGISTRY_UPSTREAM",
     "REGISTRY_CONFIG",
     // Read by the CLI's remote mode, not by the server configuration.
     "REGISTRY_URL",
@@ -197,6 +213,9 @@ impl Default for Config {
             "auth_burst",
             "tls_cert",
             "tls_key",
+            "private",
+            "upstreams",
+            "binaries",
         ] {
             sources.insert(key, "default".to_string());
         }
@@ -219,6 +238,9 @@ impl Default for Config {
             auth_burst: DEFAULT_AUTH_BURST,
             tls_cert: None,
             tls_key: None,
+            private: Vec::new(),
+            upstreams: Vec::new(),
+            binaries: Vec::new(),
             sources,
         }
     }
@@ -234,6 +256,12 @@ impl Config {
     ) -> Result<(Config, Vec<String>)> {
         let mut config = Config::default();
         let mut warnings = Vec::new();
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let lookup = |var: &str| {
+            env.iter()
+                .find(|(key, _)| key == var)
+                .map(|(_, value)| value.clone())
+        };
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::bad_request(format!("cannot read config file {}: {e}", path.display()))
@@ -241,9 +269,10 @@ impl Config {
             let parsed: FileConfig = toml::from_str(&text).map_err(|e| {
                 Error::bad_request(format!("invalid config file {}: {e}", path.display()))
             })?;
-            config.apply_file(parsed, &path.display().to_string())?;
+            config.apply_file(parsed, &path.display().to_string(), &lookup)?;
         }
-        for (key, value) in env {
+        for (key, value) in &env {
+            let (key, value) = (key.clone(), value.clone());
             if !key.starts_with("REGISTRY_") {
                 continue;
             }
@@ -311,6 +340,15 @@ impl Config {
                     c.tls_key = Some(PathBuf::from(&value)).filter(|p| !p.as_os_str().is_empty());
                     Ok(())
                 })?,
+                "REGISTRY_PRIVATE" => {
+                    let list: Vec<&str> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    config.set_private(&list, source)?;
+                }
+                "REGISTRY_UPSTREAM" => config.set_upstream_shortcut(&value, source)?,
                 other => {
                     let limit = other
                         .strip_prefix("REGISTRY_")
@@ -362,13 +400,21 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(url) = &flags.upstream {
+            config.set_upstream_shortcut(url, flag())?;
+        }
         // The halves may come from different layers; only the result must be whole.
         config.tls_files()?;
         config.fit_attachment_to_body()?;
         Ok((config, warnings))
     }
 
-    fn apply_file(&mut self, file: FileConfig, source: &str) -> Result<()> {
+    fn apply_file(
+        &mut self,
+        file: FileConfig,
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<()> {
         let src = || source.to_string();
         if let Some(listen) = file.listen {
             self.set_listen(&listen, src())?;
@@ -438,7 +484,75 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(private) = file.private {
+            let list: Vec<&str> = private.iter().map(String::as_str).collect();
+            self.set_private(&list, src())?;
+        }
+        if let Some(upstreams) = file.upstreams {
+            let parsed = upstreams
+                .into_iter()
+                .map(|u| UpstreamConfig::from_file(u, env))
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| Error::bad_request(format!("{source}: {e}")))?;
+            self.set_upstreams(parsed, src())?;
+        }
+        if let Some(binaries) = file.binaries {
+            let parsed = binaries
+                .into_iter()
+                .map(BinaryConfig::from_file)
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| Error::bad_request(format!("{source}: {e}")))?;
+            let mut names: Vec<&str> = parsed.iter().map(|b| b.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::bad_request(format!(
+                    "{source}: two binaries are named {:?}",
+                    twice[0]
+                )));
+            }
+            self.set("binaries", src(), |c| {
+                c.binaries = parsed;
+                Ok(())
+            })?;
+        }
         Ok(())
+    }
+
+    fn set_private(&mut self, patterns: &[&str], source: String) -> Result<()> {
+        let parsed = patterns
+            .iter()
+            .map(|p| NamePattern::parse(p))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| Error::bad_request(format!("private ({source}): {e}")))?;
+        self.set("private", source, |c| {
+            c.private = parsed;
+            Ok(())
+        })
+    }
+
+    /// `--upstream URL` (or `REGISTRY_UPSTREAM`) replaces the configured upstreams with one.
+    fn set_upstream_shortcut(&mut self, url: &str, source: String) -> Result<()> {
+        if url.is_empty() {
+            return self.set_upstreams(Vec::new(), source);
+        }
+        let upstream = UpstreamConfig::shortcut(url)
+            .map_err(|e| Error::bad_request(format!("upstream ({source}): {e}")))?;
+        self.set_upstreams(vec![upstream], source)
+    }
+
+    fn set_upstreams(&mut self, upstreams: Vec<UpstreamConfig>, source: String) -> Result<()> {
+        let mut names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::bad_request(format!(
+                "upstreams ({source}): two upstreams are named {:?}",
+                twice[0]
+            )));
+        }
+        self.set("upstreams", source, |c| {
+            c.upstreams = upstreams;
+            Ok(())
+        })
     }
 
     fn set_download_flush_secs(&mut self, secs: u64, source: String) -> Result<()> {

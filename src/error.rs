@@ -52,6 +52,17 @@ pub enum Error {
     /// read-only). Reads still work.
     #[error("{0}")]
     StorageUnavailable(String),
+    /// 502: an upstream registry failed (refused the connection, answered 5xx or garbage,
+    /// sent a tarball that does not match its checksum) and nothing cached can stand in.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 504: an upstream registry did not answer within its timeout.
+    #[error("{0}")]
+    GatewayTimeout(String),
+    /// 503: an answer depends on an upstream that cannot be asked right now (the
+    /// dependency-confusion check of a new name).
+    #[error("{0}")]
+    UpstreamUnavailable(String),
     /// 500: a tarball the database lists has no file in the blob store. Not temporary: an
     /// administrator restores it (`registry doctor` lists every such version).
     #[error("{0}")]
@@ -114,7 +125,9 @@ impl Error {
             Error::TooManyAttempts { .. } => 429,
             Error::UnavailableForLegalReasons(_) => 451,
             Error::NotImplemented(_) => 501,
-            Error::StorageUnavailable(_) => 503,
+            Error::StorageUnavailable(_) | Error::UpstreamUnavailable(_) => 503,
+            Error::BadGateway(_) => 502,
+            Error::GatewayTimeout(_) => 504,
             Error::InsufficientStorage(_) => 507,
             Error::MissingBlob(_) | Error::Storage(_) | Error::Io(_) => 500,
         }

@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod packages;
 pub mod registry;
 pub mod store;
+pub mod upstream;
 
 pub use error::{Error, Result};
 pub use registry::Registry;

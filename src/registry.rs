@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::Packument;
 use crate::store::{PackumentFlavor, ReadState, RegistryInfo, Store};
+use crate::upstream::proxy::Upstreams;
 
 pub struct Registry {
     pub config: Config,
@@ -19,6 +20,8 @@ pub struct Registry {
     pub credentials: CredentialCache,
     /// Failed-login lockouts, shared by every password check the daemon makes.
     pub login_throttle: LoginThrottle,
+    /// The registries whose packages are proxied and cached (none by default).
+    pub upstreams: Upstreams,
 }
 
 /// An open tarball, ready to stream.
@@ -45,12 +48,14 @@ impl Registry {
         crate::packages::search::index_pending(&store)?;
         crate::packages::packument::fill_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
+        let upstreams = Upstreams::new(&config)?;
         Ok(Registry {
             config,
             store,
             blobs: Box::new(blobs),
             credentials: CredentialCache::default(),
             login_throttle: LoginThrottle::default(),
+            upstreams,
         })
     }
 
@@ -86,8 +91,8 @@ impl Registry {
     }
 
     /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`; a blocked
-    /// package's 451.
-    pub fn tarball(&self, name: &PackageName, file: &str) -> Result<TarballFile> {
+    /// package's 451; `None` when the package is not local (an upstream may serve it).
+    pub fn tarball(&self, name: &PackageName, file: &str) -> Result<Option<TarballFile>> {
         let version =
             version_of_tarball(name, file).ok_or_else(|| tarball_not_found(name, file))?;
         let state = self
@@ -98,7 +103,11 @@ impl Registry {
 
     /// [`Registry::tarball`] on the calling thread, if a connection is free at once. Opening
     /// the blob is one `open(2)`; the bytes are read later, by whoever sends them.
-    pub fn tarball_now(&self, name: &PackageName, file: &str) -> Option<Result<TarballFile>> {
+    pub fn tarball_now(
+        &self,
+        name: &PackageName,
+        file: &str,
+    ) -> Option<Result<Option<TarballFile>>> {
         let Some(version) = version_of_tarball(name, file) else {
             return Some(Err(tarball_not_found(name, file)));
         };
@@ -114,9 +123,12 @@ impl Registry {
         file: &str,
         version: String,
         state: ReadState<(String, u64)>,
-    ) -> Result<TarballFile> {
+    ) -> Result<Option<TarballFile>> {
         if let Some(reason) = state.block_reason {
             return Err(crate::packages::blocks::blocked(name.as_str(), &reason));
+        }
+        if !state.package_exists {
+            return Ok(None);
         }
         let (sha512_hex, _) = state.found.ok_or_else(|| tarball_not_found(name, file))?;
         let (file, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
@@ -127,12 +139,12 @@ impl Registry {
             )),
             other => other,
         })?;
-        Ok(TarballFile {
+        Ok(Some(TarballFile {
             file,
             len,
             sha512_hex,
             version,
-        })
+        }))
     }
 }
 

@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// PEM private key of the TLS certificate; needs --tls-cert (or its config key)
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Proxy and cache this registry for every name not published here (one upstream named
+    /// `upstream`; `[[upstreams]]` in the config file for more)
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

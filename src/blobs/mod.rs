@@ -17,6 +17,11 @@ pub trait BlobStore: Send + Sync {
     /// Opens a blob for streaming, with its length.
     fn open(&self, sha512_hex: &str) -> Result<(File, u64)>;
     fn contains(&self, sha512_hex: &str) -> bool;
+    /// A directory for temporary files that [`BlobStore::put_file`] can adopt.
+    fn temp_dir(&self) -> PathBuf;
+    /// Stores the file at `temp` (in [`BlobStore::temp_dir`], already synced, whose sha512
+    /// the caller has computed while writing it) durably, by renaming it into place.
+    fn put_file(&self, sha512_hex: &str, temp: &Path) -> Result<()>;
 }
 
 pub struct FsBlobStore {
@@ -97,6 +102,24 @@ impl BlobStore for FsBlobStore {
         self.path_of(sha512_hex)
             .map(|p| p.is_file())
             .unwrap_or(false)
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn put_file(&self, sha512_hex: &str, temp: &Path) -> Result<()> {
+        let target = self.path_of(sha512_hex)?;
+        if target.exists() {
+            return Ok(());
+        }
+        let dir = target
+            .parent()
+            .ok_or_else(|| Error::Storage("blob path has no parent".into()))?;
+        fs::create_dir_all(dir)?;
+        fs::rename(temp, &target)?;
+        File::open(dir)?.sync_all()?;
+        Ok(())
     }
 }
 

@@ -27,10 +27,22 @@ impl Db<'_> {
              SELECT id, ?2, ?3, ?4 FROM packages WHERE name = ?1 \
              ON CONFLICT (package_id, version, day) DO UPDATE SET count = count + excluded.count",
         )?;
+        // A proxied name has no `packages` row; its downloads are counted by name.
+        let mut proxied = self.conn.prepare_cached(
+            "INSERT INTO upstream_downloads (name, version, day, count) \
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM packages WHERE name = ?1) \
+             AND EXISTS (SELECT 1 FROM upstream_tarballs WHERE name = ?1) \
+             ON CONFLICT (name, version, day) DO UPDATE SET count = count + excluded.count",
+        )?;
         let mut changed = 0;
         for (package, version, day, count) in batch {
             let count = i64::try_from(*count).unwrap_or(i64::MAX);
-            changed += stmt.execute((package, version, day, count))?;
+            let local = stmt.execute((package, version, day, count))?;
+            changed += if local > 0 {
+                local
+            } else {
+                proxied.execute((package, version, day, count))?
+            };
         }
         Ok(changed)
     }

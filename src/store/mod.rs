@@ -11,6 +11,7 @@ mod downloads;
 mod packages;
 mod schema;
 mod search;
+mod upstream;
 mod users;
 mod writer;
 
@@ -31,6 +32,7 @@ pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 
 impl From<rusqlite::Error> for Error {

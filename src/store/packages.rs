@@ -48,6 +48,9 @@ pub struct PackumentRow {
 pub struct ReadState<T> {
     pub block_reason: Option<String>,
     pub found: Option<T>,
+    /// The package has a row here (a version was published, even if since unpublished): it is
+    /// local, never proxied.
+    pub package_exists: bool,
 }
 
 /// A version row to insert; the manifest is final JSON text.
@@ -250,6 +253,7 @@ impl Db<'_> {
             let modified_at: Option<String> = row.get(2)?;
             Ok(ReadState {
                 block_reason: row.get(0)?,
+                package_exists: rev_seq.is_some(),
                 found: rev_seq.zip(modified_at),
             })
         })?)
@@ -263,7 +267,7 @@ impl Db<'_> {
         version: &str,
     ) -> Result<ReadState<(String, u64)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT b.reason, v.tarball_sha512, v.tarball_size FROM (SELECT ?1 AS name) q \
+            "SELECT b.reason, v.tarball_sha512, v.tarball_size, p.id FROM (SELECT ?1 AS name) q \
              LEFT JOIN package_blocks b ON b.name = q.name \
              LEFT JOIN packages p ON p.name = q.name \
              LEFT JOIN versions v ON v.package_id = p.id AND v.version = ?2 \
@@ -275,6 +279,7 @@ impl Db<'_> {
             Ok(ReadState {
                 block_reason: row.get(0)?,
                 found: sha512.zip(size.map(|s| s.max(0) as u64)),
+                package_exists: row.get::<_, Option<i64>>(3)?.is_some(),
             })
         })?)
     }

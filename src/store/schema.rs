@@ -172,6 +172,98 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX versions_unabbreviated ON versions(package_id) WHERE abbrev_manifest IS NULL;
     DROP TABLE packuments;
     "#,
+    // Upstreams. `upstream_packuments` caches one document per proxied name and flavor, as the
+    // upstream sent it but with tarball URLs pointing here (the placeholder origin); a row with
+    // status 404 remembers that the upstream has no such package. `dists` keeps each version's
+    // original tarball URL and checksums, so that a tarball miss need not parse the document.
+    // `upstream_tarballs` lists the verified tarballs in the blob store, and
+    // `upstream_downloads` counts their downloads (proxied names have no `packages` row).
+    r#"
+    CREATE TABLE upstream_packuments (
+        name          TEXT NOT NULL,
+        flavor        TEXT NOT NULL,
+        upstream      TEXT NOT NULL,
+        status        INTEGER NOT NULL,
+        body          BLOB,
+        etag          TEXT NOT NULL,
+        upstream_etag TEXT,
+        last_modified TEXT,
+        dists         TEXT,
+        fetched_at    INTEGER NOT NULL,
+        PRIMARY KEY (name, flavor)
+    );
+    CREATE TABLE upstream_tarballs (
+        name       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        upstream   TEXT NOT NULL,
+        sha512     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE upstream_downloads (
+        name    TEXT NOT NULL,
+        version TEXT NOT NULL,
+        day     TEXT NOT NULL,
+        count   INTEGER NOT NULL,
+        PRIMARY KEY (name, version, day)
+    ) WITHOUT ROWID;
+    "#,
+    // Sync tasks (cnpmcore's Package Sync API), the registries API, and the binary mirror's
+    // cache. A task is a durable queue entry: `waiting` until a worker claims it
+    // (`processing`, with `claimed_at`), then `success` or `error`; a task found `processing`
+    // at start-up was interrupted and goes back to `waiting`. Tasks queued for the
+    // dependencies of a task share its `root_id`, and a name is synced once per tree (the
+    // unique index). `options` is the request's JSON (skipDependencies, specificVersions,
+    // force, forceSyncHistory, tips). Log lines are numbered per task. `registries` holds
+    // the registries added over HTTP (configured upstreams live in the config file).
+    // `binary_files` maps a mirrored file to its blob.
+    r#"
+    CREATE TABLE sync_tasks (
+        id          TEXT PRIMARY KEY,
+        package     TEXT NOT NULL,
+        registry    TEXT,
+        state       TEXT NOT NULL,
+        options     TEXT NOT NULL DEFAULT '{}',
+        root_id     TEXT NOT NULL,
+        parent_id   TEXT,
+        created_by  TEXT,
+        error       TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        claimed_at  TEXT
+    );
+    CREATE INDEX sync_tasks_queue ON sync_tasks(state, created_at);
+    CREATE INDEX sync_tasks_package ON sync_tasks(package, created_at);
+    CREATE UNIQUE INDEX sync_tasks_tree ON sync_tasks(root_id, package);
+    CREATE TABLE sync_task_logs (
+        task_id TEXT NOT NULL REFERENCES sync_tasks(id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        at      TEXT NOT NULL,
+        line    TEXT NOT NULL,
+        PRIMARY KEY (task_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE registries (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        host          TEXT NOT NULL,
+        change_stream TEXT NOT NULL DEFAULT '',
+        user_prefix   TEXT NOT NULL DEFAULT '',
+        type          TEXT NOT NULL DEFAULT 'npm',
+        auth_token    TEXT,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE TABLE binary_files (
+        binary     TEXT NOT NULL,
+        path       TEXT NOT NULL,
+        sha512     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (binary, path)
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

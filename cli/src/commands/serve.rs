@@ -17,6 +17,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             public_url: args.public_url,
             registration: args.registration,
+            upstream: args.upstream,
             log_level: args.log_level,
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,

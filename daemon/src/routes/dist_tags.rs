@@ -7,6 +7,7 @@ use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_writer;
 use registry_core::packages::names::PackageName;
 use registry_core::packages::tags;
+use registry_core::upstream::guard::refuse_proxied_write;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::filters::path::Tail;
@@ -103,6 +104,7 @@ async fn add(
     state
         .run(move |state| {
             let writer = require_writer(caller.as_deref())?;
+            refuse_proxied_write(state.registry(), &name)?;
             tags::set(&state.registry().store, &writer, &name, &tag, &version)
         })
         .await?;
@@ -118,6 +120,7 @@ async fn remove(
     state
         .run(move |state| {
             let writer = require_writer(caller.as_deref())?;
+            refuse_proxied_write(state.registry(), &name)?;
             tags::remove(&state.registry().store, &writer, &name, &tag)
         })
         .await?;

@@ -14,6 +14,8 @@ use registry_core::packages::publish::{publish, PublishLimits, PublishOutcome};
 use registry_core::packages::tags;
 use registry_core::packages::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::registry::package_not_found;
+use registry_core::upstream::guard;
+use registry_core::upstream::proxy::{self, CacheOutcome};
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -28,6 +30,9 @@ use crate::package_path::{package_route, PackageRoute};
 use crate::reply::{accepts_gzip, etag_matches, json_response, not_modified};
 use crate::state::AppState;
 
+/// How the proxy's cache answered a proxied document: `hit`, `miss`, `revalidated` or
+/// `stale` (the upstream failed; the cached copy is older than its `max_age`).
+pub const CACHE_STATUS_HEADER: &str = "x-registry-cache";
 const ABBREVIATED_MEDIA_TYPE: &str = "application/vnd.npm.install-v1+json";
 /// Clients may reuse a packument this long without asking; short, so that new versions show
 /// up quickly (revalidation is a cheap 304).
@@ -164,36 +169,42 @@ fn wants_abbreviated(accept: Option<&str>) -> bool {
     })
 }
 
-/// The rendered packument for `origin`, from the cache when the package's revision is unchanged.
+/// The rendered packument for `origin`, from the cache when the package's revision is unchanged;
+/// for a name that is not local, the proxied document and how the cache answered.
 async fn rendered_packument(
     state: &AppState,
     name: PackageName,
     flavor: PackumentFlavor,
     origin: String,
-) -> Result<Arc<Rendered>, Rejection> {
+) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
     // The hot path: one indexed statement (block, revision) on this thread, and a cache hit,
     // with no hop to a blocking thread. The revision is read on every request, before the
     // cache, so that a write or a block from another process (the CLI) is seen at once.
     if let Some(etag) = state.registry().packument_etag_now(&name, flavor) {
-        let etag = etag
-            .map_err(reject)?
-            .ok_or_else(|| reject(package_not_found(&name)))?;
-        if let Some(hit) = state
-            .packuments()
-            .get(name.as_str(), flavor, &origin, &etag)
-        {
-            return Ok(hit);
+        match etag.map_err(reject)? {
+            None => return proxied_packument(state, name, flavor, origin).await,
+            Some(etag) => {
+                if let Some(hit) = state
+                    .packuments()
+                    .get(name.as_str(), flavor, &origin, &etag)
+                {
+                    return Ok((hit, None));
+                }
+            }
         }
     }
-    state
+    let local_name = name.clone();
+    let local_origin = origin.clone();
+    let local = state
         .run(move |state| {
+            let (name, origin) = (local_name, local_origin);
             let registry = state.registry();
-            let etag = registry
-                .packument_etag(&name, flavor)?
-                .ok_or_else(|| package_not_found(&name))?;
+            let Some(etag) = registry.packument_etag(&name, flavor)? else {
+                return Ok(None);
+            };
             let cache = state.packuments();
             if let Some(hit) = cache.get(name.as_str(), flavor, &origin, &etag) {
-                return Ok(hit);
+                return Ok(Some(hit));
             }
             let built = registry.packument(&name, flavor)?;
             let rendered = Arc::new(Rendered::render(
@@ -209,9 +220,48 @@ async fn rendered_packument(
                 &built.etag,
                 rendered.clone(),
             );
+            Ok(Some(rendered))
+        })
+        .await?;
+    match local {
+        Some(rendered) => Ok((rendered, None)),
+        None => proxied_packument(state, name, flavor, origin).await,
+    }
+}
+
+/// A name with no local package: the document of the upstream that serves it, rendered into
+/// the same byte cache as local documents; 404 when no upstream does.
+async fn proxied_packument(
+    state: &AppState,
+    name: PackageName,
+    flavor: PackumentFlavor,
+    origin: String,
+) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
+    let registry = state.registry();
+    let Some(upstream) = registry.upstreams.for_name(name.as_str()) else {
+        return Err(reject(package_not_found(&name)));
+    };
+    let document = proxy::document(registry, &upstream, &name, flavor)
+        .await
+        .map_err(reject)?;
+    let outcome = Some(document.outcome);
+    if let Some(hit) = state
+        .packuments()
+        .get(name.as_str(), flavor, &origin, &document.etag)
+    {
+        return Ok((hit, outcome));
+    }
+    let rendered = state
+        .run(move |state| {
+            let (body, etag) = proxy::document_body(state.registry(), &name, flavor)?;
+            let rendered = Arc::new(Rendered::render(&body, &etag, &origin, false));
+            state
+                .packuments()
+                .insert(name.as_str(), flavor, &origin, &etag, rendered.clone());
             Ok(rendered)
         })
-        .await
+        .await?;
+    Ok((rendered, outcome))
 }
 
 async fn packument(
@@ -227,7 +277,8 @@ async fn packument(
     } else {
         PackumentFlavor::Full
     };
-    let rendered = rendered_packument(&state, name.clone(), flavor, origin).await?;
+    let (rendered, cache_outcome) =
+        rendered_packument(&state, name.clone(), flavor, origin).await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
@@ -264,6 +315,12 @@ async fn packument(
     if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
         h.insert(header::ETAG, etag);
     }
+    if let Some(outcome) = cache_outcome {
+        h.insert(
+            CACHE_STATUS_HEADER,
+            HeaderValue::from_static(outcome.as_str()),
+        );
+    }
     Ok(response)
 }
 
@@ -289,7 +346,8 @@ async fn version(
     spec: String,
     origin: String,
 ) -> Result<Response, Rejection> {
-    let rendered = rendered_packument(&state, name.clone(), PackumentFlavor::Full, origin).await?;
+    let (rendered, _) =
+        rendered_packument(&state, name.clone(), PackumentFlavor::Full, origin).await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
@@ -318,6 +376,11 @@ async fn write(
 ) -> Result<Response, Rejection> {
     match route {
         PackageRoute::Document(name) if body.get("_attachments").is_some() => {
+            // Only a caller who may publish at all gets the upstream asked about a name.
+            require_writer(caller.as_deref()).map_err(reject)?;
+            guard::check_new_name(state.registry(), &name)
+                .await
+                .map_err(reject)?;
             let outcome = state
                 .run(move |state| {
                     let registry = state.registry();
@@ -354,6 +417,7 @@ async fn write(
             state
                 .run(move |state| {
                     let writer = require_writer(caller.as_deref())?;
+                    guard::refuse_proxied_write(state.registry(), &name)?;
                     tags::set(&state.registry().store, &writer, &name, &tag, &version)
                 })
                 .await?;
@@ -374,6 +438,7 @@ async fn update_document(
 ) -> Result<Response, Rejection> {
     let rev = state
         .run(move |state| {
+            guard::refuse_proxied_write(state.registry(), &name)?;
             documents::apply(
                 &state.registry().store,
                 caller.as_deref(),
@@ -398,6 +463,11 @@ async fn delete(
         .run(move |state| {
             let store = &state.registry().store;
             let writer = require_writer(caller.as_deref())?;
+            if let PackageRoute::Revision(name, _) | PackageRoute::TarballRevision(name, ..) =
+                &route
+            {
+                guard::refuse_proxied_write(state.registry(), name)?;
+            }
             match route {
                 PackageRoute::Revision(name, rev) => unpublish_package(store, &writer, &name, &rev),
                 PackageRoute::TarballRevision(name, file, _rev) => {

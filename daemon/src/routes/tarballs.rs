@@ -4,6 +4,9 @@
 
 use http::{header, HeaderValue, Method, StatusCode};
 use registry_core::packages::names::PackageName;
+use registry_core::registry::TarballFile;
+use registry_core::upstream::proxy;
+use registry_core::Error;
 use warp::reply::Response;
 use warp::Rejection;
 
@@ -23,13 +26,18 @@ pub async fn respond(
     let counted_name = name.clone();
     // One indexed statement and an open(2) on this thread when a connection is free; else on a
     // blocking thread.
-    let tarball = match state.registry().tarball_now(&name, &file) {
+    let local = match state.registry().tarball_now(&name, &file) {
         Some(opened) => opened.map_err(reject)?,
         None => {
+            let (name, file) = (name.clone(), file.clone());
             state
                 .run(move |state| state.registry().tarball(&name, &file))
                 .await?
         }
+    };
+    let tarball = match local {
+        Some(tarball) => tarball,
+        None => proxied(&state, &name, &file).await?,
     };
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     if etag_matches(headers.if_none_match.as_deref(), &etag) {
@@ -58,4 +66,22 @@ pub async fn respond(
         .extensions_mut()
         .insert(StreamFile::new(tarball.file));
     Ok(response)
+}
+
+/// A tarball of a name that is not local: from the upstream that serves the name (fetched and
+/// verified on the first GET), else 404.
+async fn proxied(
+    state: &AppState,
+    name: &PackageName,
+    file: &str,
+) -> Result<TarballFile, Rejection> {
+    let registry = state.registry();
+    let Some(upstream) = registry.upstreams.for_name(name.as_str()) else {
+        return Err(reject(Error::not_found(format!(
+            "tarball {file} of {name} not found"
+        ))));
+    };
+    proxy::tarball(registry, &upstream, name, file)
+        .await
+        .map_err(reject)
 }
