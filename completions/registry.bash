@@ -22,6 +22,9 @@ _registry() {
             registry,block)
                 cmd="registry__subcmd__block"
                 ;;
+            registry,cache)
+                cmd="registry__subcmd__cache"
+                ;;
             registry,completions)
                 cmd="registry__subcmd__completions"
                 ;;
@@ -70,8 +73,23 @@ _registry() {
             registry,unpublish)
                 cmd="registry__subcmd__unpublish"
                 ;;
+            registry,upstream)
+                cmd="registry__subcmd__upstream"
+                ;;
             registry,user)
                 cmd="registry__subcmd__user"
+                ;;
+            registry__subcmd__cache,forget)
+                cmd="registry__subcmd__cache__subcmd__forget"
+                ;;
+            registry__subcmd__cache,help)
+                cmd="registry__subcmd__cache__subcmd__help"
+                ;;
+            registry__subcmd__cache__subcmd__help,forget)
+                cmd="registry__subcmd__cache__subcmd__help__subcmd__forget"
+                ;;
+            registry__subcmd__cache__subcmd__help,help)
+                cmd="registry__subcmd__cache__subcmd__help__subcmd__help"
                 ;;
             registry__subcmd__config,help)
                 cmd="registry__subcmd__config__subcmd__help"
@@ -114,6 +132,9 @@ _registry() {
                 ;;
             registry__subcmd__help,block)
                 cmd="registry__subcmd__help__subcmd__block"
+                ;;
+            registry__subcmd__help,cache)
+                cmd="registry__subcmd__help__subcmd__cache"
                 ;;
             registry__subcmd__help,completions)
                 cmd="registry__subcmd__help__subcmd__completions"
@@ -163,8 +184,14 @@ _registry() {
             registry__subcmd__help,unpublish)
                 cmd="registry__subcmd__help__subcmd__unpublish"
                 ;;
+            registry__subcmd__help,upstream)
+                cmd="registry__subcmd__help__subcmd__upstream"
+                ;;
             registry__subcmd__help,user)
                 cmd="registry__subcmd__help__subcmd__user"
+                ;;
+            registry__subcmd__help__subcmd__cache,forget)
+                cmd="registry__subcmd__help__subcmd__cache__subcmd__forget"
                 ;;
             registry__subcmd__help__subcmd__config,show)
                 cmd="registry__subcmd__help__subcmd__config__subcmd__show"
@@ -201,6 +228,9 @@ _registry() {
                 ;;
             registry__subcmd__help__subcmd__token,revoke)
                 cmd="registry__subcmd__help__subcmd__token__subcmd__revoke"
+                ;;
+            registry__subcmd__help__subcmd__upstream,list)
+                cmd="registry__subcmd__help__subcmd__upstream__subcmd__list"
                 ;;
             registry__subcmd__help__subcmd__user,add)
                 cmd="registry__subcmd__help__subcmd__user__subcmd__add"
@@ -286,6 +316,18 @@ _registry() {
             registry__subcmd__token__subcmd__help,revoke)
                 cmd="registry__subcmd__token__subcmd__help__subcmd__revoke"
                 ;;
+            registry__subcmd__upstream,help)
+                cmd="registry__subcmd__upstream__subcmd__help"
+                ;;
+            registry__subcmd__upstream,list)
+                cmd="registry__subcmd__upstream__subcmd__list"
+                ;;
+            registry__subcmd__upstream__subcmd__help,help)
+                cmd="registry__subcmd__upstream__subcmd__help__subcmd__help"
+                ;;
+            registry__subcmd__upstream__subcmd__help,list)
+                cmd="registry__subcmd__upstream__subcmd__help__subcmd__list"
+                ;;
             registry__subcmd__user,add)
                 cmd="registry__subcmd__user__subcmd__add"
                 ;;
@@ -335,7 +377,7 @@ _registry() {
 
     case "${cmd}" in
         registry)
-            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help"
+            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +463,108 @@ _registry() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__cache)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__cache__subcmd__forget)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__cache__subcmd__help)
+            opts="forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__cache__subcmd__help__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__cache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -883,7 +1027,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help)
-            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help"
+            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -913,6 +1057,34 @@ _registry() {
         registry__subcmd__help__subcmd__block)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__cache)
+            opts="forget"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__cache__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1305,6 +1477,34 @@ _registry() {
         registry__subcmd__help__subcmd__unpublish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__upstream)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__upstream__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1815,7 +2015,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__serve)
-            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --upstream --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1842,6 +2042,10 @@ _registry() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2111,6 +2315,108 @@ _registry() {
         registry__subcmd__unpublish)
             opts="-y -q -h --yes --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__upstream)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__upstream__subcmd__help)
+            opts="list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__upstream__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__upstream__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__upstream__subcmd__list)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -81,6 +81,12 @@ pub enum Command {
     Unblock(UnblockArgs),
     /// Download counts of a package
     Downloads(DownloadsArgs),
+    /// The upstream registries: their state, what is cached, the hit ratio
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
+    /// The cache of proxied packages
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Find tarball blobs no version refers to; --apply deletes them (local only)
     Gc(GcArgs),
     /// Check every tarball and packument; exits 1 on a problem (local only)
@@ -291,6 +297,26 @@ pub struct BlockArgs {
     /// Why: shown to every client that asks for the package
     #[arg(long, default_value = "blocked by the registry's administrators")]
     pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Each upstream in the order it is tried: state, failures, cached packages and bytes,
+    /// and the hit ratio since the daemon started (state and counters over --registry only)
+    #[command(alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Drop everything cached of a proxied package; `registry gc` reclaims its tarballs
+    Forget(CacheForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheForgetArgs {
+    /// The proxied package
+    pub package: String,
 }
 
 #[derive(Debug, Args)]

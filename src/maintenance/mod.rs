@@ -227,14 +227,17 @@ pub struct OrphanBlob {
     pub size: u64,
 }
 
-/// The sha512 of every blob a live version refers to.
+/// The sha512 of every blob a live version or the upstreams' cache refers to.
 fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
-    Ok(registry
-        .store
-        .read(|db| db.live_tarballs())?
-        .into_iter()
-        .map(|t| t.sha512_hex)
-        .collect())
+    registry.store.read(|db| {
+        let mut referenced: HashSet<String> = db
+            .live_tarballs()?
+            .into_iter()
+            .map(|t| t.sha512_hex)
+            .collect();
+        referenced.extend(db.cached_tarball_blobs()?);
+        Ok(referenced)
+    })
 }
 
 /// Every blob on disk (and leftover temporary file) that no live version refers to.
@@ -463,9 +466,14 @@ pub fn backup(
         .store
         .backup_to(&db_path, |done, total| progress("database", done, total))?;
     let copy = Store::open(&db_path)?;
-    let tarballs = copy.read(|db| db.live_tarballs())?;
+    let (tarballs, cached) =
+        copy.read(|db| Ok((db.live_tarballs()?, db.cached_tarball_blobs()?)))?;
     drop(copy);
-    let wanted: BTreeSet<String> = tarballs.into_iter().map(|t| t.sha512_hex).collect();
+    let wanted: BTreeSet<String> = tarballs
+        .into_iter()
+        .map(|t| t.sha512_hex)
+        .chain(cached)
+        .collect();
     let mut report = BackupReport {
         database_bytes: fs::metadata(&db_path)?.len(),
         ..BackupReport::default()

@@ -109,11 +109,13 @@ fn days(start: Date, end: Date) -> impl Iterator<Item = Date> {
     })
 }
 
-fn package_id(store: &Store, name: &PackageName) -> Result<i64> {
-    store
-        .read(|db| db.package_by_name(name.as_str()))?
-        .map(|package| package.id)
-        .ok_or_else(|| package_not_found(name))
+/// `name`, once it is known to have counts: local, or proxied with a cached tarball.
+fn counted_name<'n>(store: &Store, name: &'n PackageName) -> Result<&'n str> {
+    if store.read(|db| db.has_downloads_subject(name.as_str()))? {
+        Ok(name.as_str())
+    } else {
+        Err(package_not_found(name))
+    }
 }
 
 /// Downloads of every package of the registry in `start..=end` (npm's point query without a
@@ -147,12 +149,12 @@ pub fn point(
         names
             .iter()
             .map(|name| {
-                let package = db
-                    .package_by_name(name.as_str())?
-                    .ok_or_else(|| package_not_found(name))?;
+                if !db.has_downloads_subject(name.as_str())? {
+                    return Err(package_not_found(name));
+                }
                 Ok((
                     name.to_string(),
-                    db.package_downloads(package.id, &first, &last)?,
+                    db.package_downloads(name.as_str(), &first, &last)?,
                 ))
             })
             .collect()
@@ -174,7 +176,7 @@ pub struct RangeReport {
 
 /// Daily downloads of `name` in `start..=end`, in total and per version.
 pub fn range(store: &Store, name: &PackageName, start: Date, end: Date) -> Result<RangeReport> {
-    let id = package_id(store, name)?;
+    let id = counted_name(store, name)?;
     let rows =
         store.read(|db| db.package_download_rows(id, &format_day(start), &format_day(end)))?;
     let all_days: Vec<Date> = days(start, end).collect();
@@ -214,7 +216,7 @@ pub fn totals_by_version(
     start: Date,
     end: Date,
 ) -> Result<Vec<(String, u64)>> {
-    let id = package_id(store, name)?;
+    let id = counted_name(store, name)?;
     store.read(|db| db.package_downloads_by_version(id, &format_day(start), &format_day(end)))
 }
 

@@ -12,6 +12,13 @@ pub struct DownloadRow {
     pub count: u64,
 }
 
+/// The download rows of package `?1` on the days `?2..=?3`: a local package's, or a proxied
+/// one's (a name is one or the other, never both).
+const PACKAGE_ROWS: &str = "SELECT d.day, d.version, d.count FROM downloads d \
+     JOIN packages p ON p.id = d.package_id WHERE p.name = ?1 AND d.day BETWEEN ?2 AND ?3 \
+     UNION ALL SELECT day, version, count FROM upstream_downloads \
+     WHERE name = ?1 AND day BETWEEN ?2 AND ?3";
+
 fn count_of(value: i64) -> u64 {
     value.max(0) as u64
 }
@@ -50,19 +57,31 @@ impl Db<'_> {
     /// Total downloads of every package on the days `start..=end`.
     pub fn registry_downloads(&self, start: &str, end: &str) -> Result<u64> {
         let total: i64 = self.conn.query_row(
-            "SELECT coalesce(sum(count), 0) FROM downloads WHERE day BETWEEN ?1 AND ?2",
+            "SELECT (SELECT coalesce(sum(count), 0) FROM downloads WHERE day BETWEEN ?1 AND ?2) \
+             + (SELECT coalesce(sum(count), 0) FROM upstream_downloads \
+                WHERE day BETWEEN ?1 AND ?2)",
             (start, end),
             |r| r.get(0),
         )?;
         Ok(count_of(total))
     }
 
-    /// Total downloads of one package on the days `start..=end`.
-    pub fn package_downloads(&self, package_id: i64, start: &str, end: &str) -> Result<u64> {
+    /// Whether `name` has download counts to ask for: a local package, or a proxied one
+    /// with a cached tarball.
+    pub fn has_downloads_subject(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM packages WHERE name = ?1) \
+             OR EXISTS (SELECT 1 FROM upstream_tarballs WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Total downloads of one package (local or proxied) on the days `start..=end`.
+    pub fn package_downloads(&self, name: &str, start: &str, end: &str) -> Result<u64> {
         let total: i64 = self.conn.query_row(
-            "SELECT coalesce(sum(count), 0) FROM downloads \
-             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3",
-            (package_id, start, end),
+            &format!("SELECT coalesce(sum(count), 0) FROM ({PACKAGE_ROWS})"),
+            (name, start, end),
             |r| r.get(0),
         )?;
         Ok(count_of(total))
@@ -71,15 +90,14 @@ impl Db<'_> {
     /// Every stored (day, version, count) of one package on the days `start..=end`, by day.
     pub fn package_download_rows(
         &self,
-        package_id: i64,
+        name: &str,
         start: &str,
         end: &str,
     ) -> Result<Vec<DownloadRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT day, version, count FROM downloads \
-             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, version",
-        )?;
-        let rows = stmt.query_map((package_id, start, end), |row| {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT day, version, count FROM ({PACKAGE_ROWS}) ORDER BY day, version"
+        ))?;
+        let rows = stmt.query_map((name, start, end), |row| {
             Ok(DownloadRow {
                 day: row.get(0)?,
                 version: row.get(1)?,
@@ -92,16 +110,15 @@ impl Db<'_> {
     /// Downloads per version of one package on the days `start..=end`, most downloaded first.
     pub fn package_downloads_by_version(
         &self,
-        package_id: i64,
+        name: &str,
         start: &str,
         end: &str,
     ) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT version, sum(count) AS total FROM downloads \
-             WHERE package_id = ?1 AND day BETWEEN ?2 AND ?3 \
-             GROUP BY version ORDER BY total DESC, version",
-        )?;
-        let rows = stmt.query_map((package_id, start, end), |row| {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT version, sum(count) AS total FROM ({PACKAGE_ROWS}) \
+             GROUP BY version ORDER BY total DESC, version"
+        ))?;
+        let rows = stmt.query_map((name, start, end), |row| {
             Ok((row.get(0)?, count_of(row.get(1)?)))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -117,10 +134,12 @@ impl Db<'_> {
     ) -> Result<Vec<(String, u64)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.name, sum(d.count) AS total FROM downloads d \
-             JOIN packages p ON p.id = d.package_id \
-             WHERE d.day BETWEEN ?1 AND ?2 \
-             GROUP BY d.package_id ORDER BY total DESC, p.name LIMIT ?3",
+            "SELECT name, sum(count) AS total FROM ( \
+               SELECT p.name AS name, d.count AS count FROM downloads d \
+               JOIN packages p ON p.id = d.package_id WHERE d.day BETWEEN ?1 AND ?2 \
+               UNION ALL SELECT name, count FROM upstream_downloads \
+               WHERE day BETWEEN ?1 AND ?2) \
+             GROUP BY name ORDER BY total DESC, name LIMIT ?3",
         )?;
         let rows = stmt.query_map((start, end, limit), |row| {
             Ok((row.get(0)?, count_of(row.get(1)?)))

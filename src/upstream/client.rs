@@ -24,13 +24,18 @@ pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_TARBALL_BYTES: u64 = 1024 * 1024 * 1024;
 const USER_AGENT: &str = concat!("registry/", env!("CARGO_PKG_VERSION"), " (upstream proxy)");
 
+/// Makes ring the process's TLS provider, as `serve` uses it: every reqwest client of the
+/// binary (the upstreams', the CLI's remote mode) needs one, since the build carries no other.
+/// Installing twice is a harmless no-op.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the HTTP client every upstream shares (its connection pool is the reuse that keeps
 /// a cold install from paying a handshake per package). Redirects are followed only within
 /// the same host.
 pub fn http_client() -> Result<reqwest::Client, Error> {
-    // `serve` uses ring for TLS; the client uses the same provider (a second `install` is a
-    // harmless no-op error).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {

@@ -2,6 +2,8 @@
 //! data directory, plus builders for publish documents and an isolated real `npm`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod static_upstream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -424,4 +426,17 @@ impl Npm {
         );
         (output.status.code(), transcript)
     }
+}
+
+/// Configures `config` to proxy `base` (one upstream named `upstream`, every name), with
+/// `adjust` applied to it (max_age, timeouts, …).
+pub fn proxy_to(
+    config: &mut Config,
+    base: &str,
+    adjust: impl FnOnce(&mut registry_core::upstream::config::UpstreamConfig),
+) {
+    let mut upstream =
+        registry_core::upstream::config::UpstreamConfig::shortcut(base).expect("upstream URL");
+    adjust(&mut upstream);
+    config.upstreams = vec![upstream];
 }

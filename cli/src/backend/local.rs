@@ -299,6 +299,21 @@ impl Backend for Local {
         })
     }
 
+    fn upstreams(&self) -> anyhow::Result<Vec<super::UpstreamReport>> {
+        // This process serves no requests: the breaker and counters are the daemon's.
+        Ok(registry_core::upstream::status::report(
+            &self.registry,
+            false,
+        )?)
+    }
+
+    fn cache_forget(&self, raw: &str) -> anyhow::Result<()> {
+        let name = name(raw)?;
+        Ok(with_local_admin(|a| {
+            registry_core::upstream::status::forget(&self.registry, a, &name)
+        })?)
+    }
+
     fn downloads(&self, raw: &str, period: &str) -> anyhow::Result<DownloadsReport> {
         use registry_core::packages::downloads::{format_day, parse_period, range, today};
         let name = name(raw)?;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli::GlobalArgs;
+pub use registry_core::upstream::status::UpstreamReport;
 
 /// A user as listed and shown. `admin` is `null` where the mode cannot know it (a remote
 /// registry does not publish who its administrators are).
@@ -182,6 +183,11 @@ pub trait Backend {
 
     /// The `limit` most downloaded packages of `period`.
     fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport>;
+
+    /// Every upstream with its state and what is cached of it.
+    fn upstreams(&self) -> anyhow::Result<Vec<UpstreamReport>>;
+    /// Drops what is cached of a proxied package.
+    fn cache_forget(&self, name: &str) -> anyhow::Result<()>;
 
     /// The data directory, for what only the local mode can do (gc, doctor, backup).
     fn local(&self, what: &str) -> anyhow::Result<&local::Local>;

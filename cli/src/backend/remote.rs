@@ -452,6 +452,17 @@ impl Backend for Remote {
         })
     }
 
+    fn upstreams(&self) -> anyhow::Result<Vec<super::UpstreamReport>> {
+        let body = self.json(self.request(Method::GET, "/-/registry/admin/upstreams"))?;
+        serde_json::from_value(body).context("the registry's upstream list is not as expected")
+    }
+
+    fn cache_forget(&self, name: &str) -> anyhow::Result<()> {
+        let path = format!("/-/registry/admin/cache/{}", package_path(name)?);
+        self.send(self.request(Method::DELETE, &path))?;
+        Ok(())
+    }
+
     fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport> {
         let path = format!("/-/downloads/top/{}?limit={limit}", segment(period));
         let body = self.json(self.request(Method::GET, &path))?;

@@ -54,6 +54,30 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
             "tls_key",
             json!(config.tls_key.as_ref().map(|p| p.display().to_string())),
         ),
+        (
+            "private",
+            json!(config
+                .private
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()),
+        ),
+        (
+            "upstreams",
+            json!(config
+                .upstreams
+                .iter()
+                .map(|u| format!("{} {}", u.name, u.url))
+                .collect::<Vec<_>>()),
+        ),
+        (
+            "binaries",
+            json!(config
+                .binaries
+                .iter()
+                .map(|b| format!("{} {}", b.name, b.dist_url))
+                .collect::<Vec<_>>()),
+        ),
     ];
     let source = |key: &str| {
         config

@@ -14,6 +14,7 @@ mod package;
 mod serve;
 mod token;
 mod unpublish;
+mod upstream;
 mod user;
 
 use registry_core::config::{Config, Overrides};
@@ -47,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Block(args) => block::block(backend, &out, args),
         Command::Unblock(args) => block::unblock(backend, &out, args),
         Command::Downloads(args) => downloads::run(backend, &out, args),
+        Command::Upstream(command) => upstream::run(backend, &out, command),
+        Command::Cache(command) => upstream::cache(backend, &out, command),
         Command::Gc(args) => gc::run(backend, &out, args),
         Command::Doctor(args) => doctor::run(backend, &out, args),
         Command::Backup(args) => backup::run_backup(backend, &out, args),

@@ -13,7 +13,8 @@ use registry_core::accounts::tokens::TokenOptions;
 use registry_core::accounts::{tokens::TokenRecord, users::UserRecord};
 use registry_core::clock::iso;
 use registry_core::maintenance;
-use registry_core::packages::names::validate_username;
+use registry_core::packages::names::{validate_username, PackageName};
+use registry_core::upstream;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -104,8 +105,26 @@ pub fn routes(state: AppState) -> Route {
         .and(warp::path!("packages"))
         .and(warp::get())
         .and(identity(state.clone()))
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .and_then(list_packages);
+
+    // GET /-/registry/admin/upstreams — each upstream's state, cache and hit ratio; admin only
+    let list_upstreams = base()
+        .and(warp::path!("upstreams"))
+        .and(warp::get())
+        .and(identity(state.clone()))
+        .and(with_state(state.clone()))
+        .and_then(list_upstreams);
+
+    // DELETE /-/registry/admin/cache/:name — forget a proxied package (name as npm escapes
+    // it: @scope%2fname); admin only
+    let forget_cached = base()
+        .and(warp::path("cache"))
+        .and(warp::path::tail())
+        .and(warp::delete())
+        .and(identity(state.clone()))
+        .and(with_state(state))
+        .and_then(forget_cached);
 
     boxed(
         list_users
@@ -120,8 +139,44 @@ pub fn routes(state: AppState) -> Route {
             .or(list_tokens)
             .unify()
             .or(list_packages)
+            .unify()
+            .or(list_upstreams)
+            .unify()
+            .or(forget_cached)
             .unify(),
     )
+}
+
+async fn list_upstreams(
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let report = state
+        .run(move |state| {
+            require_admin(caller.as_deref())?;
+            upstream::status::report(state.registry(), true)
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &json!(report)))
+}
+
+async fn forget_cached(
+    tail: warp::path::Tail,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let raw = tail
+        .as_str()
+        .replacen("%2f", "/", 1)
+        .replacen("%2F", "/", 1);
+    let name = PackageName::parse(&raw).map_err(reject)?;
+    state
+        .run(move |state| {
+            let admin = require_admin(caller.as_deref())?;
+            upstream::status::forget(state.registry(), &admin, &name)
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &json!({ "ok": true })))
 }
 
 pub fn user_json(user: &UserRecord) -> Value {
