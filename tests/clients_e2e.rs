@@ -122,10 +122,9 @@ fn new_project(home: &Path, name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn pnpm_installs_a_package_and_its_scoped_dependency() {
-    let reg = TestRegistry::start();
-    publish_pair(&reg);
+/// `pnpm add app-lib` in a new project against `reg`; checks what was installed and returns
+/// the lockfile.
+fn pnpm_add_app_lib(reg: &TestRegistry) -> String {
     let home = tempfile::tempdir().expect("home");
     let project = new_project(home.path(), "pnpm-project");
     std::fs::write(project.join(".npmrc"), format!("registry={}/\n", reg.base)).expect(".npmrc");
@@ -144,6 +143,14 @@ fn pnpm_installs_a_package_and_its_scoped_dependency() {
     assert_eq!(node_require(&project, "app-lib"), "app-lib@2.0.0");
     let lock = std::fs::read_to_string(project.join("pnpm-lock.yaml")).expect("pnpm-lock.yaml");
     assert!(lock.contains("'@acme/lib@1.0.0'"), "{lock}");
+    lock
+}
+
+#[test]
+fn pnpm_installs_a_package_and_its_scoped_dependency() {
+    let reg = TestRegistry::start();
+    publish_pair(&reg);
+    let lock = pnpm_add_app_lib(&reg);
     assert!(
         lock.contains("integrity: sha512-"),
         "pnpm verified integrity:\n{lock}"
@@ -208,4 +215,33 @@ fn yarn_npm_publish_of_a_scoped_package_then_npm_installs_it() {
     .expect("write");
     npm.ok(&project, &["install", "@acme/ylib", "--prefer-online"]);
     assert_eq!(node_require(&project, "@acme/ylib"), "@acme/ylib@3.0.0");
+}
+
+/// A registry that proxies `upstream` (which holds the pair), for the clients to install from.
+fn proxy_of(upstream: &TestRegistry) -> TestRegistry {
+    let base = upstream.base.clone();
+    TestRegistry::start_with(move |c| proxy_to(c, &base, |_| {}))
+}
+
+#[test]
+fn pnpm_installs_through_the_upstream_proxy() {
+    let upstream = TestRegistry::start();
+    publish_pair(&upstream);
+    let proxy = proxy_of(&upstream);
+    let lock = pnpm_add_app_lib(&proxy);
+    assert!(lock.contains("integrity: sha512-"), "{lock}");
+}
+
+#[test]
+fn yarn_installs_through_the_upstream_proxy() {
+    let upstream = TestRegistry::start();
+    publish_pair(&upstream);
+    let proxy = proxy_of(&upstream);
+    let home = tempfile::tempdir().expect("home");
+    let project = new_project(home.path(), "yarn-proxied");
+    std::fs::write(project.join(".yarnrc.yml"), yarnrc(&proxy, None)).expect(".yarnrc.yml");
+    ok("yarn", &project, home.path(), &["add", "app-lib"]);
+    assert_eq!(node_require(&project, "app-lib"), "app-lib@2.0.0");
+    let lock = std::fs::read_to_string(project.join("yarn.lock")).expect("yarn.lock");
+    assert!(lock.contains("\"@acme/lib@npm:1.0.0\""), "{lock}");
 }

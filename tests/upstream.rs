@@ -397,6 +397,8 @@ fn writes_to_proxied_packages_are_read_only_and_blocks_apply_to_them() {
 
     let npm = Npm::new(&proxy).with_token(&token);
     let dir = npm.dir("any");
+    let listed = npm.ok(&dir, &["dist-tag", "ls", "proxied"]);
+    assert!(listed.contains("latest: 1.0.0"), "{listed}");
     let deprecate = npm.run(&dir, &["deprecate", "proxied@1.0.0", "old"]);
     assert!(!deprecate.status.success());
     assert!(

@@ -108,3 +108,57 @@ fn upstream_list_and_cache_forget_in_both_modes() {
     let forgot = run_in(&args, "").ok().json();
     assert_eq!(forgot["forgotten"], true);
 }
+
+#[test]
+fn bad_upstream_settings_are_configuration_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let run = run_in(
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--upstream",
+            "ftp://example.org",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("http:// or https://"), "{}", run.stderr);
+    for (toml, expected) in [
+        (
+            "[[upstreams]]\nname = \"a\"\nurl = \"http://x\"\nmax_age = \"soon\"\n",
+            "max_age",
+        ),
+        (
+            "[[upstreams]]\nname = \"a\"\nurl = \"http://x\"\npackages = [\"a*b\"]\n",
+            "pattern",
+        ),
+        (
+            "[[upstreams]]\nname = \"a\"\nurl = \"http://x\"\n[[upstreams]]\nname = \"a\"\n\
+             url = \"http://y\"\n",
+            "two upstreams",
+        ),
+        (
+            "[[upstreams]]\nname = \"a\"\nurl = \"http://x\"\ntoken_env = \"NOPE_UNSET\"\n",
+            "NOPE_UNSET",
+        ),
+        ("private = [\"@/*\"]\n", "pattern"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, toml).expect("write");
+        let run = run_in(
+            &[
+                "serve",
+                "--data-dir",
+                data,
+                "--config",
+                file.to_str().expect("utf-8"),
+            ],
+            "",
+        );
+        assert_eq!(run.code, 2, "{toml}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{toml}: {}", run.stderr);
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{http_client, DocumentAnswer, Failure, Upstream};
 use super::config::NamePattern;
-use super::documents::{prepare, Dist};
+use super::documents::{prepare, Dist, Prepared};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
@@ -309,27 +309,13 @@ async fn refresh_document(
             "304 Not Modified to an unconditional request".to_string(),
         )),
         Ok(DocumentAnswer::NotFound) => {
-            let stored = name.clone();
-            let source = upstream.name().to_string();
-            blocking(registry, move |r| {
-                r.store.write(|db| {
-                    db.put_cached_document(
-                        stored.as_str(),
-                        flavor,
-                        &DocumentUpdate {
-                            upstream: &source,
-                            found: false,
-                            body: None,
-                            etag: "",
-                            upstream_etag: None,
-                            last_modified: None,
-                            dists: None,
-                            fetched_at_ms,
-                        },
-                    )
-                })
-            })
-            .await?;
+            let answer = Answer {
+                prepared: None,
+                upstream_etag: None,
+                last_modified: None,
+                fetched_at_ms,
+            };
+            store_answer(registry, upstream, name, flavor, answer).await?;
             upstreams.mark_fresh(name.as_str(), flavor, until, None);
             counters.misses.fetch_add(1, Ordering::Relaxed);
             Ok((None, CacheOutcome::Miss))
@@ -344,32 +330,63 @@ async fn refresh_document(
                 Err(reason) => return stale_or(Failure::Invalid(reason)),
             };
             let etag = prepared.etag.clone();
-            let stored = name.clone();
-            let source = upstream.name().to_string();
-            blocking(registry, move |r| {
-                r.store.write(|db| {
-                    db.put_cached_document(
-                        stored.as_str(),
-                        flavor,
-                        &DocumentUpdate {
-                            upstream: &source,
-                            found: true,
-                            body: Some(&prepared.body),
-                            etag: &prepared.etag,
-                            upstream_etag: upstream_etag.as_deref(),
-                            last_modified: last_modified.as_deref(),
-                            dists: Some(&prepared.dists),
-                            fetched_at_ms,
-                        },
-                    )
-                })
-            })
-            .await?;
+            let answer = Answer {
+                prepared: Some(prepared),
+                upstream_etag,
+                last_modified,
+                fetched_at_ms,
+            };
+            store_answer(registry, upstream, name, flavor, answer).await?;
             upstreams.mark_fresh(name.as_str(), flavor, until, Some(etag.clone()));
             counters.misses.fetch_add(1, Ordering::Relaxed);
             Ok((Some(etag), CacheOutcome::Miss))
         }
     }
+}
+
+/// An upstream's answer for a name, to store: a prepared document with its validators, or
+/// (`prepared: None`) its 404.
+struct Answer {
+    prepared: Option<Prepared>,
+    upstream_etag: Option<String>,
+    last_modified: Option<String>,
+    fetched_at_ms: i64,
+}
+
+async fn store_answer(
+    registry: &Arc<Registry>,
+    upstream: &Upstream,
+    name: &PackageName,
+    flavor: PackumentFlavor,
+    answer: Answer,
+) -> Result<()> {
+    let Answer {
+        prepared,
+        upstream_etag,
+        last_modified,
+        fetched_at_ms,
+    } = answer;
+    let stored = name.clone();
+    let source = upstream.name().to_string();
+    blocking(registry, move |r| {
+        r.store.write(|db| {
+            db.put_cached_document(
+                stored.as_str(),
+                flavor,
+                &DocumentUpdate {
+                    upstream: &source,
+                    found: prepared.is_some(),
+                    body: prepared.as_ref().map(|p| p.body.as_slice()),
+                    etag: prepared.as_ref().map_or("", |p| p.etag.as_str()),
+                    upstream_etag: upstream_etag.as_deref(),
+                    last_modified: last_modified.as_deref(),
+                    dists: prepared.as_ref().map(|p| p.dists.as_str()),
+                    fetched_at_ms,
+                },
+            )
+        })
+    })
+    .await
 }
 
 /// The stored bytes of a proxied document (tarball URLs under the placeholder origin) and
@@ -385,6 +402,34 @@ pub fn document_body(
         .filter(|c| c.found)
         .map(|c| (c.body, c.etag))
         .ok_or_else(|| Error::not_found(format!("package {name} not found")))
+}
+
+/// The dist-tags of a proxied name, from its (abbreviated) document.
+pub async fn dist_tags(
+    registry: &Arc<Registry>,
+    name: &PackageName,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let upstream = registry
+        .upstreams
+        .for_name(name.as_str())
+        .ok_or_else(|| Error::not_found(format!("package {name} not found")))?;
+    document(registry, &upstream, name, PackumentFlavor::Abbreviated).await?;
+    let read = name.clone();
+    let (body, _) = blocking(registry, move |r| {
+        document_body(r, &read, PackumentFlavor::Abbreviated)
+    })
+    .await?;
+    let doc: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::Storage(format!("cached document of {name} is not JSON: {e}")))?;
+    Ok(doc
+        .get("dist-tags")
+        .and_then(serde_json::Value::as_object)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|(tag, v)| v.as_str().map(|v| (tag.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// A tarball of a proxied name: from the blob store, or fetched, verified and stored first.

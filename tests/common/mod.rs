@@ -145,9 +145,12 @@ impl Drop for TestRegistry {
     }
 }
 
+/// A plain HTTP client that shows the bytes as they came: no automatic decompression (the
+/// core's upstream client turns reqwest's gzip on for the whole build).
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
+        .no_gzip()
         .build()
         .expect("http client")
 }

@@ -8,6 +8,7 @@ use registry_core::accounts::authz::require_writer;
 use registry_core::packages::names::PackageName;
 use registry_core::packages::tags;
 use registry_core::upstream::guard::refuse_proxied_write;
+use registry_core::upstream::proxy;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::filters::path::Tail;
@@ -51,9 +52,27 @@ pub fn routes(state: AppState) -> Route {
                 if tag.is_some() {
                     return Err(warp::reject::not_found());
                 }
+                let local = name.clone();
                 let tags = state
-                    .run(move |state| tags::list(&state.registry().store, &name))
+                    .run(move |state| {
+                        let registry = state.registry();
+                        let proxied = registry.upstreams.for_name(local.as_str()).is_some()
+                            && registry
+                                .store
+                                .read(|db| db.package_by_name(local.as_str()))?
+                                .is_none();
+                        if proxied {
+                            return Ok(None);
+                        }
+                        tags::list(&registry.store, &local).map(Some)
+                    })
                     .await?;
+                let tags = match tags {
+                    Some(tags) => tags,
+                    None => proxy::dist_tags(state.registry(), &name)
+                        .await
+                        .map_err(reject)?,
+                };
                 let mut response = json_response(StatusCode::OK, &json!(tags));
                 // npm's dist-tag commands read this right after changing a tag.
                 response

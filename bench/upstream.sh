@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bench/upstream.sh CORPUS_DIR [WORKDIR] — npm install through our upstream proxy, against
+# installing from the upstream directly and through Verdaccio 6, all in one run.
+#
+# The upstream is nginx serving a static copy of the corpus (the physical limit), and the same
+# copy behind bench/delay-proxy.mjs adding DELAY_MS to every request (how a public registry
+# across the internet answers). For each upstream:
+#   direct      install.sh against the upstream itself (RUNS cold + RUNS warm)
+#   ours        RUNS times: a fresh `registry serve --upstream` with EMPTY storage, then
+#               install.sh with RUNS=1 (its cold run fills the proxy; its warm run revalidates)
+#   verdaccio   the same with a fresh Verdaccio (UPLINK=…) each time
+# plus install.sh against our registry holding the corpus itself (the local reference for the
+# warm proxied install), and compare.sh of proxied vs local packument reads.
+#
+# Needs: the release binary (cargo build --release), nginx, wrk, bc, node, and the shared
+# harness (SHARED=…/shared/bench: install.sh, load.mjs, nginx/, verdaccio/, read.sh,
+# compare.sh) with Verdaccio installed by its verdaccio/install.sh.
+# Ports 4890-4897 on 127.0.0.1. Every server is stopped by its PID on exit.
+# Env: RUNS=3 DELAY_MS=30 SHARED=../shared/bench REGISTRY=target/release/registry SKIP_READS=1
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+corpus="$(cd "${1:?usage: upstream.sh CORPUS_DIR [WORKDIR]}" && pwd)"
+work="${2:-/tmp/bench-upstream}"
+RUNS="${RUNS:-3}"; DELAY_MS="${DELAY_MS:-30}"
+shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
+registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
+[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+rm -rf "$work"; mkdir -p "$work"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_up() { # $1 = URL
+  for _ in $(seq 1 200); do curl -s -o /dev/null "$1/-/ping" && return 0; sleep 0.05; done
+  echo "$1 did not come up" >&2; return 1
+}
+serve_ours() { # $1 = port, $2 = data dir, rest = flags; prints the PID
+  local port=$1 data=$2; shift 2
+  "$registry" serve --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn "$@" \
+    > "$data.log" 2>&1 &
+  local pid=$!
+  wait_up "http://127.0.0.1:$port" >&2
+  echo "$pid"
+}
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "# upstream.sh ($(date -u +%FT%TZ)), RUNS=$RUNS, DELAY_MS=$DELAY_MS"
+# 1. Our registry with the corpus published (the local reference), snapshotted twice for nginx:
+#    tarball URLs pointing at nginx itself, and at the delaying proxy in front of it.
+mkdir -p "$work/local"
+local_pid=$(serve_ours 4890 "$work/local/data"); pids+=("$local_pid")
+node "$shared/load.mjs" --registry http://127.0.0.1:4890 --corpus "$corpus" -c 4 | tail -2
+node "$shared/nginx/snapshot.mjs" http://127.0.0.1:4890 "$work/static" "$corpus" \
+  --public-url http://127.0.0.1:4891 > /dev/null
+node "$shared/nginx/snapshot.mjs" http://127.0.0.1:4890 "$work/static-delayed" "$corpus" \
+  --public-url http://127.0.0.1:4892 > /dev/null
+nginx_pid=$("$shared/nginx/start.sh" 4891 "$work/static"); pids+=("$nginx_pid")
+nginx2_pid=$("$shared/nginx/start.sh" 4893 "$work/static-delayed"); pids+=("$nginx2_pid")
+node "$here/delay-proxy.mjs" 4892 http://127.0.0.1:4893 "$DELAY_MS" > "$work/delay.log" 2>&1 &
+pids+=("$!"); sleep 0.3
+
+run_install() { # $1 = label, $2 = URL, RUNS env passed through; appends "label cold|warm s"
+  RUNS="${3:-$RUNS}" "$shared/install.sh" "$2" | tee -a "$work/install.log" \
+    | awk -v l="$1" '/^(cold|warm) run/ {print l, $1, $4}' >> "$work/samples"
+}
+proxied() { # $1 = label, $2 = upstream URL, $3 = ours|verdaccio
+  for i in $(seq 1 "$RUNS"); do
+    local dir="$work/$1-$i" pid
+    mkdir -p "$dir"
+    if [[ $3 == ours ]]; then
+      pid=$(serve_ours 4894 "$dir/data" --upstream "$2")
+    else
+      pid=$(UPLINK="$2" LOG_LEVEL=warn "$shared/verdaccio/start.sh" 4894 "$dir")
+    fi
+    run_install "$1" http://127.0.0.1:4894 1
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:4894/ || break; sleep 0.05; done
+  done
+}
+
+: > "$work/samples"
+run_install local http://127.0.0.1:4890
+run_install nginx http://127.0.0.1:4891
+proxied ours-nginx http://127.0.0.1:4891 ours
+proxied verdaccio-nginx http://127.0.0.1:4891 verdaccio
+run_install nginx+${DELAY_MS}ms http://127.0.0.1:4892
+proxied ours-delayed http://127.0.0.1:4892 ours
+proxied verdaccio-delayed http://127.0.0.1:4892 verdaccio
+
+echo
+echo "label                 cold median s   warm median s   (runs: cold / warm)"
+for label in local nginx ours-nginx verdaccio-nginx "nginx+${DELAY_MS}ms" ours-delayed verdaccio-delayed; do
+  cold=$(awk -v l="$label" '$1==l && $2=="cold" {print $3}' "$work/samples")
+  warm=$(awk -v l="$label" '$1==l && $2=="warm" {print $3}' "$work/samples")
+  printf '%-20s %10s %15s      %s / %s\n' "$label" \
+    "$(echo "$cold" | median)" "$(echo "$warm" | median)" "$(echo $cold)" "$(echo $warm)"
+done
+
+if [[ "${SKIP_READS:-0}" != 1 ]]; then
+  # 2. Cached proxied packument reads against local ones: a proxy with a warm cache.
+  pid=$(serve_ours 4895 "$work/reads-proxy" --upstream http://127.0.0.1:4891); pids+=("$pid")
+  RUNS=1 "$shared/install.sh" http://127.0.0.1:4895 > /dev/null
+  echo
+  ONLY="a_full b_abbrev c_tarball" LABEL_A=local LABEL_B=proxied \
+    "$shared/compare.sh" http://127.0.0.1:4890 http://127.0.0.1:4895 2
+fi
