@@ -227,14 +227,19 @@ pub struct OrphanBlob {
     pub size: u64,
 }
 
-/// The sha512 of every blob a live version refers to.
+/// The sha512 of every blob a live version, a proxied tarball or a mirrored binary file
+/// refers to.
 fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
-    Ok(registry
-        .store
-        .read(|db| db.live_tarballs())?
-        .into_iter()
-        .map(|t| t.sha512_hex)
-        .collect())
+    registry.store.read(|db| {
+        let mut referenced: HashSet<String> = db
+            .live_tarballs()?
+            .into_iter()
+            .map(|t| t.sha512_hex)
+            .collect();
+        referenced.extend(db.cached_tarball_blobs()?);
+        referenced.extend(db.binary_file_blobs()?);
+        Ok(referenced)
+    })
 }
 
 /// Every blob on disk (and leftover temporary file) that no live version refers to.

@@ -2,6 +2,8 @@
 //! data directory, plus builders for publish documents and an isolated real `npm`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod fake_http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
