@@ -9,3 +9,4 @@ pub mod config;
 pub mod documents;
 pub mod guard;
 pub mod proxy;
+pub mod search;

@@ -177,10 +177,10 @@ fn serve_one(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Recorded
         headers,
         body,
     };
-    let answer = handler(&request);
     if let Ok(mut list) = requests.lock() {
-        list.push(request);
+        list.push(request.clone());
     }
+    let answer = handler(&request);
     let mut head = format!(
         "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
         answer.status,
