@@ -2,6 +2,7 @@
 //! thin handlers that call the core.
 
 mod admin;
+mod audit;
 mod binaries;
 mod blocks;
 mod dist_tags;
@@ -50,6 +51,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(downloads::routes(state.clone()))
         .unify()
         .or(binaries::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state.clone()))
         .unify()
         .or(unsupported::routes())
         .unify()
