@@ -276,3 +276,26 @@ fn npm_audit_works_through_the_forwarded_endpoint() {
     let sent: Value = serde_json::from_slice(&gunzip(&bulk.body)).unwrap_or(Value::Null);
     assert_eq!(sent, json!({ "audited-dep": ["1.0.0"] }));
 }
+
+#[test]
+fn an_audit_redirected_to_another_host_is_not_followed() {
+    let fake = FakeHttp::start(|_| Canned::redirect("http://127.0.0.2:9/elsewhere"));
+    let upstream = upstream_of(&fake.base);
+    let down = TestRegistry::start_with(move |config| config.upstreams = vec![upstream]);
+    let response = client()
+        .post(down.url("/-/npm/v1/security/advisories/bulk"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .expect("audit");
+    assert_eq!(response.status().as_u16(), 502);
+    let body: Value = response.json().unwrap_or(Value::Null);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redirect to another host"),
+        "{body}"
+    );
+    assert_eq!(fake.requests().len(), 1, "asked once, not followed");
+}

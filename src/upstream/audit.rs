@@ -47,6 +47,15 @@ pub async fn forward(
         .post_json(registry.upstreams.client(), path, body, content_encoding)
         .await
         .map_err(|failure| failure.to_error(upstream.name(), what))?;
+    // Redirects are followed within the upstream's host only; one elsewhere is not an answer.
+    if status.is_redirection() {
+        return Err(Error::BadGateway(format!(
+            "upstream {} answered {} for {what}, a redirect to another host, which is not \
+             followed",
+            upstream.name(),
+            status.as_u16()
+        )));
+    }
     Ok(AuditAnswer {
         status: status.as_u16(),
         content_type,
