@@ -62,6 +62,22 @@ pub fn json(limits: Limits) -> impl Filter<Extract = (Value,), Error = Rejection
         })
 }
 
+/// The body as it came (not parsed, not decoded), at most the configured size: for requests
+/// relayed elsewhere (the audit endpoints).
+pub fn bytes(limits: Limits) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
+    let limit = limits.bytes;
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, stream| async move {
+            let mut stream = std::pin::pin!(stream);
+            if declared.is_some_and(|len| len > limit) {
+                drain(&mut stream, 0).await;
+                return Err(reject(too_large(limit)));
+            }
+            Ok::<_, Rejection>(collect(&mut stream, limit).await?.freeze())
+        })
+}
+
 async fn collect<S, B>(
     stream: &mut std::pin::Pin<&mut S>,
     limit: u64,

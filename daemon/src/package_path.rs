@@ -210,6 +210,9 @@ mod tests {
     fn endpoints_are_not_packages_and_tricks_are_refused() {
         assert_eq!(parse("/").ok().flatten(), None);
         assert_eq!(parse("/-/ping").ok().flatten(), None);
+        assert_eq!(parse("/-/binary/node/v1.0.0/").ok(), Some(None));
+        assert_eq!(parse("/-/binary/node/..%2f..%2fx").ok(), Some(None));
+        assert_eq!(parse("/-/npm/v1/security/advisories/bulk").ok(), Some(None));
         for bad in [
             "/..",
             "/%2e%2e",

@@ -227,7 +227,8 @@ pub struct OrphanBlob {
     pub size: u64,
 }
 
-/// The sha512 of every blob a live version or the upstreams' cache refers to.
+/// The sha512 of every blob a live version, a proxied tarball or a mirrored binary file
+/// refers to.
 fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
     registry.store.read(|db| {
         let mut referenced: HashSet<String> = db
@@ -236,6 +237,7 @@ fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
             .map(|t| t.sha512_hex)
             .collect();
         referenced.extend(db.cached_tarball_blobs()?);
+        referenced.extend(db.binary_file_blobs()?);
         Ok(referenced)
     })
 }

@@ -6,6 +6,7 @@
 //! these methods off the async threads.
 
 mod admin;
+mod binaries;
 mod blocks;
 mod downloads;
 mod packages;

@@ -156,14 +156,14 @@ impl Upstreams {
         }
     }
 
-    fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
         match self.inflight.lock() {
             Ok(mut map) => map.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
         }
     }
 
-    fn release(&self, key: &str) {
+    pub(crate) fn release(&self, key: &str) {
         if let Ok(mut map) = self.inflight.lock() {
             map.remove(key);
         }

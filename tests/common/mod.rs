@@ -2,6 +2,7 @@
 //! data directory, plus builders for publish documents and an isolated real `npm`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod fake_http;
 pub mod static_upstream;
 
 use std::path::{Path, PathBuf};

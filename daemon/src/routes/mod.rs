@@ -2,6 +2,8 @@
 //! thin handlers that call the core.
 
 mod admin;
+mod audit;
+mod binaries;
 mod blocks;
 mod dist_tags;
 mod downloads;
@@ -47,6 +49,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(admin::routes(state.clone()))
         .unify()
         .or(downloads::routes(state.clone()))
+        .unify()
+        .or(binaries::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state.clone()))
         .unify()
         .or(unsupported::routes())
         .unify()

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use http::{header, HeaderValue, StatusCode};
 use registry_core::clock::now_iso;
 use registry_core::packages::search::{self, SearchRequest};
+use registry_core::upstream::search as upstream_search;
 use serde_json::json;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -40,16 +41,22 @@ pub fn routes(state: AppState) -> Route {
 }
 
 async fn search(query: HashMap<String, String>, state: AppState) -> Result<Response, Rejection> {
-    let results = state
+    let (request, mut results) = state
         .run(move |state| {
             let request = SearchRequest::parse(
                 query.get("text").map(String::as_str),
                 query.get("size").map(String::as_str),
                 query.get("from").map(String::as_str),
             )?;
-            search::search(&state.registry().store, &request)
+            let results = search::search(&state.registry().store, &request)?;
+            Ok((request, results))
         })
         .await?;
+    // With an upstream, its results follow the local ones (the local path is unchanged
+    // without one).
+    if !state.registry().upstreams.is_empty() {
+        results = upstream_search::merge(state.registry(), &request, results).await;
+    }
     Ok(fresh(json_response(
         StatusCode::OK,
         &json!({ "objects": results.objects, "total": results.total, "time": now_iso() }),
