@@ -9,8 +9,10 @@ mod admin;
 mod blocks;
 mod downloads;
 mod packages;
+mod registries;
 mod schema;
 mod search;
+mod sync;
 mod upstream;
 mod users;
 mod writer;
@@ -31,7 +33,9 @@ pub use downloads::DownloadRow;
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
+pub use registries::StoredRegistry;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 

@@ -8,3 +8,5 @@ pub mod config;
 pub mod documents;
 pub mod guard;
 pub mod proxy;
+pub mod registries;
+pub mod sync;
