@@ -19,7 +19,7 @@ use warp::{Filter, Rejection};
 use super::{boxed, origin, with_state, Route};
 use crate::auth::identity;
 use crate::body;
-use crate::error::reject;
+use crate::error::{reject, rejection_response};
 use crate::package_path::parse_package_subpath;
 use crate::reply::json_response;
 use crate::state::AppState;
@@ -210,6 +210,12 @@ async fn show(path: SyncPath, origin: String, state: AppState) -> Result<Respons
     }
 }
 
+/// Once a legacy path matched, its answer is final: the package routes would take `PUT
+/// /:pkg/sync` for a dist-tag if a refusal fell through to them.
+fn settled(answer: Result<Response, Rejection>) -> Result<Response, Rejection> {
+    Ok(answer.unwrap_or_else(|rejection| rejection_response(&rejection)))
+}
+
 async fn legacy_create(
     path: LegacyPath,
     query: HashMap<String, String>,
@@ -219,6 +225,15 @@ async fn legacy_create(
     let LegacyPath::Sync(name) = path else {
         return Err(warp::reject::not_found());
     };
+    settled(legacy_queue(name, query, caller, state).await)
+}
+
+async fn legacy_queue(
+    name: PackageName,
+    query: HashMap<String, String>,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let options = SyncOptions {
         skip_dependencies: query.get("nodeps").is_some_and(|v| v == "true"),
         ..SyncOptions::default()
@@ -238,6 +253,15 @@ async fn legacy_log(
     let LegacyPath::Log(name, id) = path else {
         return Err(warp::reject::not_found());
     };
+    settled(legacy_report(name, id, origin, state).await)
+}
+
+async fn legacy_report(
+    name: PackageName,
+    id: String,
+    origin: String,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let (task, progress, log) = state
         .run(move |state| {
             let (task, progress) = sync::get(state.registry(), &name, &id)?;
