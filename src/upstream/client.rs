@@ -28,9 +28,7 @@ const USER_AGENT: &str = concat!("registry/", env!("CARGO_PKG_VERSION"), " (upst
 /// a cold install from paying a handshake per package). Redirects are followed only within
 /// the same host.
 pub fn http_client() -> Result<reqwest::Client, Error> {
-    // `serve` uses ring for TLS; the client uses the same provider (a second `install` is a
-    // harmless no-op error).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -48,6 +46,13 @@ pub fn http_client() -> Result<reqwest::Client, Error> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| Error::Storage(format!("cannot build the upstream HTTP client: {e}")))
+}
+
+/// Makes ring the process's TLS provider, as `serve` uses it. Every reqwest client in a
+/// binary linking the core needs this first (reqwest is built with `rustls-no-provider`, and
+/// panics building a client without one). A second call is a harmless no-op.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Why an upstream could not be used.

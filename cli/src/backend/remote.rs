@@ -35,6 +35,9 @@ impl Remote {
             .map(str::to_string)
             .filter(|t| !t.is_empty())
             .or_else(|| npmrc_token(&base));
+        // The core's reqwest has no TLS provider of its own: without this, building the
+        // client panics.
+        registry_core::upstream::client::install_crypto_provider();
         let client = Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("registry-cli/", env!("CARGO_PKG_VERSION")))
