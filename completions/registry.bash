@@ -61,6 +61,9 @@ _registry() {
             registry,serve)
                 cmd="registry__subcmd__serve"
                 ;;
+            registry,sync)
+                cmd="registry__subcmd__sync"
+                ;;
             registry,token)
                 cmd="registry__subcmd__token"
                 ;;
@@ -153,6 +156,9 @@ _registry() {
                 ;;
             registry__subcmd__help,serve)
                 cmd="registry__subcmd__help__subcmd__serve"
+                ;;
+            registry__subcmd__help,sync)
+                cmd="registry__subcmd__help__subcmd__sync"
                 ;;
             registry__subcmd__help,token)
                 cmd="registry__subcmd__help__subcmd__token"
@@ -335,7 +341,7 @@ _registry() {
 
     case "${cmd}" in
         registry)
-            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help"
+            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads sync gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,7 +889,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help)
-            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads gc doctor backup restore config completions man help"
+            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads sync gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1219,6 +1225,20 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1815,7 +1835,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__serve)
-            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --upstream --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1842,6 +1862,44 @@ _registry() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__sync)
+            opts="-q -h --no-deps --versions --wait --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --versions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

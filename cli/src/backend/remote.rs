@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{
     Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
-    TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    SyncRequest, SyncStatus, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 
 pub struct Remote {
@@ -520,6 +520,33 @@ impl Backend for Remote {
 
     fn local(&self, what: &str) -> anyhow::Result<&super::local::Local> {
         Err(super::only_local(what))
+    }
+
+    fn sync_start(&self, name: &str, request: &SyncRequest) -> anyhow::Result<SyncStatus> {
+        let path = format!("/-/package/{}/syncs", package_path(name)?);
+        let mut body = json!({ "skipDependencies": request.skip_dependencies });
+        if !request.versions.is_empty() {
+            body["specificVersions"] = json!(request.versions);
+        }
+        let created = self.json(self.request(Method::PUT, &path).json(&body))?;
+        let id = text(&created, "id")
+            .ok_or_else(|| anyhow::anyhow!("the registry did not say which task it queued"))?;
+        self.sync_status(name, &id)
+    }
+
+    fn sync_status(&self, name: &str, id: &str) -> anyhow::Result<SyncStatus> {
+        let path = format!("/-/package/{}/syncs/{}", package_path(name)?, segment(id));
+        let task = self.json(self.request(Method::GET, &path))?;
+        let count = |key: &str| task["tree"].get(key).and_then(Value::as_u64).unwrap_or(0);
+        Ok(SyncStatus {
+            id: text(&task, "id").unwrap_or_else(|| id.to_string()),
+            package: text(&task, "package").unwrap_or_else(|| name.to_string()),
+            state: text(&task, "state").unwrap_or_default(),
+            error: text(&task, "error"),
+            total: count("total").max(1),
+            finished: count("finished"),
+            errors: count("errors"),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod gc;
 mod owner;
 mod package;
 mod serve;
+mod sync;
 mod token;
 mod unpublish;
 mod user;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Block(args) => block::block(backend, &out, args),
         Command::Unblock(args) => block::unblock(backend, &out, args),
         Command::Downloads(args) => downloads::run(backend, &out, args),
+        Command::Sync(args) => sync::run(backend, &out, args),
         Command::Gc(args) => gc::run(backend, &out, args),
         Command::Doctor(args) => doctor::run(backend, &out, args),
         Command::Backup(args) => backup::run_backup(backend, &out, args),
