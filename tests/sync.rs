@@ -11,7 +11,7 @@ use registry_core::accounts::authz::require_writer;
 use registry_core::config::Config;
 use registry_core::maintenance::local_admin;
 use registry_core::packages::names::PackageName;
-use registry_core::upstream::config::UpstreamConfig;
+use registry_core::upstream::config::{NamePattern, UpstreamConfig};
 use registry_core::upstream::sync::{self, SyncOptions};
 use registry_core::Registry;
 use serde_json::{json, Value};
@@ -364,7 +364,13 @@ fn the_registries_api_lists_adds_and_removes_registries_and_a_sync_can_pick_one(
     let second = TestRegistry::start();
     let token = second.user_with_token("dave");
     assert_eq!(publish(&second, &token, "@other/only-there", "2.0.0"), 201);
-    let down = downstream_of(&upstream);
+    // The configured upstream serves unscoped names only.
+    let url = upstream.base.clone();
+    let down = TestRegistry::start_with(move |config| {
+        let mut upstream = UpstreamConfig::shortcut(&url).expect("upstream config");
+        upstream.packages = vec![NamePattern::Unscoped];
+        config.upstreams = vec![upstream];
+    });
     let bob = down.user_with_token("bob");
     down.add_user_with("root", "root-password", true);
     let root = down.token("root", Default::default());
@@ -428,6 +434,18 @@ fn the_registries_api_lists_adds_and_removes_registries_and_a_sync_can_pick_one(
     assert_eq!(done["registryName"], "second");
     assert!(cached(&down, name, "2.0.0"));
     assert!(log_of(&down, name, &task).contains(&format!("from second ({})", second.base)));
+    // Served from what was synced, though no configured upstream serves the name.
+    second.stop();
+    let (status, doc) = get_json(&down, "/@other%2fonly-there", None);
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc["versions"]["2.0.0"].is_object());
+    let tarball = client()
+        .get(down.url("/@other/only-there/-/only-there-2.0.0.tgz"))
+        .send()
+        .expect("tarball");
+    assert_eq!(tarball.status().as_u16(), 200);
+    let (status, _) = get_json(&down, "/@other%2fnever-synced", None);
+    assert_eq!(status, 404);
 
     let delete = |path: &str, token: &str| {
         let response = client()

@@ -14,6 +14,7 @@ use super::config::{
 };
 use crate::accounts::authz::Admin;
 use crate::error::{Error, Result};
+use crate::packages::packument::PackumentFlavor;
 use crate::registry::Registry;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -272,4 +273,25 @@ pub fn upstream_named(registry: &Registry, name: &str) -> Result<Option<Arc<Upst
         token_env: None,
         token: stored.auth_token,
     }))))
+}
+
+/// For a name no configured upstream serves: the registry added over HTTP that a sync
+/// fetched it from, so that what was synced is served (and revalidated against its source).
+/// Asked only on the way to a 404, never on the hot path. Blocking.
+pub fn synced_source(registry: &Registry, name: &str) -> Result<Option<Arc<Upstream>>> {
+    if registry.upstreams.is_private(name) {
+        return Ok(None);
+    }
+    let source = registry.store.read(|db| {
+        for flavor in [PackumentFlavor::Abbreviated, PackumentFlavor::Full] {
+            if let Some(cached) = db.cached_document(name, flavor)? {
+                return Ok(Some(cached.upstream));
+            }
+        }
+        Ok(None)
+    })?;
+    match source {
+        Some(source) => upstream_named(registry, &source),
+        None => Ok(None),
+    }
 }
