@@ -230,6 +230,20 @@ fn specific_versions_and_skip_dependencies_limit_the_sync() {
     assert!(!cached(&down, "dep-a", "1.0.0"));
     assert!(log_of(&down, "app", &id).contains("[deps] skipped (skipDependencies)"));
 
+    // A version published upstream since is found by the next sync, though the cached
+    // document is still fresh for the proxy.
+    let alice = upstream.token("alice", Default::default());
+    publish_with_deps(&upstream, &alice, "app", "1.2.0", json!({}));
+    let id = start_sync(
+        &down,
+        &token,
+        "app",
+        json!({"specificVersions": ["1.2.0"], "skipDependencies": true}),
+    );
+    let task = wait_for_tree(&down, "app", &id);
+    assert_eq!(task["state"], "success", "{task}");
+    assert!(cached(&down, "app", "1.2.0"));
+
     // A version the upstream does not have: the others are synced, the task fails saying so.
     let id = start_sync(
         &down,

@@ -123,6 +123,17 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Makes the proxy's cached documents of a name stale (a sync asks the upstream again,
+    /// conditionally, however recently they were fetched). Nothing is dropped: while the
+    /// upstream is down they are still served.
+    pub fn expire_cached_documents(&self, name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE upstream_packuments SET fetched_at = 0 WHERE name = ?1",
+            [name],
+        )?;
+        Ok(())
+    }
+
     /// How far the tasks of a tree are.
     pub fn sync_tree_progress(&self, root_id: &str) -> Result<TreeProgress> {
         let mut stmt = self.conn.prepare_cached(

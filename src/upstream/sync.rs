@@ -449,6 +449,14 @@ async fn sync(registry: &Arc<Registry>, task: &SyncTask, log: &mut Log) -> Resul
     .await;
     log.flush().await;
 
+    // Asked again however fresh the cached documents are: a sync is for what is there now.
+    let expired = name.clone();
+    blocking(registry, move |r| {
+        r.upstreams.forget(expired.as_str());
+        r.store
+            .write(|db| db.expire_cached_documents(expired.as_str()))
+    })
+    .await?;
     for flavor in [PackumentFlavor::Full, PackumentFlavor::Abbreviated] {
         let document = proxy::document(registry, &upstream, &name, flavor).await?;
         if document.outcome == proxy::CacheOutcome::Stale {
