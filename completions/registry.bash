@@ -64,6 +64,9 @@ _registry() {
             registry,serve)
                 cmd="registry__subcmd__serve"
                 ;;
+            registry,sync)
+                cmd="registry__subcmd__sync"
+                ;;
             registry,token)
                 cmd="registry__subcmd__token"
                 ;;
@@ -174,6 +177,9 @@ _registry() {
                 ;;
             registry__subcmd__help,serve)
                 cmd="registry__subcmd__help__subcmd__serve"
+                ;;
+            registry__subcmd__help,sync)
+                cmd="registry__subcmd__help__subcmd__sync"
                 ;;
             registry__subcmd__help,token)
                 cmd="registry__subcmd__help__subcmd__token"
@@ -377,7 +383,7 @@ _registry() {
 
     case "${cmd}" in
         registry)
-            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache gc doctor backup restore config completions man help"
+            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache sync gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1027,7 +1033,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help)
-            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache gc doctor backup restore config completions man help"
+            opts="serve user token package dist-tag deprecate unpublish owner block unblock downloads upstream cache sync gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1391,6 +1397,20 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2046,6 +2066,40 @@ _registry() {
                     return 0
                     ;;
                 --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__sync)
+            opts="-q -h --no-deps --versions --wait --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --versions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

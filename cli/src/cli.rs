@@ -87,6 +87,9 @@ pub enum Command {
     /// The cache of proxied packages
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Mirror a package (and its dependencies) from its upstream, so that it installs while the
+    /// upstream is down
+    Sync(SyncArgs),
     /// Find tarball blobs no version refers to; --apply deletes them (local only)
     Gc(GcArgs),
     /// Check every tarball and packument; exits 1 on a problem (local only)
@@ -339,6 +342,22 @@ pub struct DownloadsArgs {
     /// Totals per version instead of per day
     #[arg(long)]
     pub by_version: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The package name (@scope/name for scoped packages)
+    pub package: String,
+    /// Only this package, not its dependencies
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Only these versions, comma-separated: 1.0.0,1.0.1 (default: every version)
+    #[arg(long, value_name = "VERSIONS", value_delimiter = ',')]
+    pub versions: Vec<String>,
+    /// Wait until the package and its dependencies are synced; exits 1 if any failed (locally,
+    /// the daemon serving the data directory runs the sync)
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]

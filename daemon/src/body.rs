@@ -36,6 +36,19 @@ impl Limits {
 }
 
 pub fn json(limits: Limits) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
+    parsed(limits, false)
+}
+
+/// Like [`json`], but an empty body (or only whitespace) is `null`: for endpoints whose body
+/// is optional (a sync request).
+pub fn optional_json(limits: Limits) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
+    parsed(limits, true)
+}
+
+fn parsed(
+    limits: Limits,
+    allow_empty: bool,
+) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
     let limit = limits.bytes;
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
@@ -46,6 +59,9 @@ pub fn json(limits: Limits) -> impl Filter<Extract = (Value,), Error = Rejection
                 return Err(reject(too_large(limit)));
             }
             let bytes = collect(&mut stream, limit).await?;
+            if allow_empty && bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
             // Before parsing: the parser would recurse once per level first.
             if nesting_exceeds(&bytes, limits.depth) {
                 return Err(reject(Error::bad_request(format!(

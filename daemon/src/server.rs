@@ -41,6 +41,8 @@ const HEADER_BACKSTOP_FACTOR: usize = 4;
 const INLINE_FILE_BYTES: u64 = 256 * 1024;
 /// How often token last-used times are written (one transaction per flush).
 const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
+/// Sync tasks run at most this many at a time.
+const SYNC_WORKERS: usize = 2;
 
 /// A file a route wants streamed as its response body (a response extension).
 #[derive(Clone)]
@@ -77,6 +79,7 @@ pub async fn serve(
     let usage_flusher = tokio::spawn(every(TOKEN_USAGE_FLUSH, state.clone(), flush_token_usage));
     let download_period = Duration::from_secs(registry.config.download_flush_secs.max(1));
     let download_flusher = tokio::spawn(every(download_period, state.clone(), flush_downloads));
+    let sync_workers = start_sync_workers(&state).await;
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -127,6 +130,10 @@ pub async fn serve(
     }
     usage_flusher.abort();
     download_flusher.abort();
+    // A task cut off here stays `processing` and is resumed at the next start.
+    for worker in sync_workers {
+        worker.abort();
+    }
     flush_token_usage(state.clone()).await;
     flush_downloads(state).await;
     let checkpoint = tokio::task::spawn_blocking(move || registry.store.checkpoint()).await;
@@ -175,6 +182,30 @@ async fn serve_connection<I, S>(
     if let Err(err) = watcher.watch(connection).await {
         tracing::debug!("connection from {peer} ended: {err}");
     }
+}
+
+/// Queues again the sync tasks a previous run left unfinished, then starts the workers that
+/// run sync tasks (from HTTP, or queued by the CLI on the same data directory).
+async fn start_sync_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let registry = state.registry().clone();
+    let resumed = tokio::task::spawn_blocking(move || {
+        registry_core::upstream::sync::resume_interrupted(&registry)
+    })
+    .await;
+    match resumed {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!("resuming {n} interrupted sync tasks"),
+        Ok(Err(err)) => tracing::warn!("resuming interrupted sync tasks failed: {err}"),
+        Err(err) => tracing::warn!("resuming interrupted sync tasks failed: {err}"),
+    }
+    (0..SYNC_WORKERS)
+        .map(|_| {
+            tokio::spawn(registry_core::upstream::sync::work(
+                state.registry().clone(),
+                state.sync_wake().clone(),
+            ))
+        })
+        .collect()
 }
 
 /// Runs `flush` every `period`, until aborted: the in-memory counters (token last-used times,

@@ -22,6 +22,7 @@ struct Inner {
     token_usage: TokenUsage,
     downloads: DownloadCounter,
     auth_rate: AuthRateLimiter,
+    sync_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -37,6 +38,7 @@ impl AppState {
                 token_usage: TokenUsage::default(),
                 downloads: DownloadCounter::default(),
                 auth_rate,
+                sync_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -62,6 +64,11 @@ impl AppState {
     /// Requests per client address to the password endpoints.
     pub fn auth_rate(&self) -> &AuthRateLimiter {
         &self.inner.auth_rate
+    }
+
+    /// Wakes an idle sync worker (a task was just queued).
+    pub fn sync_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.inner.sync_wake
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

@@ -10,8 +10,10 @@ mod binaries;
 mod blocks;
 mod downloads;
 mod packages;
+mod registries;
 mod schema;
 mod search;
+mod sync;
 mod upstream;
 mod users;
 mod writer;
@@ -32,7 +34,9 @@ pub use downloads::DownloadRow;
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
+pub use registries::StoredRegistry;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 

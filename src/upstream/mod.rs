@@ -10,5 +10,7 @@ pub mod config;
 pub mod documents;
 pub mod guard;
 pub mod proxy;
+pub mod registries;
 pub mod search;
 pub mod status;
+pub mod sync;

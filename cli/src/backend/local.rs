@@ -12,12 +12,13 @@ use registry_core::accounts::{tokens::TokenRecord, users::UserRecord};
 use registry_core::maintenance::{self, local_admin, with_local_admin};
 use registry_core::packages::names::PackageName;
 use registry_core::packages::packument::PackumentFlavor;
+use registry_core::upstream::sync::{self, SyncOptions};
 use registry_core::{Error, Registry};
 use serde_json::Value;
 
 use super::{
     Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
-    TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    SyncRequest, SyncStatus, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 use crate::cli::GlobalArgs;
 
@@ -40,6 +41,15 @@ impl Local {
 
 fn name(raw: &str) -> anyhow::Result<PackageName> {
     Ok(PackageName::parse(raw)?)
+}
+
+/// `--versions`, checked as the HTTP API checks `specificVersions`.
+fn sync_versions(versions: &[String]) -> anyhow::Result<Option<Vec<String>>> {
+    if versions.is_empty() {
+        return Ok(None);
+    }
+    let body = serde_json::json!({ "specificVersions": versions });
+    Ok(SyncOptions::from_json(&body)?.specific_versions)
 }
 
 fn user_info(user: &UserRecord) -> UserInfo {
@@ -346,5 +356,32 @@ impl Backend for Local {
 
     fn local(&self, _what: &str) -> anyhow::Result<&Local> {
         Ok(self)
+    }
+
+    fn sync_start(&self, raw: &str, request: &SyncRequest) -> anyhow::Result<SyncStatus> {
+        let name = name(raw)?;
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        let options = SyncOptions {
+            skip_dependencies: request.skip_dependencies,
+            specific_versions: sync_versions(&request.versions)?,
+            ..SyncOptions::default()
+        };
+        let task = sync::create(&self.registry, &writer, &name, &options)?;
+        self.sync_status(name.as_str(), &task.id)
+    }
+
+    fn sync_status(&self, raw: &str, id: &str) -> anyhow::Result<SyncStatus> {
+        let name = name(raw)?;
+        let (task, tree) = sync::get(&self.registry, &name, id)?;
+        Ok(SyncStatus {
+            id: task.id,
+            package: task.package,
+            state: task.state,
+            error: task.error,
+            total: tree.total,
+            finished: tree.finished,
+            errors: tree.errors,
+        })
     }
 }

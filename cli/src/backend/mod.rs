@@ -191,6 +191,40 @@ pub trait Backend {
 
     /// The data directory, for what only the local mode can do (gc, doctor, backup).
     fn local(&self, what: &str) -> anyhow::Result<&local::Local>;
+
+    /// Queues a sync of `name` from its upstream (locally: in the database, for the running
+    /// daemon's worker; remotely: `PUT /-/package/:name/syncs`).
+    fn sync_start(&self, name: &str, request: &SyncRequest) -> anyhow::Result<SyncStatus>;
+    /// A sync task's state and its tree's progress.
+    fn sync_status(&self, name: &str, id: &str) -> anyhow::Result<SyncStatus>;
+}
+
+/// What `registry sync` asks for.
+pub struct SyncRequest {
+    pub skip_dependencies: bool,
+    /// Only these versions (none: every version).
+    pub versions: Vec<String>,
+}
+
+/// A sync task, and how far it and the dependencies it queued are.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncStatus {
+    pub id: String,
+    pub package: String,
+    /// waiting, processing, success or error.
+    pub state: String,
+    pub error: Option<String>,
+    /// The task and every dependency task it queued.
+    pub total: u64,
+    pub finished: u64,
+    pub errors: u64,
+}
+
+impl SyncStatus {
+    /// The task and every task it queued have ended.
+    pub fn done(&self) -> bool {
+        matches!(self.state.as_str(), "success" | "error") && self.finished >= self.total
+    }
 }
 
 /// Picks the mode: remote when a registry URL is given (flag or `REGISTRY_URL`), else local.

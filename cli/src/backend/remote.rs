@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{
     Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
-    TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    SyncRequest, SyncStatus, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 
 pub struct Remote {
@@ -35,6 +35,9 @@ impl Remote {
             .map(str::to_string)
             .filter(|t| !t.is_empty())
             .or_else(|| npmrc_token(&base));
+        // The core's reqwest has no TLS provider of its own: without this, building the
+        // client panics.
+        registry_core::upstream::client::install_tls_provider();
         let client = Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("registry-cli/", env!("CARGO_PKG_VERSION")))
@@ -528,6 +531,33 @@ impl Backend for Remote {
 
     fn local(&self, what: &str) -> anyhow::Result<&super::local::Local> {
         Err(super::only_local(what))
+    }
+
+    fn sync_start(&self, name: &str, request: &SyncRequest) -> anyhow::Result<SyncStatus> {
+        let path = format!("/-/package/{}/syncs", package_path(name)?);
+        let mut body = json!({ "skipDependencies": request.skip_dependencies });
+        if !request.versions.is_empty() {
+            body["specificVersions"] = json!(request.versions);
+        }
+        let created = self.json(self.request(Method::PUT, &path).json(&body))?;
+        let id = text(&created, "id")
+            .ok_or_else(|| anyhow::anyhow!("the registry did not say which task it queued"))?;
+        self.sync_status(name, &id)
+    }
+
+    fn sync_status(&self, name: &str, id: &str) -> anyhow::Result<SyncStatus> {
+        let path = format!("/-/package/{}/syncs/{}", package_path(name)?, segment(id));
+        let task = self.json(self.request(Method::GET, &path))?;
+        let count = |key: &str| task["tree"].get(key).and_then(Value::as_u64).unwrap_or(0);
+        Ok(SyncStatus {
+            id: text(&task, "id").unwrap_or_else(|| id.to_string()),
+            package: text(&task, "package").unwrap_or_else(|| name.to_string()),
+            state: text(&task, "state").unwrap_or_default(),
+            error: text(&task, "error"),
+            total: count("total").max(1),
+            finished: count("finished"),
+            errors: count("errors"),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod gc;
 mod owner;
 mod package;
 mod serve;
+mod sync;
 mod token;
 mod unpublish;
 mod upstream;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Downloads(args) => downloads::run(backend, &out, args),
         Command::Upstream(command) => upstream::run(backend, &out, command),
         Command::Cache(command) => upstream::cache(backend, &out, command),
+        Command::Sync(args) => sync::run(backend, &out, args),
         Command::Gc(args) => gc::run(backend, &out, args),
         Command::Doctor(args) => doctor::run(backend, &out, args),
         Command::Backup(args) => backup::run_backup(backend, &out, args),

@@ -10,8 +10,10 @@ mod downloads;
 mod meta;
 mod packages;
 mod profile;
+mod registries;
 mod search;
 mod stars;
+mod sync;
 mod tarballs;
 mod tokens;
 mod unsupported;
@@ -28,8 +30,13 @@ use crate::state::AppState;
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     // Package paths first: they carry nearly all the traffic, and their parser leaves every
-    // other route's path (`/`, `/-/…`, `/downloads/point|range/…`) alone.
-    packages::routes(state.clone())
+    // other route's path (`/`, `/-/…`, `/downloads/point|range/…`) alone. Only the legacy
+    // sync paths (`PUT /:pkg/sync`, `GET /:pkg/sync/log/:id`) go before them, as the package
+    // routes would take the first for a dist-tag named `sync`; anonymous installs never come
+    // this way (`answer_hot_read`), and the sync filter rejects any other path at a glance.
+    sync::routes(state.clone())
+        .or(packages::routes(state.clone()))
+        .unify()
         .or(meta::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
@@ -47,6 +54,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(blocks::routes(state.clone()))
         .unify()
         .or(admin::routes(state.clone()))
+        .unify()
+        .or(registries::routes(state.clone()))
         .unify()
         .or(downloads::routes(state.clone()))
         .unify()

@@ -16,6 +16,7 @@ use registry_core::packages::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::registry::package_not_found;
 use registry_core::upstream::guard;
 use registry_core::upstream::proxy::{self, CacheOutcome};
+use registry_core::upstream::registries;
 use registry_core::Error;
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -238,8 +239,16 @@ async fn proxied_packument(
     origin: String,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
     let registry = state.registry();
-    let Some(upstream) = registry.upstreams.for_name(name.as_str()) else {
-        return Err(reject(package_not_found(&name)));
+    let upstream = match registry.upstreams.for_name(name.as_str()) {
+        Some(upstream) => upstream,
+        None => {
+            // A name synced from a registry added over HTTP is served from what was synced.
+            let lookup = name.clone();
+            state
+                .run(move |state| registries::synced_source(state.registry(), lookup.as_str()))
+                .await?
+                .ok_or_else(|| reject(package_not_found(&name)))?
+        }
     };
     let document = proxy::document(registry, &upstream, &name, flavor)
         .await

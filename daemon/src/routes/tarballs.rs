@@ -6,6 +6,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use registry_core::packages::names::PackageName;
 use registry_core::registry::TarballFile;
 use registry_core::upstream::proxy;
+use registry_core::upstream::registries;
 use registry_core::Error;
 use warp::reply::Response;
 use warp::Rejection;
@@ -76,10 +77,20 @@ async fn proxied(
     file: &str,
 ) -> Result<TarballFile, Rejection> {
     let registry = state.registry();
-    let Some(upstream) = registry.upstreams.for_name(name.as_str()) else {
-        return Err(reject(Error::not_found(format!(
-            "tarball {file} of {name} not found"
-        ))));
+    let upstream = match registry.upstreams.for_name(name.as_str()) {
+        Some(upstream) => upstream,
+        None => {
+            // A name synced from a registry added over HTTP is served from what was synced.
+            let lookup = name.clone();
+            state
+                .run(move |state| registries::synced_source(state.registry(), lookup.as_str()))
+                .await?
+                .ok_or_else(|| {
+                    reject(Error::not_found(format!(
+                        "tarball {file} of {name} not found"
+                    )))
+                })?
+        }
     };
     proxy::tarball(registry, &upstream, name, file)
         .await
