@@ -441,7 +441,19 @@ pub async fn tarball(
 ) -> Result<TarballFile> {
     let not_found = || Error::not_found(format!("tarball {file} of {name} not found"));
     let version = version_of_tarball(name, file).ok_or_else(not_found)?;
-    if let Some(opened) = open_cached_tarball(registry, name, &version).await? {
+    // A cached tarball the way a local one is opened: one indexed statement and an open(2) on
+    // this thread when a connection is free, with no hop to a blocking thread.
+    let now = registry
+        .store
+        .read_now(|db| db.cached_tarball(name.as_str(), &version))
+        .transpose()?
+        .flatten()
+        .and_then(|cached| open_blob(registry, cached, &version).transpose());
+    let cached = match now {
+        Some(opened) => opened.map(Some)?,
+        None => open_cached_tarball(registry, name, &version).await?,
+    };
+    if let Some(opened) = cached {
         upstream.counters.hits.fetch_add(1, Ordering::Relaxed);
         return Ok(opened);
     }
@@ -461,25 +473,33 @@ async fn open_cached_tarball(
     let lookup = name.clone();
     let version = version.to_string();
     blocking(registry, move |r| {
-        let Some(cached) = r
+        match r
             .store
             .read(|db| db.cached_tarball(lookup.as_str(), &version))?
-        else {
-            return Ok(None);
-        };
-        match r.blobs.open(&cached.sha512_hex) {
-            Ok((file, len)) => Ok(Some(TarballFile {
-                file,
-                len,
-                sha512_hex: cached.sha512_hex,
-                version,
-            })),
-            // A cached blob that went missing is fetched again.
-            Err(Error::MissingBlob(_)) => Ok(None),
-            Err(other) => Err(other),
+        {
+            Some(cached) => open_blob(r, cached, &version),
+            None => Ok(None),
         }
     })
     .await
+}
+
+/// Opens a cached tarball's blob; `None` when it went missing (it is fetched again).
+fn open_blob(
+    registry: &Registry,
+    cached: CachedTarball,
+    version: &str,
+) -> Result<Option<TarballFile>> {
+    match registry.blobs.open(&cached.sha512_hex) {
+        Ok((file, len)) => Ok(Some(TarballFile {
+            file,
+            len,
+            sha512_hex: cached.sha512_hex,
+            version: version.to_string(),
+        })),
+        Err(Error::MissingBlob(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 async fn fetch_tarball(
