@@ -49,33 +49,24 @@ fn parsed(
     limits: Limits,
     allow_empty: bool,
 ) -> impl Filter<Extract = (Value,), Error = Rejection> + Clone {
-    let limit = limits.bytes;
-    warp::header::optional::<u64>("content-length")
-        .and(warp::body::stream())
-        .and_then(move |declared: Option<u64>, stream| async move {
-            let mut stream = std::pin::pin!(stream);
-            if declared.is_some_and(|len| len > limit) {
-                drain(&mut stream, 0).await;
-                return Err(reject(too_large(limit)));
-            }
-            let bytes = collect(&mut stream, limit).await?;
-            if allow_empty && bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            // Before parsing: the parser would recurse once per level first.
-            if nesting_exceeds(&bytes, limits.depth) {
-                return Err(reject(Error::bad_request(format!(
-                    "the request body nests JSON more than {} levels deep, this registry's \
-                     limit (max_json_depth)",
-                    limits.depth
-                ))));
-            }
-            serde_json::from_slice::<Value>(&bytes).map_err(|e| {
-                reject(Error::bad_request(format!(
-                    "the request body is not valid JSON: {e}"
-                )))
-            })
+    bytes(limits).and_then(move |bytes: bytes::Bytes| async move {
+        if allow_empty && bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        // Before parsing: the parser would recurse once per level first.
+        if nesting_exceeds(&bytes, limits.depth) {
+            return Err(reject(Error::bad_request(format!(
+                "the request body nests JSON more than {} levels deep, this registry's \
+                 limit (max_json_depth)",
+                limits.depth
+            ))));
+        }
+        serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+            reject(Error::bad_request(format!(
+                "the request body is not valid JSON: {e}"
+            )))
         })
+    })
 }
 
 /// The body as it came (not parsed, not decoded), at most the configured size: for requests

@@ -287,21 +287,10 @@ impl Upstream {
         url: &str,
         max_bytes: u64,
     ) -> Result<(StatusCode, Bytes), Failure> {
-        let result = async {
-            let response = self
-                .request(client, url)
-                .send()
-                .await
-                .map_err(|e| Failure::of(&e))?;
-            let status = response.status();
-            if status.is_server_error() {
-                return Err(Failure::Status(status.as_u16()));
-            }
-            Ok((status, read_limited(response, max_bytes).await?))
-        }
-        .await;
-        self.record(&result);
-        result
+        let (status, _, body) = self
+            .send_capped(self.request(client, url), max_bytes)
+            .await?;
+        Ok((status, body))
     }
 
     /// POSTs a JSON body (the audit endpoints) and returns the answer as it came.
@@ -324,6 +313,17 @@ impl Upstream {
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token);
         }
+        self.send_capped(request, MAX_DOCUMENT_BYTES).await
+    }
+
+    /// Sends a request whose answer is relayed: a 5xx or no answer is a [`Failure`] (and
+    /// counts for the breaker), anything else comes back with its content type and its body,
+    /// at most `max_bytes`.
+    async fn send_capped(
+        &self,
+        request: reqwest::RequestBuilder,
+        max_bytes: u64,
+    ) -> Result<(StatusCode, Option<String>, Bytes), Failure> {
         let result = async {
             let response = request.send().await.map_err(|e| Failure::of(&e))?;
             let status = response.status();
@@ -334,7 +334,7 @@ impl Upstream {
             Ok((
                 status,
                 content_type,
-                read_limited(response, MAX_DOCUMENT_BYTES).await?,
+                read_limited(response, max_bytes).await?,
             ))
         }
         .await;
