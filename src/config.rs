@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::access::Access;
 use crate::accounts::cidr::Cidr;
 use crate::error::{Error, Result};
 use crate::upstream::config::{
@@ -71,6 +72,46 @@ impl std::str::FromStr for Registration {
     }
 }
 
+/// Who may read packages at all: anyone (`public`, the default) or only callers with a valid
+/// token or credentials (`authenticated`, Verdaccio's `$authenticated`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAccess {
+    Public,
+    Authenticated,
+}
+
+impl std::str::FromStr for ReadAccess {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "public" => Ok(ReadAccess::Public),
+            "authenticated" => Ok(ReadAccess::Authenticated),
+            other => Err(Error::bad_request(format!(
+                "read_access must be \"public\" or \"authenticated\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReadAccess::Public => "public",
+            ReadAccess::Authenticated => "authenticated",
+        })
+    }
+}
+
+fn parse_default_access(value: &str) -> Result<Access> {
+    match value {
+        "public" => Ok(Access::Public),
+        "restricted" => Ok(Access::Restricted),
+        other => Err(Error::bad_request(format!(
+            "default_access must be \"public\" or \"restricted\", not {other:?}"
+        ))),
+    }
+}
+
 impl std::fmt::Display for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -87,6 +128,9 @@ pub struct Config {
     /// The URL clients reach the registry at (used for tarball URLs); `None`: the request's Host.
     pub public_url: Option<String>,
     pub registration: Registration,
+    pub read_access: ReadAccess,
+    /// A new package's access when its publish does not say.
+    pub default_access: Access,
     pub max_body_bytes: u64,
     pub log_level: String,
     /// Proxies whose `X-Forwarded-For` names the real client (for token CIDR allow-lists).
@@ -131,6 +175,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     public_url: Option<String>,
     registration: Option<Registration>,
+    read_access: Option<String>,
+    default_access: Option<String>,
     max_body_bytes: Option<u64>,
     log_level: Option<String>,
     trusted_proxies: Option<Vec<String>>,
@@ -157,6 +203,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub public_url: Option<String>,
     pub registration: Option<String>,
+    pub read_access: Option<String>,
     pub log_level: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -169,6 +216,8 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_DATA_DIR",
     "REGISTRY_PUBLIC_URL",
     "REGISTRY_REGISTRATION",
+    "REGISTRY_READ_ACCESS",
+    "REGISTRY_DEFAULT_ACCESS",
     "REGISTRY_MAX_BODY_BYTES",
     "REGISTRY_LOG_LEVEL",
     "REGISTRY_TRUSTED_PROXIES",
@@ -199,6 +248,8 @@ impl Default for Config {
             "data_dir",
             "public_url",
             "registration",
+            "read_access",
+            "default_access",
             "max_body_bytes",
             "log_level",
             "trusted_proxies",
@@ -224,6 +275,8 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             public_url: None,
             registration: Registration::Closed,
+            read_access: ReadAccess::Public,
+            default_access: Access::Public,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_level: "info".to_string(),
             trusted_proxies: Vec::new(),
@@ -290,6 +343,14 @@ impl Config {
                 "REGISTRY_PUBLIC_URL" => config.set_public_url(&value, source)?,
                 "REGISTRY_REGISTRATION" => config.set("registration", source, |c| {
                     c.registration = value.parse()?;
+                    Ok(())
+                })?,
+                "REGISTRY_READ_ACCESS" => config.set("read_access", source, |c| {
+                    c.read_access = value.parse()?;
+                    Ok(())
+                })?,
+                "REGISTRY_DEFAULT_ACCESS" => config.set("default_access", source, |c| {
+                    c.default_access = parse_default_access(&value)?;
                     Ok(())
                 })?,
                 "REGISTRY_MAX_BODY_BYTES" => config.set("max_body_bytes", source, |c| {
@@ -382,6 +443,12 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(read_access) = &flags.read_access {
+            config.set("read_access", flag(), |c| {
+                c.read_access = read_access.parse()?;
+                Ok(())
+            })?;
+        }
         if let Some(level) = &flags.log_level {
             config.set("log_level", flag(), |c| {
                 c.log_level = level.clone();
@@ -431,6 +498,18 @@ impl Config {
         if let Some(registration) = file.registration {
             self.set("registration", src(), |c| {
                 c.registration = registration;
+                Ok(())
+            })?;
+        }
+        if let Some(read_access) = file.read_access {
+            self.set("read_access", src(), |c| {
+                c.read_access = read_access.parse()?;
+                Ok(())
+            })?;
+        }
+        if let Some(access) = file.default_access {
+            self.set("default_access", src(), |c| {
+                c.default_access = parse_default_access(&access)?;
                 Ok(())
             })?;
         }

@@ -6,6 +6,7 @@
 //! `accounts` (who is calling and what they may do), `maintenance` (gc, doctor, backup),
 //! `blobs` (tarball bytes), `store` (the only place with SQL).
 
+pub mod access;
 pub mod accounts;
 pub mod blobs;
 pub mod clock;

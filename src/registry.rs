@@ -3,14 +3,14 @@
 
 use std::fs::File;
 
-use crate::accounts::auth::CredentialCache;
+use crate::accounts::auth::{CredentialCache, Identity};
 use crate::accounts::throttle::LoginThrottle;
 use crate::blobs::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::Packument;
-use crate::store::{PackumentFlavor, ReadState, RegistryInfo, Store};
+use crate::store::{Db, PackumentFlavor, ReadState, RegistryInfo, Store};
 use crate::upstream::proxy::Upstreams;
 
 pub struct Registry {
@@ -64,14 +64,15 @@ impl Registry {
     }
 
     /// The ETag the document has now (`None`: no such package), without assembling it; a
-    /// blocked package's 451.
+    /// blocked package's 451; a 404 for a restricted package `reader` may not see.
     pub fn packument_etag(
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
+        reader: Option<&Identity>,
     ) -> Result<Option<String>> {
         self.store
-            .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor))
+            .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader))
     }
 
     /// [`Registry::packument_etag`] on the calling thread, if a connection is free at once.
@@ -79,9 +80,11 @@ impl Registry {
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
+        reader: Option<&Identity>,
     ) -> Option<Result<Option<String>>> {
-        self.store
-            .read_now(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor))
+        self.store.read_now(|db| {
+            crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader)
+        })
     }
 
     pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
@@ -91,13 +94,19 @@ impl Registry {
     }
 
     /// Opens the tarball named `file` (`bar-1.0.0.tgz`) of package `name`; a blocked
-    /// package's 451; `None` when the package is not local (an upstream may serve it).
-    pub fn tarball(&self, name: &PackageName, file: &str) -> Result<Option<TarballFile>> {
+    /// package's 451; a 404 for a restricted package `reader` may not see; `None` when the
+    /// package is not local (an upstream may serve it).
+    pub fn tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        reader: Option<&Identity>,
+    ) -> Result<Option<TarballFile>> {
         let version =
             version_of_tarball(name, file).ok_or_else(|| tarball_not_found(name, file))?;
         let state = self
             .store
-            .read(|db| db.tarball_read_state(name.as_str(), &version))?;
+            .read(|db| readable_tarball_state(db, name, &version, reader))?;
         self.open_tarball(name, file, version, state)
     }
 
@@ -107,13 +116,14 @@ impl Registry {
         &self,
         name: &PackageName,
         file: &str,
+        reader: Option<&Identity>,
     ) -> Option<Result<Option<TarballFile>>> {
         let Some(version) = version_of_tarball(name, file) else {
             return Some(Err(tarball_not_found(name, file)));
         };
         let state = self
             .store
-            .read_now(|db| db.tarball_read_state(name.as_str(), &version))?;
+            .read_now(|db| readable_tarball_state(db, name, &version, reader))?;
         Some(state.and_then(|state| self.open_tarball(name, file, version, state)))
     }
 
@@ -146,6 +156,25 @@ impl Registry {
             version,
         }))
     }
+}
+
+/// The tarball's read state, unless it is of a restricted package `reader` may not see (404,
+/// whether or not the version exists).
+fn readable_tarball_state(
+    db: &Db<'_>,
+    name: &PackageName,
+    version: &str,
+    reader: Option<&Identity>,
+) -> Result<ReadState<(String, u64)>> {
+    let state = db.tarball_read_state(name.as_str(), version)?;
+    if let (Some(id), true) = (state.package_id, state.restricted) {
+        if state.block_reason.is_none()
+            && !crate::access::may_read(db, reader, id, name.as_str(), true)?
+        {
+            return Err(crate::access::hidden(name.as_str()));
+        }
+    }
+    Ok(state)
 }
 
 fn tarball_not_found(name: &PackageName, file: &str) -> Error {

@@ -44,11 +44,19 @@ impl Identity {
     }
 
     /// Whether the caller's credential reaches `package` at all (a granular token may be
-    /// limited to some packages and scopes). Maintainership is checked separately.
-    pub fn may_write_package(&self, package: &str) -> bool {
+    /// limited to some packages, scopes and orgs). Maintainership is checked separately.
+    pub fn may_reach_package(&self, package: &str) -> bool {
         self.token
             .as_ref()
-            .is_none_or(|t| t.may_write_package(package))
+            .is_none_or(|t| t.may_reach_package(package))
+    }
+
+    /// Whether the caller's credential may see (or, with `write`, change) an org's members
+    /// and teams; the caller's role in the org is checked separately.
+    pub fn may_manage_org(&self, org: &str, write: bool) -> bool {
+        self.token
+            .as_ref()
+            .is_none_or(|t| t.may_manage_org(org, write))
     }
 }
 

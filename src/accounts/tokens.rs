@@ -40,16 +40,67 @@ pub struct TokenRecord {
     pub packages: Option<Vec<String>>,
     /// Scopes as `@scope`.
     pub scopes: Option<Vec<String>>,
+    /// Orgs (bare names) whose packages the token reaches, and what it may do to the orgs
+    /// themselves (`orgs_permission`).
+    pub orgs: Option<Vec<String>>,
+    pub orgs_permission: OrgsPermission,
+}
+
+/// What a token limited to orgs may do to those orgs' members and teams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OrgsPermission {
+    #[default]
+    NoAccess,
+    ReadOnly,
+    ReadWrite,
+}
+
+impl OrgsPermission {
+    pub fn parse(text: &str) -> Option<OrgsPermission> {
+        match text {
+            "no-access" => Some(OrgsPermission::NoAccess),
+            "read-only" => Some(OrgsPermission::ReadOnly),
+            "read-write" => Some(OrgsPermission::ReadWrite),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgsPermission::NoAccess => "no-access",
+            OrgsPermission::ReadOnly => "read-only",
+            OrgsPermission::ReadWrite => "read-write",
+        }
+    }
 }
 
 impl TokenRecord {
-    /// True when the token was issued for some packages or scopes only.
+    /// True when the token was issued for some packages, scopes or orgs only.
     pub fn is_package_limited(&self) -> bool {
-        self.packages.is_some() || self.scopes.is_some()
+        self.packages.is_some() || self.scopes.is_some() || self.orgs.is_some()
     }
 
-    /// Whether the token's package/scope limits (if any) include `package`.
-    pub fn may_write_package(&self, package: &str) -> bool {
+    /// Whether the token may manage (`write`) or see an org's members and teams: an unlimited
+    /// token may (the user's role decides); a limited one only for its orgs, as its
+    /// `orgs_permission` says.
+    pub fn may_manage_org(&self, org: &str, write: bool) -> bool {
+        if !self.is_package_limited() {
+            return true;
+        }
+        let listed = self
+            .orgs
+            .as_ref()
+            .is_some_and(|orgs| orgs.iter().any(|o| o == org));
+        listed
+            && match self.orgs_permission {
+                OrgsPermission::ReadWrite => true,
+                OrgsPermission::ReadOnly => !write,
+                OrgsPermission::NoAccess => false,
+            }
+    }
+
+    /// Whether the token's package, scope and org limits (if any) include `package`.
+    pub fn may_reach_package(&self, package: &str) -> bool {
         if !self.is_package_limited() {
             return true;
         }
@@ -64,7 +115,10 @@ impl TokenRecord {
                     .is_some_and(|rest| rest.starts_with('/'))
             })
         });
-        listed || in_scope
+        let in_org = self.orgs.as_ref().is_some_and(|orgs| {
+            crate::access::scope_of(package).is_some_and(|scope| orgs.iter().any(|o| o == scope))
+        });
+        listed || in_scope || in_org
     }
 }
 
@@ -93,12 +147,15 @@ pub fn create_token(store: &Store, user_id: i64, options: &TokenOptions) -> Resu
     issue_token(store, user_id, options, None, &PackageLimits::default())
 }
 
-/// The packages and scopes a granular token may write to. Both `None`: every package.
+/// The packages, scopes and orgs a granular token reaches. All `None`: every package.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PackageLimits {
     pub packages: Option<Vec<String>>,
     /// As `@scope`.
     pub scopes: Option<Vec<String>>,
+    /// Bare org names.
+    pub orgs: Option<Vec<String>>,
+    pub orgs_permission: OrgsPermission,
 }
 
 fn issue_token(
@@ -130,6 +187,8 @@ fn issue_token(
             description,
             packages: limits.packages.as_deref(),
             scopes: limits.scopes.as_deref(),
+            orgs: limits.orgs.as_deref(),
+            orgs_permission: limits.orgs_permission.as_str(),
         })?;
         let (record, _) = db
             .token_by_hash(&hash)?
@@ -213,35 +272,47 @@ pub fn parse_token_request(body: &Value) -> Result<TokenRequest> {
              bypasses it: leave out --bypass-2fa (every token here works without 2FA)",
         ));
     }
-    match body.get("orgs") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(orgs)) if orgs.is_empty() => {}
-        Some(_) => {
-            return Err(Error::bad_request(
-                "this registry has no organizations: a token cannot be limited to or grant \
-                 access to orgs (leave out --orgs)",
+    let orgs = optional_list(body, "orgs")
+        .or_else(|e| match body.get("orgs") {
+            // npm sends `orgs: []` when --orgs is not given.
+            Some(Value::Array(list)) if list.is_empty() => Ok(None),
+            _ => Err(e),
+        })?
+        .map(|orgs| {
+            orgs.iter()
+                .map(|org| crate::access::orgs::normalize_org_name(org))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let orgs_permission = match body.get("orgs_permission") {
+        None | Some(Value::Null) => OrgsPermission::NoAccess,
+        Some(Value::String(p)) => OrgsPermission::parse(p).ok_or_else(|| {
+            Error::bad_request(format!(
+                "orgs_permission must be \"no-access\", \"read-only\" or \"read-write\", \
+                 not {p:?}"
             ))
-        }
-    }
-    match body.get("orgs_permission") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(p)) if p == "no-access" => {}
+        })?,
         Some(other) => {
             return Err(Error::bad_request(format!(
-                "this registry has no organizations: orgs_permission {other} cannot be granted \
-                 (leave out --orgs-permission)"
+                "orgs_permission must be a string, not {other}"
             )))
         }
+    };
+    if orgs.is_none() && orgs_permission != OrgsPermission::NoAccess {
+        return Err(Error::bad_request(
+            "orgs_permission needs the orgs it applies to (--orgs)",
+        ));
     }
     let mut readonly = optional_bool(body, "readonly")?.unwrap_or(false);
     match body.get("packages_and_scopes_permission") {
         None | Some(Value::Null) => {}
         Some(Value::String(p)) if p == "read-write" => {}
         Some(Value::String(p)) if p == "read-only" => readonly = true,
+        Some(Value::String(p)) if p == "no-access" && orgs.is_some() => {}
         Some(Value::String(p)) if p == "no-access" => {
             return Err(Error::bad_request(
-                "a token with no access to packages would only be good for organizations, \
-                 which this registry does not have: use read-only or read-write",
+                "a token with no access to packages needs orgs to be good for anything \
+                 (--orgs), or use read-only or read-write",
             ))
         }
         Some(other) => {
@@ -328,7 +399,12 @@ pub fn parse_token_request(body: &Value) -> Result<TokenRequest> {
             expires_at,
         },
         description,
-        limits: PackageLimits { packages, scopes },
+        limits: PackageLimits {
+            packages,
+            scopes,
+            orgs,
+            orgs_permission,
+        },
     })
 }
 
@@ -552,6 +628,13 @@ mod tests {
         assert_eq!(r.description.as_deref(), Some("for CI"));
         assert_eq!(r.limits.packages, Some(vec!["foo".into(), "@a/b".into()]));
         assert_eq!(r.limits.scopes, Some(vec!["@team".into(), "@other".into()]));
+        assert_eq!(r.limits.orgs, None);
+        let org = request(serde_json::json!({
+            "password": "pw", "orgs": ["@acme"], "orgs_permission": "read-write",
+            "packages_and_scopes_permission": "no-access",
+        }))?;
+        assert_eq!(org.limits.orgs, Some(vec!["acme".into()]));
+        assert_eq!(org.limits.orgs_permission, OrgsPermission::ReadWrite);
         Ok(())
     }
 
@@ -577,12 +660,16 @@ mod tests {
                 "two-factor",
             ),
             (
-                serde_json::json!({ "password": "pw", "orgs": ["acme"] }),
-                "organizations",
+                serde_json::json!({ "password": "pw", "orgs": ["Not An Org"] }),
+                "org name",
             ),
             (
                 serde_json::json!({ "password": "pw", "orgs_permission": "read-write" }),
-                "organizations",
+                "--orgs",
+            ),
+            (
+                serde_json::json!({ "password": "pw", "orgs": ["acme"], "orgs_permission": "all" }),
+                "orgs_permission",
             ),
             (
                 serde_json::json!({ "password": "pw", "packages_and_scopes_permission": "no-access" }),
@@ -641,6 +728,8 @@ mod tests {
     #[test]
     fn package_limits_match_names_and_scopes() {
         let token = |packages: Option<&[&str]>, scopes: Option<&[&str]>| TokenRecord {
+            orgs: None,
+            orgs_permission: OrgsPermission::NoAccess,
             id: 1,
             key: String::new(),
             display: String::new(),
@@ -656,12 +745,22 @@ mod tests {
             scopes: scopes.map(|p| p.iter().map(|s| s.to_string()).collect()),
         };
         let open = token(None, None);
-        assert!(!open.is_package_limited() && open.may_write_package("anything"));
+        assert!(!open.is_package_limited() && open.may_reach_package("anything"));
         let limited = token(Some(&["foo"]), Some(&["@team"]));
-        assert!(limited.may_write_package("foo"));
-        assert!(limited.may_write_package("@team/bar"));
-        assert!(!limited.may_write_package("foobar"));
-        assert!(!limited.may_write_package("@teammate/bar"));
-        assert!(!limited.may_write_package("@other/foo"));
+        assert!(limited.may_reach_package("foo"));
+        assert!(limited.may_reach_package("@team/bar"));
+        assert!(!limited.may_reach_package("foobar"));
+        assert!(!limited.may_reach_package("@teammate/bar"));
+        assert!(!limited.may_reach_package("@other/foo"));
+        let org = TokenRecord {
+            orgs: Some(vec!["acme".into()]),
+            orgs_permission: OrgsPermission::ReadOnly,
+            ..token(None, None)
+        };
+        assert!(org.may_reach_package("@acme/app") && !org.may_reach_package("@other/app"));
+        assert!(!org.may_reach_package("acme"));
+        assert!(org.may_manage_org("acme", false) && !org.may_manage_org("acme", true));
+        assert!(!org.may_manage_org("other", false));
+        assert!(open.may_manage_org("anything", true));
     }
 }

@@ -76,7 +76,7 @@ pub fn apply(
                 starred != before.contains(&user.name)
             }
             Update::Owners(names) => {
-                require_maintainer(db, &writer, Action::ChangeOwners, name.as_str(), package.id)?;
+                require_maintainer(db, &writer, Action::ChangeOwners, &package)?;
                 set_owners(db, &package, names)?
             }
             Update::Versions { listed, tags } => {
@@ -246,13 +246,13 @@ fn update_versions(
         .map(|v| v.version.clone())
         .collect();
     if !deprecations.is_empty() {
-        require_maintainer(db, writer, Action::Deprecate, &package.name, package.id)?;
+        require_maintainer(db, writer, Action::Deprecate, package)?;
         for (version, manifest) in &deprecations {
             db.update_manifest(package.id, version, manifest)?;
         }
     }
     if !removed.is_empty() {
-        require_maintainer(db, writer, Action::Unpublish, &package.name, package.id)?;
+        require_maintainer(db, writer, Action::Unpublish, package)?;
         // Tags the client sent along that still point at a remaining version are kept as
         // sent (npm moves `latest` this way); the rest are repaired by remove_versions.
         for (tag, version) in tags {

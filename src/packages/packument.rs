@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::accounts::auth::Identity;
 use crate::error::{Error, Result};
 use crate::store::{Db, PackumentRow, Store};
 
@@ -335,11 +336,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// The current ETag of a package's document (`None`: no such package), or the package's block:
 /// one indexed statement, so that a cache can tell whether its copy is still current without
-/// assembling the document.
-pub fn readable_etag(db: &Db<'_>, name: &str, flavor: PackumentFlavor) -> Result<Option<String>> {
+/// assembling the document. A restricted package the reader may not see is a 404 (one more
+/// statement, for restricted packages only).
+pub fn readable_etag(
+    db: &Db<'_>,
+    name: &str,
+    flavor: PackumentFlavor,
+    reader: Option<&Identity>,
+) -> Result<Option<String>> {
     let state = db.package_read_state(name)?;
     if let Some(reason) = state.block_reason {
         return Err(crate::packages::blocks::blocked(name, &reason));
+    }
+    if let (Some(id), true) = (state.package_id, state.restricted) {
+        if !crate::access::may_read(db, reader, id, name, true)? {
+            return Err(crate::access::hidden(name));
+        }
     }
     Ok(state
         .found

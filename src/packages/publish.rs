@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::accounts::authz::{require_maintainer, require_package_in_token, Action, Writer};
+use crate::access::{self, Access};
+use crate::accounts::authz::{require_maintainer, require_new_package, Action, Writer};
 use crate::blobs::BlobStore;
 use crate::clock::now_iso;
 use crate::config::Config;
@@ -41,6 +42,8 @@ pub struct PublishLimits {
     pub max_versions: u64,
     pub max_attachment_bytes: u64,
     pub max_name_length: u64,
+    /// A new package's access when the publish does not say (`default_access`).
+    pub default_access: Access,
 }
 
 impl PublishLimits {
@@ -49,6 +52,7 @@ impl PublishLimits {
             max_versions: config.max_versions_per_publish,
             max_attachment_bytes: config.max_attachment_bytes,
             max_name_length: config.max_package_name_length,
+            default_access: config.default_access,
         }
     }
 }
@@ -57,6 +61,9 @@ impl PublishLimits {
 struct VerifiedPublish {
     versions: Vec<VerifiedVersion>,
     tags: BTreeMap<String, String>,
+    /// `npm publish --access`; only a new package takes it (as on npmjs, `npm access set`
+    /// changes an existing one).
+    access: Option<Access>,
 }
 
 /// One version of a publish, checked against its own tarball.
@@ -88,10 +95,13 @@ pub fn publish(
     // "retry" of someone else's tarball is a 403, not a success.
     if let Some(outcome) = store.read(|db| match db.package_by_name(name.as_str())? {
         Some(package) => {
-            require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
+            require_maintainer(db, writer, Action::Publish, &package)?;
             existing_versions_outcome(db, package.id, &verified)
         }
-        None => check_new_name(name, limits).map(|()| None),
+        None => {
+            check_new_name(name, limits)?;
+            require_new_package(db, writer, name.as_str()).map(|()| None)
+        }
     })? {
         return Ok(outcome);
     }
@@ -105,7 +115,7 @@ pub fn publish(
         let now = now_iso();
         let package_id = match db.package_by_name(name.as_str())? {
             Some(package) => {
-                require_maintainer(db, writer, Action::Publish, name.as_str(), package.id)?;
+                require_maintainer(db, writer, Action::Publish, &package)?;
                 if let Some(outcome) = existing_versions_outcome(db, package.id, &verified)? {
                     return Ok(outcome);
                 }
@@ -117,9 +127,14 @@ pub fn publish(
             }
             None => {
                 check_new_name(name, limits)?;
-                require_package_in_token(writer, name.as_str())?;
+                require_new_package(db, writer, name.as_str())?;
                 let id = db.insert_package(name.as_str(), &now)?;
                 db.add_maintainer(id, user.id)?;
+                let access = verified.access.unwrap_or(limits.default_access);
+                if access == Access::Restricted {
+                    db.set_package_restricted(id, true)?;
+                }
+                access::orgs::grant_to_developers(db, name.as_str(), id)?;
                 id
             }
         };
@@ -262,6 +277,15 @@ fn verify(name: &PackageName, body: &Value, limits: &PublishLimits) -> Result<Ve
     }
     // The cheap checks first: tarballs are decoded and unpacked last.
     let tags = dist_tags(body, &numbers)?;
+    let access = match body.get("access") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(Access::parse(text)?),
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "access must be \"public\" or \"restricted\", not {other}"
+            )))
+        }
+    };
     let tarballs = tarballs(body, name, &numbers, limits)?;
     let verified = versions
         .iter()
@@ -273,6 +297,7 @@ fn verify(name: &PackageName, body: &Value, limits: &PublishLimits) -> Result<Ve
     Ok(VerifiedPublish {
         versions: verified,
         tags,
+        access,
     })
 }
 

@@ -38,7 +38,7 @@ pub fn set(
     validate_tag(tag)?;
     store.write(|db| {
         let package = live_package(db, name)?;
-        require_maintainer(db, writer, Action::Tag, name.as_str(), package.id)?;
+        require_maintainer(db, writer, Action::Tag, &package)?;
         let live = db
             .versions(package.id)?
             .into_iter()
@@ -62,7 +62,7 @@ pub fn remove(store: &Store, writer: &Writer<'_>, name: &PackageName, tag: &str)
     }
     store.write(|db| {
         let package = live_package(db, name)?;
-        require_maintainer(db, writer, Action::Tag, name.as_str(), package.id)?;
+        require_maintainer(db, writer, Action::Tag, &package)?;
         if !db.delete_dist_tag(package.id, tag)? {
             return Err(Error::not_found(format!("{name} has no dist-tag {tag:?}")));
         }

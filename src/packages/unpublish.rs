@@ -55,7 +55,7 @@ pub fn unpublish_package(
 ) -> Result<()> {
     store.write(|db| {
         let package = live_package(db, name)?;
-        require_maintainer(db, writer, Action::Unpublish, name.as_str(), package.id)?;
+        require_maintainer(db, writer, Action::Unpublish, &package)?;
         check_rev(&package, rev)?;
         let now = now_iso();
         let live = live_versions(db, &package)?;
@@ -77,7 +77,7 @@ pub fn unpublish_tarball(
         .ok_or_else(|| Error::not_found(format!("tarball {file} of {name} not found")))?;
     store.write(|db| {
         let package = live_package(db, name)?;
-        require_maintainer(db, writer, Action::Unpublish, name.as_str(), package.id)?;
+        require_maintainer(db, writer, Action::Unpublish, &package)?;
         match db.version_state(package.id, &version)? {
             None => Err(Error::not_found(format!(
                 "tarball {file} of {name} not found"

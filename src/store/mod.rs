@@ -5,6 +5,7 @@
 //! connections. Callers run
 //! these methods off the async threads.
 
+mod access;
 mod admin;
 mod binaries;
 mod blocks;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 use writer::GroupWriter;
 
+pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;

@@ -18,6 +18,8 @@ pub struct PackageRecord {
     pub rev_seq: i64,
     /// Set when the whole package was unpublished (it is then a tombstone).
     pub unpublished_at: Option<String>,
+    /// Readable only by those granted it (`npm publish --access restricted`).
+    pub restricted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +53,9 @@ pub struct ReadState<T> {
     /// The package has a row here (a version was published, even if since unpublished): it is
     /// local, never proxied.
     pub package_exists: bool,
+    /// The package's id and whether it is restricted (then the reader must be checked).
+    pub package_id: Option<i64>,
+    pub restricted: bool,
 }
 
 /// A version row to insert; the manifest is final JSON text.
@@ -71,8 +76,8 @@ impl Db<'_> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, created_at, modified_at, rev_seq, unpublished_at FROM packages \
-                 WHERE name = ?1",
+                "SELECT id, name, created_at, modified_at, rev_seq, unpublished_at, restricted \
+                 FROM packages WHERE name = ?1",
                 [name],
                 |row| {
                     Ok(PackageRecord {
@@ -82,6 +87,7 @@ impl Db<'_> {
                         modified_at: row.get(3)?,
                         rev_seq: row.get(4)?,
                         unpublished_at: row.get(5)?,
+                        restricted: row.get(6)?,
                     })
                 },
             )
@@ -244,7 +250,8 @@ impl Db<'_> {
     /// blocked, and its revision (`(rev_seq, modified_at)`), if it exists.
     pub fn package_read_state(&self, name: &str) -> Result<ReadState<(i64, String)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT b.reason, p.rev_seq, p.modified_at FROM (SELECT ?1 AS name) q \
+            "SELECT b.reason, p.rev_seq, p.modified_at, p.id, p.restricted \
+             FROM (SELECT ?1 AS name) q \
              LEFT JOIN package_blocks b ON b.name = q.name \
              LEFT JOIN packages p ON p.name = q.name",
         )?;
@@ -255,6 +262,8 @@ impl Db<'_> {
                 block_reason: row.get(0)?,
                 package_exists: rev_seq.is_some(),
                 found: rev_seq.zip(modified_at),
+                package_id: row.get(3)?,
+                restricted: row.get::<_, Option<bool>>(4)?.unwrap_or(false),
             })
         })?)
     }
@@ -267,7 +276,8 @@ impl Db<'_> {
         version: &str,
     ) -> Result<ReadState<(String, u64)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT b.reason, v.tarball_sha512, v.tarball_size, p.id FROM (SELECT ?1 AS name) q \
+            "SELECT b.reason, v.tarball_sha512, v.tarball_size, p.id, p.restricted \
+             FROM (SELECT ?1 AS name) q \
              LEFT JOIN package_blocks b ON b.name = q.name \
              LEFT JOIN packages p ON p.name = q.name \
              LEFT JOIN versions v ON v.package_id = p.id AND v.version = ?2 \
@@ -280,6 +290,8 @@ impl Db<'_> {
                 block_reason: row.get(0)?,
                 found: sha512.zip(size.map(|s| s.max(0) as u64)),
                 package_exists: row.get::<_, Option<i64>>(3)?.is_some(),
+                package_id: row.get(3)?,
+                restricted: row.get::<_, Option<bool>>(4)?.unwrap_or(false),
             })
         })?)
     }

@@ -264,6 +264,47 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (binary, path)
     );
     "#,
+    // Private packages: a package is public or restricted (every existing one stays public);
+    // orgs own the scope of their name, their teams are granted packages read-only or
+    // read-write; a granular token may be limited to some orgs.
+    r#"
+    ALTER TABLE packages ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE orgs (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE org_members (
+        org_id  INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        role    TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'developer')),
+        PRIMARY KEY (org_id, user_id)
+    );
+    CREATE INDEX org_members_user ON org_members(user_id);
+    CREATE TABLE teams (
+        id          INTEGER PRIMARY KEY,
+        org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL,
+        UNIQUE (org_id, name)
+    );
+    CREATE TABLE team_members (
+        team_id INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (team_id, user_id)
+    );
+    CREATE INDEX team_members_user ON team_members(user_id);
+    CREATE TABLE team_packages (
+        team_id    INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+        package_id INTEGER NOT NULL REFERENCES packages(id),
+        writable   INTEGER NOT NULL,
+        PRIMARY KEY (team_id, package_id)
+    );
+    CREATE INDEX team_packages_package ON team_packages(package_id);
+    ALTER TABLE tokens ADD COLUMN limit_orgs TEXT;
+    ALTER TABLE tokens ADD COLUMN orgs_permission TEXT;
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row};
 
 use super::Db;
-pub use crate::accounts::tokens::TokenRecord;
+pub use crate::accounts::tokens::{OrgsPermission, TokenRecord};
 pub use crate::accounts::users::{ProfileFields, UserRecord};
 use crate::error::Result;
 
@@ -12,7 +12,7 @@ pub(super) const USER_COLUMNS: &str =
                             fullname, homepage, twitter, github, freenode";
 const TOKEN_COLUMNS: &str = "id, key, display, user_id, name, readonly, cidr_whitelist, \
                              created_at, expires_at, last_used_at, description, limit_packages, \
-                             limit_scopes";
+                             limit_scopes, limit_orgs, orgs_permission";
 
 pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -63,6 +63,18 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         description: row.get(10)?,
         packages: json_list(row, 11)?,
         scopes: json_list(row, 12)?,
+        orgs: json_list(row, 13)?,
+        orgs_permission: row
+            .get::<_, Option<String>>(14)?
+            .as_deref()
+            .map_or(Some(OrgsPermission::NoAccess), OrgsPermission::parse)
+            .ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    14,
+                    rusqlite::types::Type::Text,
+                    "unknown orgs_permission".into(),
+                )
+            })?,
     })
 }
 
@@ -80,6 +92,8 @@ pub struct NewToken<'a> {
     pub description: Option<&'a str>,
     pub packages: Option<&'a [String]>,
     pub scopes: Option<&'a [String]>,
+    pub orgs: Option<&'a [String]>,
+    pub orgs_permission: &'a str,
 }
 
 impl Db<'_> {
@@ -115,8 +129,9 @@ impl Db<'_> {
     pub fn insert_token(&self, token: &NewToken<'_>) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO tokens (key, token_hash, display, user_id, name, readonly, \
-             cidr_whitelist, created_at, expires_at, description, limit_packages, limit_scopes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             cidr_whitelist, created_at, expires_at, description, limit_packages, limit_scopes, \
+             limit_orgs, orgs_permission) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             rusqlite::params![
                 token.key,
                 token.token_hash,
@@ -130,6 +145,8 @@ impl Db<'_> {
                 token.description,
                 token.packages.map(json_text),
                 token.scopes.map(json_text),
+                token.orgs.map(json_text),
+                token.orgs_permission,
             ],
         )?;
         Ok(self.conn.last_insert_rowid())

@@ -138,17 +138,17 @@ async fn read(
     query: HashMap<String, String>,
     headers: ReadHeaders,
     origin: String,
-    _caller: Option<Arc<Identity>>,
+    caller: Option<Arc<Identity>>,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let answer = match route {
         PackageRoute::Document(name) => {
             let write_mode = query.get("write").is_some_and(|v| v == "true");
-            packument(state, name, write_mode, headers, origin).await
+            packument(state, caller, name, write_mode, headers, origin).await
         }
-        PackageRoute::Version(name, spec) => version(state, name, spec, origin).await,
+        PackageRoute::Version(name, spec) => version(state, caller, name, spec, origin).await,
         PackageRoute::Tarball(name, file) => {
-            tarballs::respond(state, name, file, method, headers).await
+            tarballs::respond(state, caller, name, file, method, headers).await
         }
         PackageRoute::Revision(..) | PackageRoute::TarballRevision(..) => Err(reject(
             Error::not_found("revisions are not readable resources"),
@@ -172,16 +172,25 @@ fn wants_abbreviated(accept: Option<&str>) -> bool {
 
 /// The rendered packument for `origin`, from the cache when the package's revision is unchanged;
 /// for a name that is not local, the proxied document and how the cache answered.
+///
+/// The byte cache is shared by every reader: whether this reader may see the package is
+/// decided before the cache is looked at, on every request, so cached bytes never cross an
+/// access boundary.
 async fn rendered_packument(
     state: &AppState,
+    caller: Option<Arc<Identity>>,
     name: PackageName,
     flavor: PackumentFlavor,
     origin: String,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
-    // The hot path: one indexed statement (block, revision) on this thread, and a cache hit,
-    // with no hop to a blocking thread. The revision is read on every request, before the
-    // cache, so that a write or a block from another process (the CLI) is seen at once.
-    if let Some(etag) = state.registry().packument_etag_now(&name, flavor) {
+    // The hot path: one indexed statement (block, revision, access) on this thread, and a
+    // cache hit, with no hop to a blocking thread. It is read on every request, before the
+    // cache, so that a write, a block or an access change from another process (the CLI) is
+    // seen at once.
+    if let Some(etag) = state
+        .registry()
+        .packument_etag_now(&name, flavor, caller.as_deref())
+    {
         match etag.map_err(reject)? {
             None => return proxied_packument(state, name, flavor, origin).await,
             Some(etag) => {
@@ -200,7 +209,7 @@ async fn rendered_packument(
         .run(move |state| {
             let (name, origin) = (local_name, local_origin);
             let registry = state.registry();
-            let Some(etag) = registry.packument_etag(&name, flavor)? else {
+            let Some(etag) = registry.packument_etag(&name, flavor, caller.as_deref())? else {
                 return Ok(None);
             };
             let cache = state.packuments();
@@ -275,6 +284,7 @@ async fn proxied_packument(
 
 async fn packument(
     state: AppState,
+    caller: Option<Arc<Identity>>,
     name: PackageName,
     write_mode: bool,
     headers: ReadHeaders,
@@ -287,7 +297,7 @@ async fn packument(
         PackumentFlavor::Full
     };
     let (rendered, cache_outcome) =
-        rendered_packument(&state, name.clone(), flavor, origin).await?;
+        rendered_packument(&state, caller, name.clone(), flavor, origin).await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
@@ -351,12 +361,13 @@ fn tombstone_response(name: &PackageName, rendered: &Rendered) -> Response {
 /// `GET /:pkg/:version` or `GET /:pkg/:tag`: one version's manifest.
 async fn version(
     state: AppState,
+    caller: Option<Arc<Identity>>,
     name: PackageName,
     spec: String,
     origin: String,
 ) -> Result<Response, Rejection> {
     let (rendered, _) =
-        rendered_packument(&state, name.clone(), PackumentFlavor::Full, origin).await?;
+        rendered_packument(&state, caller, name.clone(), PackumentFlavor::Full, origin).await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }

@@ -2,7 +2,10 @@
 //! cache header (a published tarball never changes). A GET answered with the tarball counts
 //! one download of that version; HEAD, 304 and errors do not (nothing was downloaded).
 
+use std::sync::Arc;
+
 use http::{header, HeaderValue, Method, StatusCode};
+use registry_core::accounts::auth::Identity;
 use registry_core::packages::names::PackageName;
 use registry_core::registry::TarballFile;
 use registry_core::upstream::proxy;
@@ -19,6 +22,7 @@ use crate::state::AppState;
 
 pub async fn respond(
     state: AppState,
+    caller: Option<Arc<Identity>>,
     name: PackageName,
     file: String,
     method: Method,
@@ -27,12 +31,15 @@ pub async fn respond(
     let counted_name = name.clone();
     // One indexed statement and an open(2) on this thread when a connection is free; else on a
     // blocking thread.
-    let local = match state.registry().tarball_now(&name, &file) {
+    let local = match state
+        .registry()
+        .tarball_now(&name, &file, caller.as_deref())
+    {
         Some(opened) => opened.map_err(reject)?,
         None => {
             let (name, file) = (name.clone(), file.clone());
             state
-                .run(move |state| state.registry().tarball(&name, &file))
+                .run(move |state| state.registry().tarball(&name, &file, caller.as_deref()))
                 .await?
         }
     };
