@@ -59,8 +59,11 @@ impl Registry {
         })
     }
 
-    pub fn info(&self) -> Result<RegistryInfo> {
-        self.store.read(|db| db.registry_info())
+    pub fn info(&self, reader: Option<&Identity>) -> Result<RegistryInfo> {
+        self.store.read(|db| {
+            let seen = crate::access::visibility(db, reader)?;
+            db.registry_info(&seen)
+        })
     }
 
     /// The ETag the document has now (`None`: no such package), without assembling it; a

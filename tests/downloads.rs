@@ -42,7 +42,7 @@ fn get_json(reg: &TestRegistry, path: &str) -> (u16, Value) {
 /// Today's downloads of `package` per version, read from the core.
 fn today_by_version(registry: &Registry, package: &str) -> Vec<(String, u64)> {
     let today = downloads::today();
-    downloads::totals_by_version(&registry.store, &name(package), today, today)
+    downloads::totals_by_version(&registry.store, &name(package), today, today, None)
         .expect("totals by version")
 }
 
@@ -218,14 +218,14 @@ fn ten_thousand_downloads_are_written_in_one_transaction() {
 
     let today = downloads::today();
     assert_eq!(
-        downloads::totals_by_version(store, &hello, today, today).expect("totals"),
+        downloads::totals_by_version(store, &hello, today, today, None).expect("totals"),
         [("2.0.0".to_string(), 7_500), ("1.0.0".to_string(), 2_500)]
     );
     // A second batch adds to the same rows.
     counter.record(&hello, "1.0.0");
     assert_eq!(counter.flush(store).expect("flush").rows, 1);
     assert_eq!(
-        downloads::point(store, &[hello], today, today).expect("point"),
+        downloads::point(store, &[hello], today, today, None).expect("point"),
         [("hello".to_string(), 10_001)]
     );
 }
@@ -293,7 +293,8 @@ fn range_lists_every_day_with_zeros_and_per_version_series() {
     }
 
     // The core report the CLI draws its chart from has the same days.
-    let report = downloads::range(&reg.registry.store, &name("hello"), d(4), d(1)).expect("range");
+    let report =
+        downloads::range(&reg.registry.store, &name("hello"), d(4), d(1), None).expect("range");
     let counts: Vec<u64> = report.days.iter().map(|(_, n)| *n).collect();
     assert_eq!(counts, [0, 5, 0, 6]);
     assert_eq!(report.days[0].0, d(4));

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use registry_core::accounts::auth::{authenticate_from, client_address, decode_basic, Identity};
+use registry_core::config::ReadAccess;
 use warp::{Filter, Rejection};
 
 use crate::error::reject;
@@ -55,43 +56,120 @@ fn basic_user(header: &str) -> Option<String> {
     decode_basic(value).ok().map(|(user, _)| user)
 }
 
+/// A caller already authenticated by [`read_gate`], so that the routes do not do it twice.
+#[derive(Clone)]
+pub struct GatedCaller(pub Option<Arc<Identity>>);
+
+/// Who sent `header` from `client`: a token lookup, or a (guess-limited) password check.
+async fn resolve(
+    state: &AppState,
+    header: Option<String>,
+    client: Option<IpAddr>,
+) -> Result<Option<Arc<Identity>>, Rejection> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let identity = state
+        .run(move |state| {
+            let registry = state.registry();
+            let authenticate = || {
+                authenticate_from(
+                    &registry.store,
+                    &registry.credentials,
+                    Some(&header),
+                    client,
+                )
+            };
+            // A password travels in Basic credentials: guess-limit those.
+            match basic_user(&header) {
+                Some(user) => registry.login_throttle.guard(&user, client, authenticate),
+                None => authenticate(),
+            }
+        })
+        .await?;
+    if let Some(token) = identity.as_ref().and_then(|i| i.token.as_ref()) {
+        state.token_usage().record(token.id);
+    }
+    Ok(identity.map(Arc::new))
+}
+
 pub fn identity(
     state: AppState,
 ) -> impl Filter<Extract = (Option<Arc<Identity>>,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization")
+    warp::ext::optional::<GatedCaller>()
+        .and(warp::header::optional::<String>("authorization"))
         .and(client_ip(state.clone()))
-        .and_then(move |header: Option<String>, client: Option<IpAddr>| {
-            let state = state.clone();
-            async move {
-                let Some(header) = header else {
-                    return Ok::<_, Rejection>(None);
-                };
-                let identity = state
-                    .run(move |state| {
-                        let registry = state.registry();
-                        let authenticate = || {
-                            authenticate_from(
-                                &registry.store,
-                                &registry.credentials,
-                                Some(&header),
-                                client,
-                            )
-                        };
-                        // A password travels in Basic credentials: guess-limit those.
-                        match basic_user(&header) {
-                            Some(user) => {
-                                registry.login_throttle.guard(&user, client, authenticate)
-                            }
-                            None => authenticate(),
-                        }
-                    })
-                    .await?;
-                if let Some(token) = identity.as_ref().and_then(|i| i.token.as_ref()) {
-                    state.token_usage().record(token.id);
+        .and_then(
+            move |gated: Option<GatedCaller>, header: Option<String>, client: Option<IpAddr>| {
+                let state = state.clone();
+                async move {
+                    match gated {
+                        Some(GatedCaller(caller)) => Ok(caller),
+                        None => resolve(&state, header, client).await,
+                    }
                 }
-                Ok(identity.map(Arc::new))
+            },
+        )
+}
+
+/// Paths anyone may use when only logged-in users may read: liveness, and logging in.
+fn open_to_anonymous(method: &http::Method, path: &str) -> bool {
+    path == "/-/ping"
+        || (method == http::Method::PUT && path.starts_with("/-/user/org.couchdb.user:"))
+        || path.starts_with("/-/v1/login")
+        || path.starts_with("/-/v1/done")
+}
+
+/// With `read_access = "authenticated"`, every request but [`open_to_anonymous`] ones needs a
+/// valid credential: anonymous ones get a 401 that makes npm suggest `npm login`, and the
+/// caller of the others is resolved here, once, for the routes (`Err` is the answer to send).
+/// With `public` reads this does nothing.
+pub async fn read_gate<B>(
+    state: &AppState,
+    request: &mut http::Request<B>,
+) -> Result<(), warp::reply::Response> {
+    if state.registry().config.read_access != ReadAccess::Authenticated
+        || open_to_anonymous(request.method(), request.uri().path())
+    {
+        return Ok(());
+    }
+    let header = match request.headers().get(http::header::AUTHORIZATION) {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(text) => Some(text.to_string()),
+            Err(_) => {
+                return Err(crate::error::error_reply(
+                    registry_core::Error::unauthorized("the Authorization header is not text"),
+                ))
             }
-        })
+        },
+    };
+    let client = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|PeerAddr(peer)| {
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            client_address(
+                peer.ip(),
+                forwarded,
+                &state.registry().config.trusted_proxies,
+            )
+        });
+    match resolve(state, header, client).await {
+        Ok(Some(caller)) => {
+            request.extensions_mut().insert(GatedCaller(Some(caller)));
+            Ok(())
+        }
+        Ok(None) => Err(crate::error::error_reply(
+            registry_core::Error::unauthorized(
+                "this registry is readable by logged-in users only: run `npm login`",
+            ),
+        )),
+        Err(rejection) => Err(crate::error::rejection_response(&rejection)),
+    }
 }
 
 /// The caller of an account endpoint, or a 401 saying what needs a login.

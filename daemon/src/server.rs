@@ -273,6 +273,8 @@ where
             "the request line and headers take {head} bytes, more than this registry's limit \
              of {max_header_bytes} (max_header_bytes)"
         )))
+    } else if let Err(refusal) = crate::auth::read_gate(&state, &mut request).await {
+        refusal
     } else if let Some(response) = crate::routes::answer_hot_read(&state, &request).await {
         response
     } else {

@@ -175,22 +175,12 @@ impl Visibility {
             Visibility::PublicAnd(ids) => !restricted || ids.contains(&package_id),
         }
     }
+}
 
-    /// A SQL condition for a row whose package's `restricted` and `id` columns are given; the
-    /// ids are integers of ours, so they are written into the text.
-    pub fn sql(&self, restricted_column: &str, id_column: &str) -> String {
-        match self {
-            Visibility::Everything => "1".to_string(),
-            Visibility::PublicAnd(ids) if ids.is_empty() => format!("{restricted_column} = 0"),
-            Visibility::PublicAnd(ids) => {
-                let mut list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                list.sort();
-                format!(
-                    "({restricted_column} = 0 OR {id_column} IN ({}))",
-                    list.join(",")
-                )
-            }
-        }
+impl Default for Visibility {
+    /// What an anonymous reader sees: the safe default for a listing nobody scoped.
+    fn default() -> Visibility {
+        Visibility::anonymous()
     }
 }
 
@@ -245,6 +235,17 @@ pub fn may_read(
     Ok(authz::decide(authz::Action::Read, subject) == authz::Decision::Allow)
 }
 
+/// A 404 if `name` is a local restricted package that `reader` may not see; names that are
+/// not local (proxied, or unknown) pass.
+pub fn ensure_readable(db: &Db<'_>, reader: Option<&Identity>, name: &str) -> Result<()> {
+    match db.package_by_name(name)? {
+        Some(package) if !may_read(db, reader, package.id, name, package.restricted)? => {
+            Err(hidden(name))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A 404 for a package the reader may not see: the same answer as for one that does not exist.
 pub fn hidden(name: &str) -> Error {
     Error::not_found(format!("package {name} not found"))
@@ -255,18 +256,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn visibility_as_sql() {
-        assert_eq!(Visibility::Everything.sql("p.restricted", "p.id"), "1");
-        assert_eq!(
-            Visibility::anonymous().sql("p.restricted", "p.id"),
-            "p.restricted = 0"
-        );
+    fn visibility_includes() {
         let some = Visibility::PublicAnd([3, 1].into_iter().collect());
-        assert_eq!(
-            some.sql("p.restricted", "p.id"),
-            "(p.restricted = 0 OR p.id IN (1,3))"
-        );
         assert!(some.includes(3, true) && !some.includes(2, true) && some.includes(2, false));
+        assert!(Visibility::Everything.includes(2, true));
+        assert!(!Visibility::default().includes(1, true));
     }
 
     #[test]

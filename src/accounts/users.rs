@@ -57,6 +57,13 @@ pub fn create_user(store: &Store, new: &NewUser<'_>) -> Result<UserRecord> {
                 new.name
             )));
         }
+        // Users and orgs share one namespace: the scope `@name`.
+        if db.org_by_name(new.name)?.is_some() {
+            return Err(Error::conflict(format!(
+                "{:?} is the name of an org on this registry: choose another user name",
+                new.name
+            )));
+        }
         let id = db.insert_user(new.name, new.email, &hash, new.admin, &now_iso())?;
         db.user_by_id(id)?
             .ok_or_else(|| Error::Storage("the new user vanished".into()))

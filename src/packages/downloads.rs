@@ -21,10 +21,12 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
 
+use crate::access;
+use crate::accounts::auth::Identity;
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
 use crate::registry::package_not_found;
-use crate::store::Store;
+use crate::store::{Db, Store};
 
 const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
@@ -109,19 +111,31 @@ fn days(start: Date, end: Date) -> impl Iterator<Item = Date> {
     })
 }
 
-/// `name`, once it is known to have counts: local, or proxied with a cached tarball.
-fn counted_name<'n>(store: &Store, name: &'n PackageName) -> Result<&'n str> {
-    if store.read(|db| db.has_downloads_subject(name.as_str()))? {
-        Ok(name.as_str())
-    } else {
-        Err(package_not_found(name))
-    }
+/// `name`, once it is known to have counts (local, or proxied with a cached tarball) and
+/// `reader` may see it.
+fn counted_name<'n>(
+    store: &Store,
+    name: &'n PackageName,
+    reader: Option<&Identity>,
+) -> Result<&'n str> {
+    store.read(|db| counted(db, name, reader))?;
+    Ok(name.as_str())
 }
 
-/// Downloads of every package of the registry in `start..=end` (npm's point query without a
-/// package).
-pub fn total(store: &Store, start: Date, end: Date) -> Result<u64> {
-    store.read(|db| db.registry_downloads(&format_day(start), &format_day(end)))
+fn counted(db: &Db<'_>, name: &PackageName, reader: Option<&Identity>) -> Result<()> {
+    if !db.has_downloads_subject(name.as_str())? {
+        return Err(package_not_found(name));
+    }
+    access::ensure_readable(db, reader, name.as_str())
+}
+
+/// Downloads of every package of the registry that `reader` may see, in `start..=end` (npm's
+/// point query without a package).
+pub fn total(store: &Store, start: Date, end: Date, reader: Option<&Identity>) -> Result<u64> {
+    store.read(|db| {
+        let seen = access::visibility(db, reader)?;
+        db.registry_downloads(&format_day(start), &format_day(end), &seen)
+    })
 }
 
 /// Downloads of each of `names` in `start..=end`, in the order given. An unknown package is
@@ -131,6 +145,7 @@ pub fn point(
     names: &[PackageName],
     start: Date,
     end: Date,
+    reader: Option<&Identity>,
 ) -> Result<Vec<(String, u64)>> {
     if names.len() > 1 {
         if names.len() > MAX_BULK_PACKAGES {
@@ -149,9 +164,7 @@ pub fn point(
         names
             .iter()
             .map(|name| {
-                if !db.has_downloads_subject(name.as_str())? {
-                    return Err(package_not_found(name));
-                }
+                counted(db, name, reader)?;
                 Ok((
                     name.to_string(),
                     db.package_downloads(name.as_str(), &first, &last)?,
@@ -175,8 +188,14 @@ pub struct RangeReport {
 }
 
 /// Daily downloads of `name` in `start..=end`, in total and per version.
-pub fn range(store: &Store, name: &PackageName, start: Date, end: Date) -> Result<RangeReport> {
-    let id = counted_name(store, name)?;
+pub fn range(
+    store: &Store,
+    name: &PackageName,
+    start: Date,
+    end: Date,
+    reader: Option<&Identity>,
+) -> Result<RangeReport> {
+    let id = counted_name(store, name, reader)?;
     let rows =
         store.read(|db| db.package_download_rows(id, &format_day(start), &format_day(end)))?;
     let all_days: Vec<Date> = days(start, end).collect();
@@ -215,14 +234,24 @@ pub fn totals_by_version(
     name: &PackageName,
     start: Date,
     end: Date,
+    reader: Option<&Identity>,
 ) -> Result<Vec<(String, u64)>> {
-    let id = counted_name(store, name)?;
+    let id = counted_name(store, name, reader)?;
     store.read(|db| db.package_downloads_by_version(id, &format_day(start), &format_day(end)))
 }
 
-/// The `limit` most downloaded packages in `start..=end`, most first.
-pub fn top(store: &Store, start: Date, end: Date, limit: usize) -> Result<Vec<(String, u64)>> {
-    store.read(|db| db.top_downloads(&format_day(start), &format_day(end), limit))
+/// The `limit` most downloaded packages `reader` may see in `start..=end`, most first.
+pub fn top(
+    store: &Store,
+    start: Date,
+    end: Date,
+    limit: usize,
+    reader: Option<&Identity>,
+) -> Result<Vec<(String, u64)>> {
+    store.read(|db| {
+        let seen = access::visibility(db, reader)?;
+        db.top_downloads(&format_day(start), &format_day(end), limit, &seen)
+    })
 }
 
 /// What one flush wrote.

@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::access;
+use crate::accounts::auth::Identity;
 use crate::clock::iso;
 use crate::error::{Error, Result};
 use crate::packages::names::validate_username;
@@ -88,11 +90,19 @@ pub struct SearchResults {
     pub objects: Vec<Value>,
 }
 
-pub fn search(store: &Store, request: &SearchRequest) -> Result<SearchResults> {
+/// One page of the packages `reader` may see that match; the total counts only those too.
+pub fn search(
+    store: &Store,
+    request: &SearchRequest,
+    reader: Option<&Identity>,
+) -> Result<SearchResults> {
     let mut filter = parse_text(&request.text)?;
     filter.limit = request.size;
     filter.offset = request.from;
-    let (total, hits) = store.read(|db| db.search_packages(&filter))?;
+    let (total, hits) = store.read(|db| {
+        filter.visibility = access::visibility(db, reader)?;
+        db.search_packages(&filter)
+    })?;
     let ranked = !filter.words.is_empty();
     let objects = hits
         .into_iter()
@@ -340,7 +350,11 @@ pub fn index_pending(store: &Store) -> Result<usize> {
 /// changed at or after `startkey` (milliseconds since the epoch). `_updated` is the time of
 /// the latest change included, to be sent as the next `startkey` (a change in that same
 /// millisecond is then sent again rather than missed).
-pub fn changed_since(store: &Store, startkey: Option<&str>) -> Result<Value> {
+pub fn changed_since(
+    store: &Store,
+    startkey: Option<&str>,
+    reader: Option<&Identity>,
+) -> Result<Value> {
     let raw = startkey.ok_or_else(|| {
         Error::bad_request("startkey (a time in milliseconds since 1970) is required")
     })?;
@@ -356,7 +370,10 @@ pub fn changed_since(store: &Store, startkey: Option<&str>) -> Result<Value> {
         })?;
     let since = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|_| Error::bad_request(format!("startkey {millis} is out of range")))?;
-    let changed = store.read(|db| db.summaries_changed_since(&iso(since)))?;
+    let changed = store.read(|db| {
+        let seen = access::visibility(db, reader)?;
+        db.summaries_changed_since(&iso(since), &seen)
+    })?;
     let updated = changed
         .latest_change
         .as_deref()
@@ -374,7 +391,11 @@ pub fn changed_since(store: &Store, startkey: Option<&str>) -> Result<Value> {
 
 /// `GET /-/by-user/alice|bob`: `{"alice": [names…], "bob": […]}`, the packages with a live
 /// version that each user maintains. Unknown users have an empty list.
-pub fn packages_by_users(store: &Store, users: &str) -> Result<BTreeMap<String, Vec<String>>> {
+pub fn packages_by_users(
+    store: &Store,
+    users: &str,
+    reader: Option<&Identity>,
+) -> Result<BTreeMap<String, Vec<String>>> {
     let names: BTreeSet<&str> = users.split('|').collect();
     if names.len() > MAX_USERS {
         return Err(Error::bad_request(format!(
@@ -385,10 +406,19 @@ pub fn packages_by_users(store: &Store, users: &str) -> Result<BTreeMap<String, 
         validate_username(name)?;
     }
     store.read(|db| {
+        let seen = access::visibility(db, reader)?;
         names
             .iter()
-            .map(|name| Ok((name.to_string(), db.packages_maintained_by(name)?)))
+            .map(|name| Ok((name.to_string(), db.packages_maintained_by(name, &seen)?)))
             .collect()
+    })
+}
+
+/// `GET /-/_view/starredByUser`: the packages `user` starred that `reader` may see.
+pub fn starred_by(store: &Store, user: &str, reader: Option<&Identity>) -> Result<Vec<String>> {
+    store.read(|db| {
+        let seen = access::visibility(db, reader)?;
+        db.starred_by(user, &seen)
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_maintainer, Action, Writer};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
@@ -20,9 +21,17 @@ pub fn live_package(db: &Db<'_>, name: &PackageName) -> Result<PackageRecord> {
     }
 }
 
-pub fn list(store: &Store, name: &PackageName) -> Result<BTreeMap<String, String>> {
+/// The package's dist-tags, if `reader` may see the package.
+pub fn list(
+    store: &Store,
+    name: &PackageName,
+    reader: Option<&Identity>,
+) -> Result<BTreeMap<String, String>> {
     store.read(|db| {
         let package = live_package(db, name)?;
+        if !crate::access::may_read(db, reader, package.id, &package.name, package.restricted)? {
+            return Err(crate::access::hidden(name.as_str()));
+        }
         db.dist_tags(package.id)
     })
 }

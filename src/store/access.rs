@@ -4,7 +4,9 @@
 use rusqlite::OptionalExtension;
 
 use super::Db;
-pub use crate::access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
+pub use crate::access::{
+    OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord, Visibility,
+};
 use crate::error::Result;
 
 fn role_from_sql(index: usize, text: &str) -> rusqlite::Result<OrgRole> {
@@ -15,6 +17,28 @@ fn role_from_sql(index: usize, text: &str) -> rusqlite::Result<OrgRole> {
             format!("unknown org role {text:?}").into(),
         )
     })
+}
+
+/// A SQL condition that holds for the rows whose package (`id_column`, a package id) the
+/// reader may see. Packages that are not local (no row in `packages`) are public. The ids are
+/// integers of ours, so they are written into the text.
+pub(super) fn visible_sql(visibility: &Visibility, id_column: &str) -> String {
+    match visibility {
+        Visibility::Everything => "1".to_string(),
+        Visibility::PublicAnd(ids) if ids.is_empty() => {
+            format!("{id_column} NOT IN (SELECT id FROM packages WHERE restricted = 1)")
+        }
+        Visibility::PublicAnd(ids) => {
+            let mut list: Vec<i64> = ids.iter().copied().collect();
+            list.sort_unstable();
+            let list: Vec<String> = list.iter().map(i64::to_string).collect();
+            format!(
+                "{id_column} NOT IN (SELECT id FROM packages WHERE restricted = 1 \
+                 AND id NOT IN ({}))",
+                list.join(",")
+            )
+        }
+    }
 }
 
 fn permission_of(writable: bool) -> TeamPermission {
@@ -356,5 +380,24 @@ impl Db<'_> {
             Ok((row.get(0)?, permission_of(row.get(1)?)))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_as_sql() {
+        assert_eq!(visible_sql(&Visibility::Everything, "p.id"), "1");
+        assert_eq!(
+            visible_sql(&Visibility::default(), "p.id"),
+            "p.id NOT IN (SELECT id FROM packages WHERE restricted = 1)"
+        );
+        let some = Visibility::PublicAnd([3, 1].into_iter().collect());
+        assert_eq!(
+            visible_sql(&some, "d.package_id"),
+            "d.package_id NOT IN (SELECT id FROM packages WHERE restricted = 1 AND id NOT IN (1,3))"
+        );
     }
 }

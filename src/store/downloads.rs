@@ -1,7 +1,9 @@
 //! Download counts per package, version and UTC day. Days are `YYYY-MM-DD` text, so a range of
 //! days is a text range; a day without downloads has no row (callers fill in the zeros).
 
+use super::access::visible_sql;
 use super::Db;
+use crate::access::Visibility;
 use crate::error::Result;
 
 /// Downloads of one version of a package on one day.
@@ -54,12 +56,21 @@ impl Db<'_> {
         Ok(changed)
     }
 
-    /// Total downloads of every package on the days `start..=end`.
-    pub fn registry_downloads(&self, start: &str, end: &str) -> Result<u64> {
+    /// Total downloads on the days `start..=end` of every package the reader may see.
+    pub fn registry_downloads(
+        &self,
+        start: &str,
+        end: &str,
+        visibility: &Visibility,
+    ) -> Result<u64> {
         let total: i64 = self.conn.query_row(
-            "SELECT (SELECT coalesce(sum(count), 0) FROM downloads WHERE day BETWEEN ?1 AND ?2) \
-             + (SELECT coalesce(sum(count), 0) FROM upstream_downloads \
-                WHERE day BETWEEN ?1 AND ?2)",
+            &format!(
+                "SELECT (SELECT coalesce(sum(count), 0) FROM downloads \
+                   WHERE day BETWEEN ?1 AND ?2 AND {}) \
+                 + (SELECT coalesce(sum(count), 0) FROM upstream_downloads \
+                    WHERE day BETWEEN ?1 AND ?2)",
+                visible_sql(visibility, "package_id")
+            ),
             (start, end),
             |r| r.get(0),
         )?;
@@ -124,23 +135,25 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The `limit` most downloaded packages on the days `start..=end`, most first (ties by
-    /// name, so that the order is stable).
+    /// The `limit` most downloaded packages the reader may see on the days `start..=end`,
+    /// most first (ties by name, so that the order is stable).
     pub fn top_downloads(
         &self,
         start: &str,
         end: &str,
         limit: usize,
+        visibility: &Visibility,
     ) -> Result<Vec<(String, u64)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT name, sum(count) AS total FROM ( \
                SELECT p.name AS name, d.count AS count FROM downloads d \
-               JOIN packages p ON p.id = d.package_id WHERE d.day BETWEEN ?1 AND ?2 \
+               JOIN packages p ON p.id = d.package_id WHERE d.day BETWEEN ?1 AND ?2 AND {} \
                UNION ALL SELECT name, count FROM upstream_downloads \
                WHERE day BETWEEN ?1 AND ?2) \
              GROUP BY name ORDER BY total DESC, name LIMIT ?3",
-        )?;
+            visible_sql(visibility, "p.id")
+        ))?;
         let rows = stmt.query_map((start, end, limit), |row| {
             Ok((row.get(0)?, count_of(row.get(1)?)))
         })?;

@@ -26,6 +26,7 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::access::Visibility;
 use crate::error::{Error, Result};
 use writer::GroupWriter;
 
@@ -149,15 +150,23 @@ pub struct RegistryInfo {
 }
 
 impl Db<'_> {
-    pub fn registry_info(&self) -> Result<RegistryInfo> {
-        let doc_count: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
-        let update_seq: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                    r.get(0)
-                })?;
+    /// The figures as the reader may see them: hidden packages are not counted, and their
+    /// changes do not move the sequence.
+    pub fn registry_info(&self, visibility: &Visibility) -> Result<RegistryInfo> {
+        let visible = access::visible_sql(visibility, "p.id");
+        let doc_count: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM packages p WHERE {visible}"),
+            [],
+            |r| r.get(0),
+        )?;
+        let update_seq: i64 = self.conn.query_row(
+            &format!(
+                "SELECT coalesce(max(c.seq), 0) FROM changes c \
+                 LEFT JOIN packages p ON p.name = c.package WHERE p.id IS NULL OR {visible}"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
         Ok(RegistryInfo {
             doc_count: doc_count.max(0) as u64,
             update_seq: update_seq.max(0) as u64,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use rusqlite::OptionalExtension;
 
+use super::access::visible_sql;
 use super::Db;
+use crate::access::Visibility;
 use crate::error::Result;
 pub use crate::packages::packument::PackumentFlavor;
 
@@ -415,11 +417,13 @@ impl Db<'_> {
     }
 
     /// Names of the packages a user starred, by name.
-    pub fn starred_by(&self, user_name: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
+    /// The packages `user_name` starred that the reader may see, by name.
+    pub fn starred_by(&self, user_name: &str, visibility: &Visibility) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT p.name FROM stars s JOIN users u ON u.id = s.user_id \
-             JOIN packages p ON p.id = s.package_id WHERE u.name = ?1 ORDER BY p.name",
-        )?;
+             JOIN packages p ON p.id = s.package_id WHERE u.name = ?1 AND {} ORDER BY p.name",
+            visible_sql(visibility, "p.id")
+        ))?;
         let rows = stmt.query_map([user_name], |row| row.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -269,6 +269,7 @@ const MIGRATIONS: &[&str] = &[
     // read-write; a granular token may be limited to some orgs.
     r#"
     ALTER TABLE packages ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX packages_restricted ON packages(id) WHERE restricted = 1;
     CREATE TABLE orgs (
         id         INTEGER PRIMARY KEY,
         name       TEXT NOT NULL UNIQUE,

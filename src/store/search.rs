@@ -8,7 +8,9 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
 
+use super::access::visible_sql;
 use super::Db;
+use crate::access::Visibility;
 use crate::error::Result;
 
 /// bm25 weights of the FTS columns, in table order: name, keywords, description,
@@ -63,6 +65,8 @@ pub struct SearchFilter {
     pub unstable: Option<bool>,
     pub limit: u32,
     pub offset: u32,
+    /// The restricted packages the reader may find (public ones are always found).
+    pub visibility: Visibility,
 }
 
 /// Packages changed since a time: (name, `/-/all` entry as JSON text) by name, and when the
@@ -186,8 +190,10 @@ impl Db<'_> {
     /// The total number of matches and one page of them, best first: an exact name match,
     /// then by bm25 relevance, then by name. Blocked packages are never found.
     pub fn search_packages(&self, f: &SearchFilter) -> Result<(u64, Vec<SearchHit>)> {
-        let mut conditions =
-            vec!["NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name)".to_string()];
+        let mut conditions = vec![
+            "NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name)".to_string(),
+            visible_sql(&f.visibility, "d.package_id"),
+        ];
         let mut params: Vec<SqlValue> = Vec::new();
         let fts = if f.words.is_empty() {
             None
@@ -284,18 +290,27 @@ impl Db<'_> {
 
     /// The `/-/all` entries of packages changed at or after `since` (ISO time, as stored),
     /// by name, and the time of the latest such change. Blocked packages are left out.
-    pub fn summaries_changed_since(&self, since: &str) -> Result<ChangedSince> {
+    pub fn summaries_changed_since(
+        &self,
+        since: &str,
+        visibility: &Visibility,
+    ) -> Result<ChangedSince> {
+        let visible = visible_sql(visibility, "d.package_id");
+        // The latest change the reader may see: a hidden package's change must not move it.
         let latest: Option<String> = self.conn.query_row(
-            "SELECT max(at) FROM changes WHERE at >= ?1",
+            &format!(
+                "SELECT max(c.at) FROM changes c JOIN search_docs d ON d.name = c.package \
+                 WHERE c.at >= ?1 AND {visible}"
+            ),
             [since],
             |row| row.get(0),
         )?;
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT d.name, d.summary FROM search_docs d \
              WHERE d.name IN (SELECT package FROM changes WHERE at >= ?1) \
              AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name) \
-             ORDER BY d.name",
-        )?;
+             AND {visible} ORDER BY d.name"
+        ))?;
         let rows = stmt.query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(ChangedSince {
             summaries: rows.collect::<rusqlite::Result<_>>()?,
@@ -304,15 +319,20 @@ impl Db<'_> {
     }
 
     /// Names of the packages with a live version that `user` maintains, by name.
-    pub fn packages_maintained_by(&self, user: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
+    pub fn packages_maintained_by(
+        &self,
+        user: &str,
+        visibility: &Visibility,
+    ) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT p.name FROM users u \
              JOIN maintainers m ON m.user_id = u.id \
              JOIN packages p ON p.id = m.package_id \
              WHERE u.name = ?1 AND EXISTS (SELECT 1 FROM versions v \
-                 WHERE v.package_id = p.id AND v.deleted_at IS NULL) \
+                 WHERE v.package_id = p.id AND v.deleted_at IS NULL) AND {} \
              ORDER BY p.name",
-        )?;
+            visible_sql(visibility, "p.id")
+        ))?;
         let rows = stmt.query_map([user], |row| row.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -244,6 +244,7 @@ impl Backend for Local {
         Ok(registry_core::packages::tags::list(
             &self.registry.store,
             &name(raw)?,
+            Some(&local_admin()),
         )?)
     }
 
@@ -298,10 +299,16 @@ impl Backend for Local {
     fn top_downloads(&self, period: &str, limit: usize) -> anyhow::Result<TopReport> {
         use registry_core::packages::downloads::{format_day, parse_period, today, top};
         let (start, end) = parse_period(period, today())?;
-        let packages = top(&self.registry.store, start, end, limit)?
-            .into_iter()
-            .map(|(package, downloads)| PackageCount { package, downloads })
-            .collect();
+        let packages = top(
+            &self.registry.store,
+            start,
+            end,
+            limit,
+            Some(&local_admin()),
+        )?
+        .into_iter()
+        .map(|(package, downloads)| PackageCount { package, downloads })
+        .collect();
         Ok(TopReport {
             start: format_day(start),
             end: format_day(end),
@@ -328,7 +335,13 @@ impl Backend for Local {
         use registry_core::packages::downloads::{format_day, parse_period, range, today};
         let name = name(raw)?;
         let (start, end) = parse_period(period, today())?;
-        let report = range(&self.registry.store, &name, start, end)?;
+        let report = range(
+            &self.registry.store,
+            &name,
+            start,
+            end,
+            Some(&local_admin()),
+        )?;
         let days = report
             .days
             .iter()

@@ -46,9 +46,12 @@ pub fn routes(state: AppState) -> Route {
     // GET /-/package/:pkg/dist-tags — all tags
     let list = dist_tag_path()
         .and(warp::get())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
         .and_then(
-            |(name, tag): (PackageName, Option<String>), state: AppState| async move {
+            |(name, tag): (PackageName, Option<String>),
+             caller: Option<Arc<Identity>>,
+             state: AppState| async move {
                 if tag.is_some() {
                     return Err(warp::reject::not_found());
                 }
@@ -64,7 +67,7 @@ pub fn routes(state: AppState) -> Route {
                         if proxied {
                             return Ok(None);
                         }
-                        tags::list(&registry.store, &local).map(Some)
+                        tags::list(&registry.store, &local, caller.as_deref()).map(Some)
                     })
                     .await?;
                 let tags = match tags {

@@ -18,7 +18,12 @@ use warp::filters::path::Tail;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use std::sync::Arc;
+
+use registry_core::accounts::auth::Identity;
+
 use super::{boxed, with_state, Route};
+use crate::auth::identity;
 use crate::error::reject;
 use crate::package_path::{parse_package_list, percent_decode};
 use crate::reply::json_response;
@@ -33,6 +38,7 @@ pub fn routes(state: AppState) -> Route {
     let point = warp::path!("downloads" / "point" / String / ..)
         .and(warp::path::tail())
         .and(warp::get())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
         .and_then(point);
 
@@ -40,6 +46,7 @@ pub fn routes(state: AppState) -> Route {
     let range = warp::path!("downloads" / "range" / String / ..)
         .and(warp::path::tail())
         .and(warp::get())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
         .and_then(range);
 
@@ -47,6 +54,7 @@ pub fn routes(state: AppState) -> Route {
     let top = warp::path!("-" / "downloads" / "top" / String)
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
+        .and(identity(state.clone()))
         .and(with_state(state))
         .and_then(top);
 
@@ -58,7 +66,12 @@ fn period(raw: &str) -> Result<(Date, Date), Error> {
     downloads::parse_period(&percent_decode(raw)?, downloads::today())
 }
 
-async fn point(period_raw: String, tail: Tail, state: AppState) -> Result<Response, Rejection> {
+async fn point(
+    period_raw: String,
+    tail: Tail,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let tail = tail.as_str().to_string();
     let body = state
         .run(move |state| {
@@ -66,11 +79,11 @@ async fn point(period_raw: String, tail: Tail, state: AppState) -> Result<Respon
             let store = &state.registry().store;
             let (first, last) = (format_day(start), format_day(end));
             if tail.is_empty() {
-                let total = downloads::total(store, start, end)?;
+                let total = downloads::total(store, start, end, caller.as_deref())?;
                 return Ok(json!({ "downloads": total, "start": first, "end": last }));
             }
             let names = parse_package_list(&tail)?;
-            let counts = downloads::point(store, &names, start, end)?;
+            let counts = downloads::point(store, &names, start, end, caller.as_deref())?;
             let one = |(package, count): (String, u64)| {
                 json!({ "downloads": count, "start": first, "end": last, "package": package })
             };
@@ -88,7 +101,12 @@ async fn point(period_raw: String, tail: Tail, state: AppState) -> Result<Respon
     Ok(fresh(json_response(StatusCode::OK, &body)))
 }
 
-async fn range(period_raw: String, tail: Tail, state: AppState) -> Result<Response, Rejection> {
+async fn range(
+    period_raw: String,
+    tail: Tail,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let tail = tail.as_str().to_string();
     let report = state
         .run(move |state| {
@@ -104,7 +122,7 @@ async fn range(period_raw: String, tail: Tail, state: AppState) -> Result<Respon
                     "a range query takes one package, not a comma-separated list",
                 ));
             };
-            downloads::range(&state.registry().store, name, start, end)
+            downloads::range(&state.registry().store, name, start, end, caller.as_deref())
         })
         .await?;
     Ok(fresh(json_response(StatusCode::OK, &range_json(&report))))
@@ -136,6 +154,7 @@ fn range_json(report: &RangeReport) -> Value {
 async fn top(
     period_raw: String,
     query: HashMap<String, String>,
+    caller: Option<Arc<Identity>>,
     state: AppState,
 ) -> Result<Response, Rejection> {
     let limit = match query.get("limit") {
@@ -152,7 +171,13 @@ async fn top(
     let body = state
         .run(move |state| {
             let (start, end) = period(&period_raw)?;
-            let packages = downloads::top(&state.registry().store, start, end, limit)?;
+            let packages = downloads::top(
+                &state.registry().store,
+                start,
+                end,
+                limit,
+                caller.as_deref(),
+            )?;
             let packages: Vec<Value> = packages
                 .into_iter()
                 .map(|(package, count)| json!({ "package": package, "downloads": count }))

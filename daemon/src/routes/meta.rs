@@ -18,20 +18,25 @@ pub fn routes(state: AppState) -> Route {
     // GET / — registry information, CouchDB style
     let root = warp::path::end()
         .and(warp::get().or(warp::head()).unify())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
-        .and_then(|state: AppState| async move {
-            let info = state.run(|state| state.registry().info()).await?;
-            Ok::<_, warp::Rejection>(json_response(
-                StatusCode::OK,
-                &json!({
-                    "db_name": "registry",
-                    "engine": "registry-rs",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "doc_count": info.doc_count,
-                    "update_seq": info.update_seq,
-                }),
-            ))
-        });
+        .and_then(
+            |caller: Option<Arc<Identity>>, state: AppState| async move {
+                let info = state
+                    .run(move |state| state.registry().info(caller.as_deref()))
+                    .await?;
+                Ok::<_, warp::Rejection>(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "db_name": "registry",
+                        "engine": "registry-rs",
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "doc_count": info.doc_count,
+                        "update_seq": info.update_seq,
+                    }),
+                ))
+            },
+        );
 
     // GET /-/ping — liveness for `npm ping`
     let ping = warp::path!("-" / "ping")

@@ -2,8 +2,10 @@
 //! since a time) and `GET /-/by-user/:user[|:user2…]` (packages by maintainer).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use http::{header, HeaderValue, StatusCode};
+use registry_core::accounts::auth::Identity;
 use registry_core::clock::now_iso;
 use registry_core::packages::search::{self, SearchRequest};
 use registry_core::upstream::search as upstream_search;
@@ -12,6 +14,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{boxed, with_state, Route};
+use crate::auth::identity;
 use crate::package_path::percent_decode;
 use crate::reply::json_response;
 use crate::state::AppState;
@@ -21,6 +24,7 @@ pub fn routes(state: AppState) -> Route {
     let search = warp::path!("-" / "v1" / "search")
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
         .and_then(search);
 
@@ -28,19 +32,25 @@ pub fn routes(state: AppState) -> Route {
     let since = warp::path!("-" / "all" / "since")
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
+        .and(identity(state.clone()))
         .and(with_state(state.clone()))
         .and_then(all_since);
 
     // GET /-/by-user/:user[|:user2…]
     let by_user = warp::path!("-" / "by-user" / String)
         .and(warp::get())
+        .and(identity(state.clone()))
         .and(with_state(state))
         .and_then(by_user);
 
     boxed(search.or(since).unify().or(by_user).unify())
 }
 
-async fn search(query: HashMap<String, String>, state: AppState) -> Result<Response, Rejection> {
+async fn search(
+    query: HashMap<String, String>,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let (request, mut results) = state
         .run(move |state| {
             let request = SearchRequest::parse(
@@ -48,7 +58,7 @@ async fn search(query: HashMap<String, String>, state: AppState) -> Result<Respo
                 query.get("size").map(String::as_str),
                 query.get("from").map(String::as_str),
             )?;
-            let results = search::search(&state.registry().store, &request)?;
+            let results = search::search(&state.registry().store, &request, caller.as_deref())?;
             Ok((request, results))
         })
         .await?;
@@ -63,24 +73,33 @@ async fn search(query: HashMap<String, String>, state: AppState) -> Result<Respo
     )))
 }
 
-async fn all_since(query: HashMap<String, String>, state: AppState) -> Result<Response, Rejection> {
+async fn all_since(
+    query: HashMap<String, String>,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let listing = state
         .run(move |state| {
             search::changed_since(
                 &state.registry().store,
                 query.get("startkey").map(String::as_str),
+                caller.as_deref(),
             )
         })
         .await?;
     Ok(fresh(json_response(StatusCode::OK, &listing)))
 }
 
-async fn by_user(users: String, state: AppState) -> Result<Response, Rejection> {
+async fn by_user(
+    users: String,
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
     let listing = state
         .run(move |state| {
             // `|` arrives as is or as %7C, depending on the client.
             let users = percent_decode(&users)?;
-            search::packages_by_users(&state.registry().store, &users)
+            search::packages_by_users(&state.registry().store, &users, caller.as_deref())
         })
         .await?;
     Ok(fresh(json_response(StatusCode::OK, &json!(listing))))
