@@ -843,6 +843,54 @@ mod tests {
     }
 
     #[test]
+    fn read_and_default_access_come_from_every_layer() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.read_access, ReadAccess::Public);
+        assert_eq!(config.default_access, Access::Public);
+
+        let dir = std::env::temp_dir().join(format!("registry-config-ra-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(
+            &file,
+            "read_access = \"authenticated\"\ndefault_access = \"restricted\"\n",
+        )?;
+        let (config, _) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        assert_eq!(config.read_access, ReadAccess::Authenticated);
+        assert_eq!(config.default_access, Access::Restricted);
+
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_READ_ACCESS", "public"),
+                ("REGISTRY_DEFAULT_ACCESS", "public"),
+            ]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.read_access, ReadAccess::Public);
+        assert_eq!(config.default_access, Access::Public);
+        assert_eq!(config.sources["read_access"], "env REGISTRY_READ_ACCESS");
+
+        let flags = Overrides {
+            read_access: Some("authenticated".into()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(None, env(&[]), &flags)?;
+        assert_eq!(config.read_access, ReadAccess::Authenticated);
+        assert_eq!(config.sources["read_access"], "flag");
+
+        for (key, value) in [
+            ("REGISTRY_READ_ACCESS", "everyone"),
+            ("REGISTRY_DEFAULT_ACCESS", "private"),
+        ] {
+            let refused = Config::load(None, env(&[(key, value)]), &Overrides::default());
+            assert!(refused.is_err(), "{key}={value} is refused");
+        }
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
     fn trusted_proxies_come_from_the_file_or_the_environment() -> Result<()> {
         let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
         assert!(

@@ -245,3 +245,124 @@ fn yarn_installs_through_the_upstream_proxy() {
     let lock = std::fs::read_to_string(project.join("yarn.lock")).expect("yarn.lock");
     assert!(lock.contains("\"@acme/lib@npm:1.0.0\""), "{lock}");
 }
+
+/// `@corp/private-lib@1.0.0`, published restricted with npm by alice, who owns the org corp;
+/// carol is a member of corp (so of its developers team, which gets new packages), bob is
+/// not. Returns carol's and bob's tokens.
+fn restricted_in_org(reg: &TestRegistry) -> (String, String) {
+    let alice = reg.user_with_token("alice");
+    let carol = reg.user_with_token("carol");
+    let bob = reg.user_with_token("bob");
+    reg.add_user_with("root", "root-password", true);
+    let store = &reg.registry.store;
+    let identity = |name: &str| registry_core::accounts::auth::Identity {
+        user: store
+            .read(|db| db.user_by_name(name))
+            .expect("read user")
+            .expect("user exists"),
+        token: None,
+    };
+    let root = identity("root");
+    let admin = registry_core::accounts::authz::require_admin(Some(&root)).expect("admin");
+    registry_core::access::orgs::create_org(store, &admin, "corp", "alice").expect("org");
+    registry_core::access::orgs::set_member(store, Some(&identity("alice")), "corp", "carol", None)
+        .expect("carol joins corp");
+    let npm = Npm::new(reg).with_token(&alice);
+    let lib = write_package(
+        &npm.dir("private-lib"),
+        "@corp/private-lib",
+        "1.0.0",
+        json!({}),
+    );
+    npm.ok(&lib, &["publish", "--access", "restricted"]);
+    (carol, bob)
+}
+
+fn pnpm_add_with_token(
+    reg: &TestRegistry,
+    home: &Path,
+    token: &str,
+    package: &str,
+) -> (Output, PathBuf) {
+    let project = new_project(home, "pnpm-private");
+    let nerf = reg.base.trim_start_matches("http:");
+    std::fs::write(
+        project.join(".npmrc"),
+        format!("registry={}/\n{nerf}/:_authToken={token}\n", reg.base),
+    )
+    .expect(".npmrc");
+    let store = home.join("pnpm-store");
+    let output = run(
+        "pnpm",
+        &project,
+        home,
+        &[
+            "add",
+            package,
+            "--store-dir",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    (output, project)
+}
+
+#[test]
+fn pnpm_installs_a_restricted_package_with_a_members_token_only() {
+    let reg = TestRegistry::start();
+    let (carol, bob) = restricted_in_org(&reg);
+    let member_home = tempfile::tempdir().expect("home");
+    let (output, project) =
+        pnpm_add_with_token(&reg, member_home.path(), &carol, "@corp/private-lib");
+    assert!(
+        output.status.success(),
+        "pnpm add with a member's token failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        node_require(&project, "@corp/private-lib"),
+        "@corp/private-lib@1.0.0"
+    );
+    let stranger_home = tempfile::tempdir().expect("home");
+    let (output, project) =
+        pnpm_add_with_token(&reg, stranger_home.path(), &bob, "@corp/private-lib");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        !output.status.success(),
+        "pnpm add as a non-member worked:\n{text}"
+    );
+    assert!(text.contains("404"), "pnpm did not report a 404:\n{text}");
+    assert!(!project.join("node_modules/@corp/private-lib").exists());
+}
+
+#[test]
+fn yarn_installs_a_restricted_package_with_a_members_token_only() {
+    let reg = TestRegistry::start();
+    let (carol, bob) = restricted_in_org(&reg);
+    let attempt = |home: &Path, token: &str| {
+        let project = new_project(home, "yarn-private");
+        let rc = format!("{}npmAlwaysAuth: true\n", yarnrc(&reg, Some(token)));
+        std::fs::write(project.join(".yarnrc.yml"), rc).expect(".yarnrc.yml");
+        let output = run("yarn", &project, home, &["add", "@corp/private-lib"]);
+        (output, project)
+    };
+    let member_home = tempfile::tempdir().expect("home");
+    let (output, project) = attempt(member_home.path(), &carol);
+    assert!(
+        output.status.success(),
+        "yarn add with a member's token failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        node_require(&project, "@corp/private-lib"),
+        "@corp/private-lib@1.0.0"
+    );
+    let stranger_home = tempfile::tempdir().expect("home");
+    let (output, project) = attempt(stranger_home.path(), &bob);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        !output.status.success(),
+        "yarn add as a non-member worked:\n{text}"
+    );
+    assert!(text.contains("404"), "yarn did not report a 404:\n{text}");
+    assert!(!project.join("node_modules/@corp/private-lib").exists());
+}

@@ -263,6 +263,37 @@ fn npm_login_with_a_wrong_password_fails_and_saves_no_token() {
     npm_fails(&npm, npm.home.path(), &["whoami"]);
 }
 
+#[test]
+fn npm_install_needs_a_login_when_only_users_may_read() {
+    let reg = TestRegistry::start_with(|config| {
+        config.read_access = registry_core::config::ReadAccess::Authenticated;
+    });
+    reg.add_user("carol", "Carol-pw-123");
+    let publisher = Npm::new(&reg).with_token(&reg.user_with_token("alice"));
+    publish_new(&publisher, "members-only", "1.0.0", &[]);
+
+    let npm = Npm::new(&reg);
+    let project = new_project(&npm, "reader");
+    let all = npm_fails(&npm, &project, &["install", "members-only"]);
+    assert!(
+        all.contains("E401"),
+        "anonymous install did not fail with E401:\n{all}"
+    );
+    assert!(
+        all.contains("npm login"),
+        "npm did not show the login hint:\n{all}"
+    );
+    let (status, out) = login_on_tty(
+        &npm,
+        &["login", "--auth-type=legacy"],
+        "carol",
+        "Carol-pw-123",
+    );
+    assert_eq!(status, Some(0), "npm login failed:\n{out}");
+    npm.ok(&project, &["install", "members-only"]);
+    assert_eq!(installed_version(&project, "members-only"), "1.0.0");
+}
+
 // 3. publish and view
 
 #[test]

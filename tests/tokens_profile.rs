@@ -284,12 +284,12 @@ fn token_create_refuses_with_400_what_it_cannot_honour() {
     let before = token_count(&reg, "alice");
     for (body, words) in [
         (
-            json!({ "password": "alice-password", "orgs": ["acme"] }),
-            "organizations",
+            json!({ "password": "alice-password", "orgs": ["Not/An/Org"] }),
+            "org name",
         ),
         (
             json!({ "password": "alice-password", "orgs_permission": "read-write" }),
-            "organizations",
+            "--orgs",
         ),
         (
             json!({ "password": "alice-password", "bypass_2fa": true }),
@@ -1142,7 +1142,7 @@ fn npm_token_create_with_granular_options() {
         "{out}"
     );
 
-    // What the registry cannot honour makes npm fail, with our sentence.
+    // A token limited to an org is issued (it reaches only that org's packages).
     let (ok, out) = npm_output(
         &npm,
         &[
@@ -1152,13 +1152,40 @@ fn npm_token_create_with_granular_options() {
             "alice-password",
             "--orgs",
             "acme",
+            "--orgs-permission",
+            "read-only",
+        ],
+    );
+    assert!(ok, "{out}");
+    let limited = reg
+        .registry
+        .store
+        .read(|db| db.user_by_name("alice"))
+        .expect("read")
+        .expect("alice");
+    let tokens =
+        registry_core::accounts::tokens::list_tokens(&reg.registry.store, limited.id, 0, 100)
+            .expect("tokens");
+    assert!(
+        tokens
+            .tokens
+            .iter()
+            .any(|t| t.orgs.as_deref() == Some(&["acme".to_string()][..])),
+        "no token limited to acme"
+    );
+    // What the registry cannot honour makes npm fail, with our sentence.
+    let (ok, out) = npm_output(
+        &npm,
+        &[
+            "token",
+            "create",
+            "--password",
+            "alice-password",
+            "--bypass-2fa",
         ],
     );
     assert!(!ok, "{out}");
-    assert!(
-        out.contains("400") && out.contains("organizations"),
-        "{out}"
-    );
+    assert!(out.contains("400") && out.contains("two-factor"), "{out}");
     // A wrong password is reported as such.
     let (ok, out) = npm_output(&npm, &["token", "create", "--password", "wrong-password"]);
     assert!(!ok, "{out}");

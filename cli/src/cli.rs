@@ -122,6 +122,9 @@ pub struct ServeArgs {
     /// Whether `npm adduser` may create accounts
     #[arg(long, value_parser = ["closed", "open"])]
     pub registration: Option<String>,
+    /// Who may read packages: anyone, or only callers with a valid token or credentials
+    #[arg(long, value_parser = ["public", "authenticated"])]
+    pub read_access: Option<String>,
     /// Log filter: error, warn, info, debug, trace
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,

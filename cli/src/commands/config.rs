@@ -18,6 +18,8 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
         ("data_dir", json!(config.data_dir.display().to_string())),
         ("public_url", json!(config.public_url)),
         ("registration", json!(config.registration.to_string())),
+        ("read_access", json!(config.read_access.to_string())),
+        ("default_access", json!(config.default_access.as_str())),
         ("max_body_bytes", json!(config.max_body_bytes)),
         ("log_level", json!(config.log_level)),
         (

@@ -17,6 +17,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             public_url: args.public_url,
             registration: args.registration,
+            read_access: args.read_access,
             upstream: args.upstream,
             log_level: args.log_level,
             tls_cert: args.tls_cert,
