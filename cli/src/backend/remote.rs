@@ -752,6 +752,19 @@ mod tests {
     }
 
     #[test]
+    fn team_paths_and_access_listings_are_npm_s() -> anyhow::Result<()> {
+        let team = TeamName::parse("@acme:devs")?;
+        assert_eq!(team_path(&team), "/-/team/acme/devs");
+        assert_eq!(bare_user("@alice"), "alice");
+        let map = permission_map(json!({"a": "read", "@s/b": "write"}))?;
+        assert_eq!(map.get("a"), Some(&TeamPermission::ReadOnly));
+        assert_eq!(map.get("@s/b"), Some(&TeamPermission::ReadWrite));
+        assert!(permission_map(json!({"a": "admin"})).is_err());
+        assert!(permission_map(json!(["a"])).is_err());
+        Ok(())
+    }
+
+    #[test]
     fn scoped_names_are_encoded_as_npm_does() -> anyhow::Result<()> {
         assert_eq!(package_path("@scope/pkg")?, "@scope%2fpkg");
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
