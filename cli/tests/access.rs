@@ -7,11 +7,12 @@
 mod common;
 
 use common::{Daemon, Fixture, Run, Target};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const FAILED: i32 = 1;
 const USAGE: i32 = 2;
 const NOT_FOUND: i32 = 3;
+const DENIED: i32 = 4;
 
 /// The status of `GET path` on the daemon, with a token or anonymously.
 fn read_as(daemon: &Daemon, path: &str, token: Option<&str>) -> u16 {
@@ -411,4 +412,71 @@ fn orgs_teams_and_access_locally() {
     let fixture = Fixture::new();
     let daemon = Daemon::start(&fixture);
     everything_works(&fixture, &fixture, &daemon);
+}
+
+#[test]
+fn orgs_teams_and_access_remotely() {
+    let fixture = Fixture::new();
+    let daemon = Daemon::start(&fixture);
+    everything_works(&daemon, &fixture, &daemon);
+}
+
+#[test]
+fn remotely_a_user_acts_with_their_own_rights() {
+    let fixture = Fixture::new();
+    let daemon = Daemon::start(&fixture);
+    fixture
+        .run(&["org", "create", "acme", "--owner", "alice"])
+        .ok();
+    fixture.run(&["org", "set", "acme", "bob"]).ok();
+    let token = |user: &str| {
+        fixture
+            .run(&["token", "create", "--user", user])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let alice = daemon.as_token(&token("alice"));
+    let bob = daemon.as_token(&token("bob"));
+
+    // Creating and listing every org is the administrators'.
+    bob.run(&["org", "create", "beta", "--owner", "bob"])
+        .fails(DENIED);
+    bob.run(&["org", "ls"]).fails(DENIED);
+    // A developer sees the org but does not manage it; its owner does.
+    let members = bob.run(&["org", "ls", "acme", "--json"]).ok().json();
+    assert_eq!(members, json!({"alice": "owner", "bob": "developer"}));
+    bob.run(&["org", "set", "acme", "root"]).fails(DENIED);
+    bob.run(&["team", "create", "acme:devs"]).fails(DENIED);
+    alice.run(&["team", "create", "acme:devs"]).ok();
+    alice.run(&["team", "add", "acme:devs", "bob"]).ok();
+    // bob is a maintainer of nothing in @acme: he may not change its access.
+    bob.run(&["access", "set", "@acme/widget", "restricted"])
+        .fails(DENIED);
+    alice
+        .run(&["access", "set", "@acme/widget", "restricted"])
+        .ok();
+    // A restricted package bob may not read does not exist for him.
+    bob.run(&["access", "get", "@acme/widget"]).fails(NOT_FOUND);
+    bob.run(&["package", "info", "@acme/widget"])
+        .fails(NOT_FOUND);
+    alice
+        .run(&["access", "grant", "read-only", "acme:devs", "@acme/widget"])
+        .ok();
+    let got: Value = bob
+        .run(&["access", "get", "@acme/widget", "--json"])
+        .ok()
+        .json();
+    assert_eq!(got["access"], "restricted");
+    let info = bob
+        .run(&["package", "info", "@acme/widget", "--json"])
+        .ok()
+        .json();
+    assert_eq!(info["access"], "restricted");
+    // No token at all: told to log in.
+    daemon
+        .as_token("")
+        .run(&["org", "ls", "acme"])
+        .fails(DENIED);
 }
