@@ -250,25 +250,3 @@ fn npm_star_stars_and_unstar() {
     let out = alice.run(&cwd, &["stars"]);
     assert!(!combined(&out).contains("shiny"), "{}", combined(&out));
 }
-
-#[test]
-fn npm_access_and_team_say_they_are_not_supported_yet() {
-    let reg = TestRegistry::start();
-    let npm = Npm::new(&reg).with_token(&reg.user_with_token("alice"));
-    let cwd = npm.dir("work");
-    npm_publish(&npm, "@acme/private", "1.0.0");
-    for args in [
-        &["access", "get", "status", "@acme/private"][..],
-        &["access", "list", "collaborators", "@acme/private"][..],
-        &["team", "ls", "acme"][..],
-    ] {
-        let output = npm.run(&cwd, args);
-        let text = combined(&output);
-        assert!(!output.status.success(), "npm {args:?} cannot succeed");
-        assert!(text.contains("501"), "npm {args:?}: {text}");
-        assert!(
-            text.contains("not supported"),
-            "npm {args:?} shows the reason: {text}"
-        );
-    }
-}

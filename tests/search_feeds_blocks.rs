@@ -1,5 +1,5 @@
 //! Search (`/-/v1/search`), the listings (`/-/all/since`, `/-/by-user/`), package blocks
-//! (`/-/package/:pkg/blocks`, 451 on reads and publishes) and the 501 answers for the parts of
+//! (`/-/package/:pkg/blocks`, 451 on reads and publishes) and the 400 answers for the parts of
 //! npm's protocol not supported yet — over HTTP against the in-process daemon, and with the
 //! real npm.
 
@@ -876,58 +876,45 @@ fn a_name_can_be_blocked_before_anyone_publishes_it() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Not supported yet: 501, not a 404 page
+// Not supported yet: 400 at once (npm retries a 5xx), not a 404 page
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn hooks_access_teams_and_orgs_answer_501() {
+fn hooks_and_trust_answer_400_saying_they_are_not_supported() {
     let reg = TestRegistry::start();
     let token = reg.user_with_token("alice");
     publish(&reg, &token, "mine", "1.0.0");
     let c = client();
     for (request, what) in [
-        (c.get(reg.url("/-/npm/v1/hooks?package=mine")), "hook"),
+        (c.get(reg.url("/-/npm/v1/hooks?package=mine")), "hooks"),
         (
             c.post(reg.url("/-/npm/v1/hooks/hook")).json(&json!({
                 "type": "package", "name": "mine", "endpoint": "https://x.example", "secret": "s"
             })),
-            "hook",
+            "hooks",
         ),
-        (c.get(reg.url("/-/npm/v1/hooks/hook/abc")), "hook"),
-        (c.delete(reg.url("/-/npm/v1/hooks/hook/abc")), "hook"),
-        (c.get(reg.url("/-/package/mine/visibility")), "access"),
-        (
-            c.post(reg.url("/-/package/@a%2fb/access"))
-                .json(&json!({"access": "public"})),
-            "access",
-        ),
-        (c.get(reg.url("/-/package/mine/collaborators")), "access"),
+        (c.get(reg.url("/-/npm/v1/hooks/hook/abc")), "hooks"),
+        (c.delete(reg.url("/-/npm/v1/hooks/hook/abc")), "hooks"),
         (c.get(reg.url("/-/package/mine/trust")), "trust"),
-        (
-            c.put(reg.url("/-/team/acme/devs/package"))
-                .json(&json!({"package": "mine", "permissions": "read-only"})),
-            "team",
-        ),
-        (c.delete(reg.url("/-/team/acme/devs")), "team"),
-        (c.get(reg.url("/-/org/acme/package")), "organisations"),
-        (
-            c.put(reg.url("/-/org/acme/user"))
-                .json(&json!({"user": "bob", "role": "developer"})),
-            "organisations",
-        ),
+        (c.get(reg.url("/-/package/@a%2fb/trust")), "trust"),
+        (c.delete(reg.url("/-/package/@a/b/trust/123")), "trust"),
     ] {
-        let error = expect_error(send(request.bearer_auth(&token)), 501);
+        let error = expect_error(send(request.bearer_auth(&token)), 400);
         assert!(
-            error.contains(what) && error.contains("not supported"),
+            error.contains(what) && error.contains("not supported by this registry yet"),
             "{error}"
         );
     }
-    // Neighbouring resources are not swallowed by the 501s.
+    // What is supported now answers for itself, and neighbours are not swallowed.
+    assert_eq!(
+        get_ok(&reg, "/-/package/mine/visibility"),
+        json!({"public": true})
+    );
     let tags = send(
         c.get(reg.url("/-/package/mine/dist-tags"))
             .bearer_auth(&token),
     );
-    assert_ne!(tags.status().as_u16(), 501);
+    assert_eq!(tags.status().as_u16(), 200);
     assert_eq!(
         send(c.get(reg.url("/-/npm/v1/nothing-here")))
             .status()
@@ -1017,14 +1004,6 @@ fn npm_view_of_a_blocked_package_fails_with_the_reason() {
     let all = transcript(&install);
     assert!(!install.status.success(), "npm install should fail:\n{all}");
     assert!(all.contains("stolen credentials inside"), "{all}");
-
-    let access = npm.run(&cwd, &["access", "get", "status", "shady"]);
-    let all = transcript(&access);
-    assert!(!access.status.success(), "{all}");
-    assert!(
-        all.contains("501") && all.contains("not supported"),
-        "{all}"
-    );
 }
 
 /// An empty project directory for `npm install`.

@@ -75,6 +75,15 @@ pub enum Command {
     /// Manage a package's maintainers
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// Orgs: create them, list them, and manage their members
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Teams of an org (ORG:TEAM): create, destroy, and manage their members
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Who may read and write packages: public or restricted, and team grants
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Take a package (or a name) off the registry, with a reason shown to clients
     Block(BlockArgs),
     /// Lift a block
@@ -294,6 +303,174 @@ pub struct OwnerChangeArgs {
     pub user: String,
     /// The package
     pub package: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org (administrators only), with its first owner and its `developers` team
+    Create(OrgCreateArgs),
+    /// Every org with its member count; or, given ORG, its members and their roles
+    Ls(OrgLsArgs),
+    /// Add a user to an org (and its `developers` team), or change their role
+    Set(OrgSetArgs),
+    /// Remove a user from an org and all of its teams (never its last owner)
+    Rm(OrgRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrgCreateArgs {
+    /// The org's name (its scope: @ORG/…); not the name of a user
+    pub org: String,
+    /// The user who owns the org at first
+    #[arg(long, value_name = "USER")]
+    pub owner: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgLsArgs {
+    /// List this org's members instead of every org
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgSetArgs {
+    /// The org
+    pub org: String,
+    /// The user
+    pub user: String,
+    /// The user's role: developers publish, admins also manage members and teams, owners also
+    /// manage owners
+    #[arg(value_enum, default_value_t = OrgRoleArg::Developer)]
+    pub role: OrgRoleArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrgRoleArg {
+    Developer,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgRmArgs {
+    /// The org
+    pub org: String,
+    /// The user
+    pub user: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team in an org
+    Create(TeamCreateArgs),
+    /// Delete a team (its members stay in the org; its grants go)
+    Destroy(TeamArg),
+    /// Add a member of the org to a team
+    Add(TeamUserArgs),
+    /// Remove a user from a team
+    Rm(TeamUserArgs),
+    /// The teams of an org (ORG), or the members of a team (ORG:TEAM)
+    Ls(TeamLsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TeamCreateArgs {
+    /// The team: ORG:TEAM (or @ORG:TEAM)
+    pub team: String,
+    /// What the team is for
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamArg {
+    /// The team: ORG:TEAM (or @ORG:TEAM)
+    pub team: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamUserArgs {
+    /// The team: ORG:TEAM (or @ORG:TEAM)
+    pub team: String,
+    /// The user
+    pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamLsArgs {
+    /// ORG for its teams, ORG:TEAM for the team's members
+    pub target: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Whether a package is public or restricted
+    Get(PackageNameArg),
+    /// Make a package public, or restricted (readable only by its maintainers, the teams granted
+    /// it and the owners and admins of its org)
+    Set(AccessSetArgs),
+    /// Grant a team a package, read-only or read-write
+    Grant(AccessGrantArgs),
+    /// Withdraw a team's grant of a package
+    Revoke(AccessRevokeArgs),
+    /// The packages of an org, team or user, or the collaborators of a package
+    #[command(subcommand)]
+    Ls(AccessLsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AccessSetArgs {
+    /// The package name
+    pub package: String,
+    /// public or restricted (`private` is taken for restricted, as npm says it)
+    #[arg(value_enum)]
+    pub level: AccessLevelArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessLevelArg {
+    Public,
+    #[value(alias = "private")]
+    Restricted,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessGrantArgs {
+    /// What the team's members may do with the package: install it, or also publish it
+    #[arg(value_enum)]
+    pub permissions: PermissionArg,
+    /// The team: ORG:TEAM (or @ORG:TEAM)
+    pub team: String,
+    /// The package name
+    pub package: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PermissionArg {
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessRevokeArgs {
+    /// The team: ORG:TEAM (or @ORG:TEAM)
+    pub team: String,
+    /// The package name
+    pub package: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessLsCommand {
+    /// The packages of an org (ORG), a team (ORG:TEAM) or a user (USER), with read or write
+    Packages(AccessLsPackagesArgs),
+    /// The users who may read or write a package
+    Collaborators(PackageNameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct AccessLsPackagesArgs {
+    /// ORG, ORG:TEAM or USER
+    pub owner: String,
 }
 
 #[derive(Debug, Args)]

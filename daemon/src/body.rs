@@ -69,6 +69,49 @@ fn parsed(
     })
 }
 
+/// The string `field` of a JSON object body; a 400 naming the field when it is missing, empty
+/// or not a string. `example` shows the body expected, for the error.
+pub fn required_str(body: &Value, field: &str, example: &str) -> Result<String, Error> {
+    match body.get(field) {
+        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        None | Some(Value::Null) => Err(Error::bad_request(format!(
+            "the body has no {field:?}: send {example}"
+        ))),
+        Some(Value::String(_)) => Err(Error::bad_request(format!(
+            "{field:?} is empty: send {example}"
+        ))),
+        Some(other) => Err(Error::bad_request(format!(
+            "{field:?} must be a non-empty string, not {}: send {example}",
+            kind(other)
+        ))),
+    }
+}
+
+/// The string `field` of a JSON object body if it is there (`null` counts as absent); a 400
+/// when it is something other than a string.
+pub fn optional_str(body: &Value, field: &str) -> Result<Option<String>, Error> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(Error::bad_request(format!(
+            "{field:?} must be a string, not {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// What a JSON value is, for error messages (the value itself may be large).
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The body as it came (not parsed, not decoded), at most the configured size: for requests
 /// relayed elsewhere (the audit endpoints).
 pub fn bytes(limits: Limits) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {

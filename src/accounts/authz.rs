@@ -312,7 +312,12 @@ pub fn require_org(
         None => Subject::default(),
     };
     let who = identity.map(|i| i.user.name.as_str()).unwrap_or_default();
-    enforce(decide(action, subject), who, org)
+    match decide(action, subject) {
+        // The same 404 as for an org that does not exist (`orgs::org_named`), not the
+        // package sentence `enforce` would give.
+        Decision::Hidden => Err(Error::not_found(format!("no org named {org}"))),
+        decision => enforce(decision, who, org),
+    }
 }
 
 pub fn require_admin(identity: Option<&Identity>) -> Result<Admin<'_>> {

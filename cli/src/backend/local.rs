@@ -16,9 +16,12 @@ use registry_core::upstream::sync::{self, SyncOptions};
 use registry_core::{Error, Registry};
 use serde_json::Value;
 
+use registry_core::access::{self, OrgRecord};
+
 use super::{
-    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
-    SyncRequest, SyncStatus, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    Access, Backend, BlockInfo, DayCount, DownloadsReport, MembershipInfo, NewTokenInfo, OrgInfo,
+    OrgRole, OrgSizeInfo, PackageCount, PackageOwner, PackageRow, SyncRequest, SyncStatus,
+    TeamInfo, TeamName, TeamPermission, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 use crate::cli::GlobalArgs;
 
@@ -50,6 +53,14 @@ fn sync_versions(versions: &[String]) -> anyhow::Result<Option<Vec<String>>> {
     }
     let body = serde_json::json!({ "specificVersions": versions });
     Ok(SyncOptions::from_json(&body)?.specific_versions)
+}
+
+fn org_info(org: OrgRecord) -> OrgInfo {
+    OrgInfo {
+        name: org.name,
+        members: org.members,
+        created: org.created_at,
+    }
 }
 
 fn user_info(user: &UserRecord) -> UserInfo {
@@ -396,5 +407,173 @@ impl Backend for Local {
             finished: tree.finished,
             errors: tree.errors,
         })
+    }
+
+    fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo> {
+        let org =
+            with_local_admin(|a| access::orgs::create_org(&self.registry.store, a, org, owner))?;
+        Ok(org_info(org))
+    }
+
+    fn org_list(&self) -> anyhow::Result<Vec<OrgInfo>> {
+        let orgs = with_local_admin(|a| access::orgs::list_orgs(&self.registry.store, a))?;
+        Ok(orgs.into_iter().map(org_info).collect())
+    }
+
+    fn org_members(&self, org: &str) -> anyhow::Result<BTreeMap<String, OrgRole>> {
+        let identity = local_admin();
+        let members = access::orgs::members(&self.registry.store, Some(&identity), org)?;
+        Ok(members.into_iter().collect())
+    }
+
+    fn org_set(&self, org: &str, user: &str, role: OrgRole) -> anyhow::Result<MembershipInfo> {
+        let identity = local_admin();
+        let done = access::orgs::set_member(
+            &self.registry.store,
+            Some(&identity),
+            org,
+            user,
+            Some(role.as_str()),
+        )?;
+        Ok(MembershipInfo {
+            org: OrgSizeInfo {
+                name: done.org.name,
+                size: done.org.size,
+            },
+            user: done.user,
+            role: done.role.as_str().to_string(),
+        })
+    }
+
+    fn org_rm(&self, org: &str, user: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::orgs::remove_member(
+            &self.registry.store,
+            Some(&identity),
+            org,
+            user,
+        )?)
+    }
+
+    fn team_create(&self, team: &TeamName, description: Option<&str>) -> anyhow::Result<TeamInfo> {
+        let identity = local_admin();
+        let created =
+            access::teams::create_team(&self.registry.store, Some(&identity), team, description)?;
+        Ok(TeamInfo {
+            name: created.name,
+            description: created.description,
+            created: created.created,
+        })
+    }
+
+    fn team_destroy(&self, team: &TeamName) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::teams::destroy_team(
+            &self.registry.store,
+            Some(&identity),
+            team,
+        )?)
+    }
+
+    fn team_add(&self, team: &TeamName, user: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::teams::add_member(
+            &self.registry.store,
+            Some(&identity),
+            team,
+            user,
+        )?)
+    }
+
+    fn team_rm(&self, team: &TeamName, user: &str) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::teams::remove_member(
+            &self.registry.store,
+            Some(&identity),
+            team,
+            user,
+        )?)
+    }
+
+    fn team_list(&self, org: &str) -> anyhow::Result<Vec<String>> {
+        let identity = local_admin();
+        Ok(access::teams::list_teams(
+            &self.registry.store,
+            Some(&identity),
+            org,
+        )?)
+    }
+
+    fn team_members(&self, team: &TeamName) -> anyhow::Result<Vec<String>> {
+        let identity = local_admin();
+        Ok(access::teams::list_members(
+            &self.registry.store,
+            Some(&identity),
+            team,
+        )?)
+    }
+
+    fn access_get(&self, package: &PackageName) -> anyhow::Result<Access> {
+        let identity = local_admin();
+        Ok(access::packages::access_of(
+            &self.registry.store,
+            Some(&identity),
+            package,
+        )?)
+    }
+
+    fn access_set(&self, package: &PackageName, level: Access) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::packages::set_access(
+            &self.registry.store,
+            Some(&identity),
+            package,
+            level,
+        )?)
+    }
+
+    fn access_grant(
+        &self,
+        team: &TeamName,
+        package: &PackageName,
+        permission: TeamPermission,
+    ) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::teams::grant(
+            &self.registry.store,
+            Some(&identity),
+            team,
+            package,
+            permission,
+        )?)
+    }
+
+    fn access_revoke(&self, team: &TeamName, package: &PackageName) -> anyhow::Result<()> {
+        let identity = local_admin();
+        Ok(access::teams::revoke(
+            &self.registry.store,
+            Some(&identity),
+            team,
+            package,
+        )?)
+    }
+
+    fn packages_of(
+        &self,
+        owner: &PackageOwner,
+    ) -> anyhow::Result<BTreeMap<String, TeamPermission>> {
+        let identity = local_admin();
+        let packages = access::packages::packages_of(&self.registry.store, Some(&identity), owner)?;
+        Ok(packages.into_iter().collect())
+    }
+
+    fn collaborators(
+        &self,
+        package: &PackageName,
+    ) -> anyhow::Result<BTreeMap<String, TeamPermission>> {
+        let identity = local_admin();
+        let users =
+            access::packages::collaborators(&self.registry.store, Some(&identity), package)?;
+        Ok(users.into_iter().collect())
     }
 }

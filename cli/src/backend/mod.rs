@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli::GlobalArgs;
+pub use registry_core::access::packages::PackageOwner;
+pub use registry_core::access::teams::TeamName;
+pub use registry_core::access::{Access, OrgRole, TeamPermission};
+use registry_core::packages::names::PackageName;
 pub use registry_core::upstream::status::UpstreamReport;
 
 /// A user as listed and shown. `admin` is `null` where the mode cannot know it (a remote
@@ -141,6 +145,39 @@ impl DownloadsReport {
     }
 }
 
+/// An org as `registry org create|ls` show it (and as `/-/registry/admin/orgs` answers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgInfo {
+    pub name: String,
+    pub members: u64,
+    pub created: String,
+}
+
+/// What `registry org set` did: npm's answer to `npm org set` (`PUT /-/org/:org/user`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipInfo {
+    pub org: OrgSizeInfo,
+    pub user: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgSizeInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// A team just created (`PUT /-/org/:org/team`); `name` is `org:team`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamInfo {
+    pub name: String,
+    pub description: String,
+    pub created: String,
+}
+
+/// Org, team and package-access operations take arguments the command already parsed (org
+/// names normalized, `TeamName`, `PackageName`), so that a bad spelling is a usage error
+/// before either mode acts.
 pub trait Backend {
     fn user_add(
         &self,
@@ -197,6 +234,40 @@ pub trait Backend {
     fn sync_start(&self, name: &str, request: &SyncRequest) -> anyhow::Result<SyncStatus>;
     /// A sync task's state and its tree's progress.
     fn sync_status(&self, name: &str, id: &str) -> anyhow::Result<SyncStatus>;
+
+    /// Creates an org with its first owner (administrators only).
+    fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo>;
+    /// Every org (administrators only).
+    fn org_list(&self) -> anyhow::Result<Vec<OrgInfo>>;
+    fn org_members(&self, org: &str) -> anyhow::Result<BTreeMap<String, OrgRole>>;
+    fn org_set(&self, org: &str, user: &str, role: OrgRole) -> anyhow::Result<MembershipInfo>;
+    fn org_rm(&self, org: &str, user: &str) -> anyhow::Result<()>;
+
+    fn team_create(&self, team: &TeamName, description: Option<&str>) -> anyhow::Result<TeamInfo>;
+    fn team_destroy(&self, team: &TeamName) -> anyhow::Result<()>;
+    fn team_add(&self, team: &TeamName, user: &str) -> anyhow::Result<()>;
+    fn team_rm(&self, team: &TeamName, user: &str) -> anyhow::Result<()>;
+    /// The org's teams, as `org:team`.
+    fn team_list(&self, org: &str) -> anyhow::Result<Vec<String>>;
+    fn team_members(&self, team: &TeamName) -> anyhow::Result<Vec<String>>;
+
+    fn access_get(&self, package: &PackageName) -> anyhow::Result<Access>;
+    fn access_set(&self, package: &PackageName, access: Access) -> anyhow::Result<()>;
+    fn access_grant(
+        &self,
+        team: &TeamName,
+        package: &PackageName,
+        permission: TeamPermission,
+    ) -> anyhow::Result<()>;
+    fn access_revoke(&self, team: &TeamName, package: &PackageName) -> anyhow::Result<()>;
+    /// The packages of an org, team or user that the caller may see; not found when there is
+    /// no such org, team or user.
+    fn packages_of(&self, owner: &PackageOwner)
+        -> anyhow::Result<BTreeMap<String, TeamPermission>>;
+    fn collaborators(
+        &self,
+        package: &PackageName,
+    ) -> anyhow::Result<BTreeMap<String, TeamPermission>>;
 }
 
 /// What `registry sync` asks for.

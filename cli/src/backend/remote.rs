@@ -11,9 +11,12 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use registry_core::packages::names::PackageName;
+
 use super::{
-    Backend, BlockInfo, DayCount, DownloadsReport, NewTokenInfo, PackageCount, PackageRow,
-    SyncRequest, SyncStatus, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    Access, Backend, BlockInfo, DayCount, DownloadsReport, MembershipInfo, NewTokenInfo, OrgInfo,
+    OrgRole, PackageCount, PackageOwner, PackageRow, SyncRequest, SyncStatus, TeamInfo, TeamName,
+    TeamPermission, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
 };
 
 pub struct Remote {
@@ -147,6 +150,32 @@ fn token_in_npmrc(text: &str, base: &str) -> Option<String> {
         let (key, value) = line.split_once('=')?;
         (key.trim() == wanted).then(|| value.trim().trim_matches('"').to_string())
     })
+}
+
+/// `/-/team/:org/:team`, as npm builds it.
+fn team_path(team: &TeamName) -> String {
+    format!("/-/team/{}/{}", segment(&team.org), segment(&team.team))
+}
+
+/// A user as npm's org and team commands send it: without a leading `@`.
+fn bare_user(user: &str) -> &str {
+    user.strip_prefix('@').unwrap_or(user)
+}
+
+/// npm's access listings, `{"name": "read"|"write"}`, as permissions.
+fn permission_map(body: Value) -> anyhow::Result<BTreeMap<String, TeamPermission>> {
+    let map: BTreeMap<String, String> =
+        serde_json::from_value(body).context("an unexpected access listing")?;
+    map.into_iter()
+        .map(|(name, wire)| {
+            let permission = match wire.as_str() {
+                "read" => TeamPermission::ReadOnly,
+                "write" => TeamPermission::ReadWrite,
+                other => anyhow::bail!("the registry answered an unknown permission {other:?}"),
+            };
+            Ok((name, permission))
+        })
+        .collect()
 }
 
 fn text(value: &Value, key: &str) -> Option<String> {
@@ -559,6 +588,152 @@ impl Backend for Remote {
             errors: count("errors"),
         })
     }
+
+    fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo> {
+        let body = json!({ "name": org, "owner": bare_user(owner) });
+        let created = self.json(
+            self.request(Method::POST, "/-/registry/admin/orgs")
+                .json(&body),
+        )?;
+        serde_json::from_value(created).context("an unexpected org")
+    }
+
+    fn org_list(&self) -> anyhow::Result<Vec<OrgInfo>> {
+        let body = self.json(self.request(Method::GET, "/-/registry/admin/orgs"))?;
+        serde_json::from_value(body).context("an unexpected org list")
+    }
+
+    fn org_members(&self, org: &str) -> anyhow::Result<BTreeMap<String, OrgRole>> {
+        let path = format!("/-/org/{}/user", segment(org));
+        let body = self.json(self.request(Method::GET, &path))?;
+        let roles: BTreeMap<String, String> =
+            serde_json::from_value(body).context("an unexpected member list")?;
+        roles
+            .into_iter()
+            .map(|(user, role)| match OrgRole::parse(&role) {
+                Some(role) => Ok((user, role)),
+                None => Err(anyhow::anyhow!(
+                    "the registry answered an unknown role {role:?} for {user}"
+                )),
+            })
+            .collect()
+    }
+
+    fn org_set(&self, org: &str, user: &str, role: OrgRole) -> anyhow::Result<MembershipInfo> {
+        let path = format!("/-/org/{}/user", segment(org));
+        let body = json!({ "user": bare_user(user), "role": role.as_str() });
+        let done = self.json(self.request(Method::PUT, &path).json(&body))?;
+        serde_json::from_value(done).context("an unexpected membership")
+    }
+
+    fn org_rm(&self, org: &str, user: &str) -> anyhow::Result<()> {
+        let path = format!("/-/org/{}/user", segment(org));
+        let body = json!({ "user": bare_user(user) });
+        self.send(self.request(Method::DELETE, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn team_create(&self, team: &TeamName, description: Option<&str>) -> anyhow::Result<TeamInfo> {
+        let path = format!("/-/org/{}/team", segment(&team.org));
+        let mut body = json!({ "name": team.team });
+        if let Some(description) = description {
+            body["description"] = json!(description);
+        }
+        let created = self.json(self.request(Method::PUT, &path).json(&body))?;
+        serde_json::from_value(created).context("an unexpected team")
+    }
+
+    fn team_destroy(&self, team: &TeamName) -> anyhow::Result<()> {
+        self.send(self.request(Method::DELETE, &team_path(team)))?;
+        Ok(())
+    }
+
+    fn team_add(&self, team: &TeamName, user: &str) -> anyhow::Result<()> {
+        let path = format!("{}/user", team_path(team));
+        let body = json!({ "user": bare_user(user) });
+        self.send(self.request(Method::PUT, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn team_rm(&self, team: &TeamName, user: &str) -> anyhow::Result<()> {
+        let path = format!("{}/user", team_path(team));
+        let body = json!({ "user": bare_user(user) });
+        self.send(self.request(Method::DELETE, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn team_list(&self, org: &str) -> anyhow::Result<Vec<String>> {
+        let path = format!("/-/org/{}/team?format=cli", segment(org));
+        let body = self.json(self.request(Method::GET, &path))?;
+        serde_json::from_value(body).context("an unexpected team list")
+    }
+
+    fn team_members(&self, team: &TeamName) -> anyhow::Result<Vec<String>> {
+        let path = format!("{}/user?format=cli", team_path(team));
+        let body = self.json(self.request(Method::GET, &path))?;
+        serde_json::from_value(body).context("an unexpected member list")
+    }
+
+    fn access_get(&self, package: &PackageName) -> anyhow::Result<Access> {
+        let path = format!("/-/package/{}/access", package_path(package.as_str())?);
+        let body = self.json(self.request(Method::GET, &path))?;
+        match body.get("access").and_then(Value::as_str) {
+            Some("public") => Ok(Access::Public),
+            Some("restricted") => Ok(Access::Restricted),
+            _ => Err(anyhow::anyhow!(
+                "the registry answered an unexpected access level: {body}"
+            )),
+        }
+    }
+
+    fn access_set(&self, package: &PackageName, level: Access) -> anyhow::Result<()> {
+        let path = format!("/-/package/{}/access", package_path(package.as_str())?);
+        let body = json!({ "access": level.as_str() });
+        self.send(self.request(Method::POST, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn access_grant(
+        &self,
+        team: &TeamName,
+        package: &PackageName,
+        permission: TeamPermission,
+    ) -> anyhow::Result<()> {
+        let path = format!("{}/package", team_path(team));
+        let body = json!({ "package": package.as_str(), "permissions": permission.as_str() });
+        self.send(self.request(Method::PUT, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn access_revoke(&self, team: &TeamName, package: &PackageName) -> anyhow::Result<()> {
+        let path = format!("{}/package", team_path(team));
+        let body = json!({ "package": package.as_str() });
+        self.send(self.request(Method::DELETE, &path).json(&body))?;
+        Ok(())
+    }
+
+    fn packages_of(
+        &self,
+        owner: &PackageOwner,
+    ) -> anyhow::Result<BTreeMap<String, TeamPermission>> {
+        let path = match owner {
+            PackageOwner::Org(org) => format!("/-/org/{}/package", segment(org)),
+            PackageOwner::Team(team) => format!("{}/package", team_path(team)),
+            PackageOwner::User(user) => format!("/-/user/{}/package", segment(bare_user(user))),
+        };
+        permission_map(self.json(self.request(Method::GET, &path))?)
+    }
+
+    fn collaborators(
+        &self,
+        package: &PackageName,
+    ) -> anyhow::Result<BTreeMap<String, TeamPermission>> {
+        let path = format!(
+            "/-/package/{}/collaborators",
+            package_path(package.as_str())?
+        );
+        permission_map(self.json(self.request(Method::GET, &path))?)
+    }
 }
 
 #[cfg(test)]
@@ -574,6 +749,19 @@ mod tests {
             Some("npm_abc".to_string())
         );
         assert_eq!(token_in_npmrc(npmrc, "http://elsewhere"), None);
+    }
+
+    #[test]
+    fn team_paths_and_access_listings_are_npm_s() -> anyhow::Result<()> {
+        let team = TeamName::parse("@acme:devs")?;
+        assert_eq!(team_path(&team), "/-/team/acme/devs");
+        assert_eq!(bare_user("@alice"), "alice");
+        let map = permission_map(json!({"a": "read", "@s/b": "write"}))?;
+        assert_eq!(map.get("a"), Some(&TeamPermission::ReadOnly));
+        assert_eq!(map.get("@s/b"), Some(&TeamPermission::ReadWrite));
+        assert!(permission_map(json!({"a": "admin"})).is_err());
+        assert!(permission_map(json!(["a"])).is_err());
+        Ok(())
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per command group; each turns parsed arguments into calls to the core.
 
+mod access;
 mod backup;
 mod block;
 mod config;
@@ -9,10 +10,12 @@ mod docs;
 mod doctor;
 mod downloads;
 mod gc;
+mod org;
 mod owner;
 mod package;
 mod serve;
 mod sync;
+mod team;
 mod token;
 mod unpublish;
 mod upstream;
@@ -46,6 +49,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deprecate(args) => deprecate::run(backend, &out, args),
         Command::Unpublish(args) => unpublish::run(backend, &out, args),
         Command::Owner(command) => owner::run(backend, &out, command),
+        Command::Org(command) => org::run(backend, &out, command),
+        Command::Team(command) => team::run(backend, &out, command),
+        Command::Access(command) => access::run(backend, &out, command),
         Command::Block(args) => block::block(backend, &out, args),
         Command::Unblock(args) => block::unblock(backend, &out, args),
         Command::Downloads(args) => downloads::run(backend, &out, args),

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::backend::Backend;
+use registry_core::packages::names::PackageName;
+
+use crate::backend::{Access, Backend};
 use crate::cli::PackageCommand;
 use crate::output::{bytes, opt, Out};
 
@@ -59,6 +61,8 @@ pub struct PackageInfo {
     /// Downloads in the last 7 and 30 days (null where the registry cannot say).
     pub downloads_last_week: Option<u64>,
     pub downloads_last_month: Option<u64>,
+    /// public or restricted (null where the registry cannot say).
+    pub access: Option<Access>,
 }
 
 pub fn package_info(doc: &Value) -> PackageInfo {
@@ -107,6 +111,7 @@ pub fn package_info(doc: &Value) -> PackageInfo {
             .map(str::to_string),
         downloads_last_week: None,
         downloads_last_month: None,
+        access: None,
     }
 }
 
@@ -120,6 +125,21 @@ fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
     info.size = sizes.values().sum();
     info.downloads_last_week = backend.downloads(name, "last-week").ok().map(|r| r.total);
     info.downloads_last_month = backend.downloads(name, "last-month").ok().map(|r| r.total);
+    // The packument was just read, so a 404 or 501 here is a registry without the access
+    // route (older versions of ours answer 501): say "unknown" (null) rather than fail the
+    // whole command or guess "public".
+    info.access = match backend.access_get(&PackageName::parse(name)?) {
+        Ok(access) => Some(access),
+        Err(e)
+            if matches!(
+                e.downcast_ref(),
+                Some(registry_core::Error::NotFound(_) | registry_core::Error::NotImplemented(_))
+            ) =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
     if out.json {
         return out.json(&info);
     }
@@ -132,6 +152,8 @@ fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
     out.line(format!("dist-tags: {}", tags.join(", ")))?;
     out.line(format!("maintainers: {}", info.maintainers.join(", ")))?;
     out.line(format!("modified: {}", opt(&info.modified)))?;
+    let access = info.access.map(|a| a.as_str().to_string());
+    out.line(format!("access: {}", opt(&access)))?;
     let week = info.downloads_last_week.map(|n| n.to_string());
     let month = info.downloads_last_month.map(|n| n.to_string());
     out.line(format!(

@@ -1,5 +1,5 @@
 //! The administrator's API below `/-/registry/admin/`, used by `registry --registry URL …`: the
-//! account and token administration and listings that npm has no endpoint for. Every route
+//! account and token administration, orgs, and listings that npm has no endpoint for. Every route
 //! takes an administrator (`authz::require_admin`) and calls the same core operations as the
 //! CLI's local mode, so both modes answer alike.
 
@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::StatusCode;
+use registry_core::access::{self, OrgRecord};
 use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_admin;
 use registry_core::accounts::tokens::TokenOptions;
@@ -116,6 +117,24 @@ pub fn routes(state: AppState) -> Route {
         .and(with_state(state.clone()))
         .and_then(list_upstreams);
 
+    // POST /-/registry/admin/orgs {name, owner} — create an org with its first owner (and
+    // its developers team); admin only
+    let create_org = base()
+        .and(warp::path!("orgs"))
+        .and(warp::post())
+        .and(identity(state.clone()))
+        .and(with_state(state.clone()))
+        .and(body::json(limit))
+        .and_then(create_org);
+
+    // GET /-/registry/admin/orgs — every org with its number of members; admin only
+    let list_orgs = base()
+        .and(warp::path!("orgs"))
+        .and(warp::get())
+        .and(identity(state.clone()))
+        .and(with_state(state.clone()))
+        .and_then(list_orgs);
+
     // DELETE /-/registry/admin/cache/:name — forget a proxied package (name as npm escapes
     // it: @scope%2fname); admin only
     let forget_cached = base()
@@ -143,6 +162,10 @@ pub fn routes(state: AppState) -> Route {
             .or(list_upstreams)
             .unify()
             .or(forget_cached)
+            .unify()
+            .or(create_org)
+            .unify()
+            .or(list_orgs)
             .unify(),
     )
 }
@@ -177,6 +200,38 @@ async fn forget_cached(
         })
         .await?;
     Ok(json_response(StatusCode::OK, &json!({ "ok": true })))
+}
+
+fn org_json(org: &OrgRecord) -> Value {
+    json!({ "name": org.name, "members": org.members, "created": org.created_at })
+}
+
+async fn create_org(
+    caller: Option<Arc<Identity>>,
+    state: AppState,
+    body: Value,
+) -> Result<Response, Rejection> {
+    let org = state
+        .run(move |state| {
+            let admin = require_admin(caller.as_deref())?;
+            let example = r#"{"name": "ORG", "owner": "USER"}"#;
+            let name = body::required_str(&body, "name", example)?;
+            let owner = body::required_str(&body, "owner", example)?;
+            access::orgs::create_org(&state.registry().store, &admin, &name, &owner)
+        })
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &org_json(&org)))
+}
+
+async fn list_orgs(caller: Option<Arc<Identity>>, state: AppState) -> Result<Response, Rejection> {
+    let orgs = state
+        .run(move |state| {
+            let admin = require_admin(caller.as_deref())?;
+            access::orgs::list_orgs(&state.registry().store, &admin)
+        })
+        .await?;
+    let body: Vec<Value> = orgs.iter().map(org_json).collect();
+    Ok(json_response(StatusCode::OK, &json!(body)))
 }
 
 pub fn user_json(user: &UserRecord) -> Value {

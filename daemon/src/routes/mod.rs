@@ -1,6 +1,7 @@
 //! The route table. Each resource has a module with its filters (one route comment each) and
 //! thin handlers that call the core.
 
+mod access;
 mod admin;
 mod audit;
 mod binaries;
@@ -8,6 +9,7 @@ mod blocks;
 mod dist_tags;
 mod downloads;
 mod meta;
+mod orgs;
 mod packages;
 mod profile;
 mod registries;
@@ -15,6 +17,7 @@ mod search;
 mod stars;
 mod sync;
 mod tarballs;
+mod teams;
 mod tokens;
 mod unsupported;
 mod users;
@@ -62,6 +65,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(binaries::routes(state.clone()))
         .unify()
         .or(audit::routes(state.clone()))
+        .unify()
+        // After the user routes: their `GET /-/user/…` refuses every path below `/-/user/`
+        // it does not know, and when several routes refuse a request warp answers the last
+        // refusal, so an unknown user of `GET /-/user/:user/package` is told as such.
+        .or(access::routes(state.clone()))
+        .unify()
+        .or(orgs::routes(state.clone()))
+        .unify()
+        .or(teams::routes(state.clone()))
         .unify()
         .or(unsupported::routes())
         .unify()

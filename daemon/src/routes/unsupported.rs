@@ -1,7 +1,7 @@
-//! Parts of npm's protocol this registry does not implement yet answer 501 with a sentence
-//! npm prints, rather than a bare 404 that reads like a missing package: `npm hook`, `npm
-//! access`, `npm trust`, `npm team` and `npm org`. npm retries a 5xx on anything but POST, so
-//! these commands take a few seconds to give up; that is accepted for now.
+//! Parts of npm's protocol this registry does not implement yet answer 400 with a sentence
+//! npm prints, rather than a bare 404 that reads like a missing package: hooks (libnpmhook;
+//! `npm hook` itself left npm 11) and `npm trust`. Not a 5xx: npm retries those for about
+//! 70 s before it shows anything, and no retry can cure this.
 
 use registry_core::Error;
 use warp::filters::path::Tail;
@@ -12,43 +12,28 @@ use super::{boxed, Route};
 use crate::error::reject;
 use crate::package_path::percent_decode;
 
-/// Per-package resources of `npm access` (and npm 11's `npm trust`) below `/-/package/NAME/`.
-const PACKAGE_RESOURCES: &[(&str, &str)] = &[
-    ("access", "npm access"),
-    ("visibility", "npm access"),
-    ("collaborators", "npm access"),
-    ("trust", "npm trust"),
-];
-
 pub fn routes() -> Route {
-    // ANY /-/npm/v1/hooks[/…] — npm hook (libnpmhook)
+    // ANY /-/npm/v1/hooks[/…] — hooks (libnpmhook); a later issue implements them
     let hooks = warp::path!("-" / "npm" / "v1" / "hooks" / ..)
-        .and_then(|| async { Err::<Response, _>(not_supported("npm hook (webhooks)")) });
+        .and_then(|| async { Err::<Response, _>(not_supported("hooks (npm hook, libnpmhook)")) });
 
-    // ANY /-/package/:pkg/{access,visibility,collaborators,trust}[/…] — npm access, npm trust
-    let package = warp::path!("-" / "package" / ..)
+    // ANY /-/package/:pkg/trust[/…] — npm trust (trusted publishing)
+    let trust = warp::path!("-" / "package" / ..)
         .and(warp::path::tail())
         .and_then(|tail: Tail| async move {
-            match package_resource(tail.as_str()) {
-                Some(command) => Err::<Response, _>(not_supported(command)),
-                None => Err(warp::reject::not_found()),
+            if is_trust_path(tail.as_str()) {
+                Err::<Response, _>(not_supported("npm trust (trusted publishing)"))
+            } else {
+                Err(warp::reject::not_found())
             }
         });
 
-    // ANY /-/team/… — npm access grant|revoke|list, npm team
-    let team = warp::path!("-" / "team" / ..)
-        .and_then(|| async { Err::<Response, _>(not_supported("teams (npm team, npm access)")) });
-
-    // ANY /-/org/… — npm org, npm team create|ls, npm access list packages
-    let org = warp::path!("-" / "org" / ..)
-        .and_then(|| async { Err::<Response, _>(not_supported("organisations (npm org)")) });
-
-    boxed(hooks.or(package).unify().or(team).unify().or(org).unify())
+    boxed(hooks.or(trust).unify())
 }
 
-/// Which unsupported command a `/-/package/` tail belongs to. The name is not validated: the
-/// answer is 501 whatever it is.
-fn package_resource(tail: &str) -> Option<&'static str> {
+/// Whether a `/-/package/` tail is `NAME/trust[/…]`. The name is not validated: the answer is
+/// the same whatever it is.
+fn is_trust_path(tail: &str) -> bool {
     let segments: Vec<String> = tail
         .split('/')
         .map(|s| percent_decode(s).unwrap_or_default())
@@ -58,15 +43,11 @@ fn package_resource(tail: &str) -> Option<&'static str> {
         Some(first) if first.starts_with('@') && !first.contains('/') => 2,
         _ => 1,
     };
-    let resource = segments.get(name_len)?;
-    PACKAGE_RESOURCES
-        .iter()
-        .find(|(r, _)| r == resource)
-        .map(|(_, command)| *command)
+    segments.get(name_len).is_some_and(|s| s == "trust")
 }
 
 fn not_supported(what: &str) -> Rejection {
-    reject(Error::NotImplemented(format!(
+    reject(Error::bad_request(format!(
         "{what} is not supported by this registry yet"
     )))
 }
@@ -76,14 +57,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn package_resources_in_every_spelling() {
-        assert_eq!(package_resource("foo/access"), Some("npm access"));
-        assert_eq!(package_resource("@a%2fb/visibility"), Some("npm access"));
-        assert_eq!(package_resource("@a/b/collaborators"), Some("npm access"));
-        assert_eq!(package_resource("@a/b/trust/123"), Some("npm trust"));
-        assert_eq!(package_resource("foo/dist-tags"), None);
-        assert_eq!(package_resource("foo/blocks"), None);
-        assert_eq!(package_resource("@a/access"), None, "the package @a/access");
-        assert_eq!(package_resource("foo"), None);
+    fn trust_paths_in_every_spelling() {
+        assert!(is_trust_path("foo/trust"));
+        assert!(is_trust_path("@a%2fb/trust"));
+        assert!(is_trust_path("@a/b/trust/123"));
+        assert!(!is_trust_path("foo/access"));
+        assert!(!is_trust_path("foo/dist-tags"));
+        assert!(!is_trust_path("@a/trust"), "the package @a/trust");
+        assert!(!is_trust_path("foo"));
     }
 }
