@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use registry_core::access::packages::PackageOwner;
-use registry_core::access::packages::{access_of, collaborators, packages_of, set_access};
+use registry_core::access::packages::{
+    access_of, collaborators, packages_of, set_access, PackageOwner,
+};
 use registry_core::access::{Access, TeamPermission};
 use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_writer;
