@@ -3153,7 +3153,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__serve)
-            opts="-q -h --listen --public-url --registration --log-level --tls-cert --tls-key --upstream --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --listen --public-url --registration --read-access --log-level --tls-cert --tls-key --upstream --data-dir --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3169,6 +3169,10 @@ _registry() {
                     ;;
                 --registration)
                     COMPREPLY=($(compgen -W "closed open" -- "${cur}"))
+                    return 0
+                    ;;
+                --read-access)
+                    COMPREPLY=($(compgen -W "public authenticated" -- "${cur}"))
                     return 0
                     ;;
                 --log-level)

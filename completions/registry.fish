@@ -61,6 +61,8 @@ complete -c registry -n "__fish_registry_using_subcommand serve" -l listen -d 'A
 complete -c registry -n "__fish_registry_using_subcommand serve" -l public-url -d 'The URL clients use to reach the registry, for tarball URLs (default: the request\'s Host)' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l registration -d 'Whether `npm adduser` may create accounts' -r -f -a "closed\t''
 open\t''"
+complete -c registry -n "__fish_registry_using_subcommand serve" -l read-access -d 'Who may read packages: anyone, or only callers with a valid token or credentials' -r -f -a "public\t''
+authenticated\t''"
 complete -c registry -n "__fish_registry_using_subcommand serve" -l log-level -d 'Log filter: error, warn, info, debug, trace' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-cert -d 'PEM certificate (chain) to serve HTTPS with; needs --tls-key (or its config key)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate; needs --tls-cert (or its config key)' -r -F

@@ -1533,3 +1533,94 @@ fn no_input_makes_these_routes_fail_with_a_5xx() {
         }
     }
 }
+
+#[test]
+fn blocks_win_developers_stay_and_access_changes_move_the_etag() {
+    let acme = acme();
+    let reg = &acme.reg;
+    publish_access(reg, &acme.olivia, "@acme/app", json!("restricted"));
+
+    // Every org keeps its developers team.
+    let error = refused(
+        reg,
+        Method::DELETE,
+        "/-/team/acme/developers",
+        Some(&acme.olivia),
+        None,
+        409,
+    );
+    assert!(error.contains("developers"), "{error}");
+    assert_eq!(
+        ok(
+            reg,
+            Method::GET,
+            "/-/org/acme/team",
+            Some(&acme.olivia),
+            None,
+            200
+        ),
+        json!(["acme:developers"])
+    );
+
+    // Changing the access level gives the document a new ETag, so clients revalidate.
+    let etag = |token: &str| {
+        client()
+            .get(reg.url("/@acme%2fapp"))
+            .bearer_auth(token)
+            .send()
+            .expect("packument")
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .expect("an ETag")
+    };
+    let before = etag(&acme.olivia);
+    ok(
+        reg,
+        Method::POST,
+        "/-/package/@acme%2fapp/access",
+        Some(&acme.olivia),
+        Some(json!({"access": "public"})),
+        200,
+    );
+    assert_ne!(
+        etag(&acme.olivia),
+        before,
+        "the access change made a new revision"
+    );
+    assert_eq!(get_status(reg, "/@acme%2fapp", None), 200);
+
+    // A blocked package answers 451 on the access routes too, and its access cannot change.
+    ok(
+        reg,
+        Method::PUT,
+        "/-/package/@acme%2fapp/blocks",
+        Some(&acme.root),
+        Some(json!({"reason": "malware"})),
+        201,
+    );
+    for path in [
+        "/-/package/@acme%2fapp/visibility",
+        "/-/package/@acme%2fapp/access",
+        "/-/package/@acme%2fapp/collaborators",
+    ] {
+        assert_eq!(get_status(reg, path, Some(&acme.olivia)), 451, "GET {path}");
+    }
+    refused(
+        reg,
+        Method::POST,
+        "/-/package/@acme%2fapp/access",
+        Some(&acme.olivia),
+        Some(json!({"access": "restricted"})),
+        451,
+    );
+    refused(
+        reg,
+        Method::PUT,
+        "/-/team/acme/developers/package",
+        Some(&acme.olivia),
+        Some(json!({"package": "@acme/app", "permissions": "read-only"})),
+        451,
+    );
+}

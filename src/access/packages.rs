@@ -11,12 +11,14 @@ use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
 use crate::store::{Db, PackageRecord, Store};
 
-/// The package if `reader` may see it; otherwise the same 404 as for no package at all.
+/// The package if `reader` may see it; otherwise the same 404 as for no package at all. A
+/// blocked package is a 451 here as on every other path.
 pub fn readable_package(
     db: &Db<'_>,
     reader: Option<&Identity>,
     name: &PackageName,
 ) -> Result<PackageRecord> {
+    crate::packages::blocks::ensure_not_blocked(db, name.as_str())?;
     let package = db
         .package_by_name(name.as_str())?
         .filter(|p| p.unpublished_at.is_none())
@@ -47,7 +49,8 @@ pub fn set_access(
         require_maintainer(db, &writer, Action::SetAccess, &package)?;
         if package.restricted != (access == Access::Restricted) {
             db.set_package_restricted(package.id, access == Access::Restricted)?;
-            db.record_change(name.as_str(), "access", &now_iso())?;
+            // A new revision, so that clients holding the document revalidate it.
+            crate::packages::packument::refresh(db, package.id, name.as_str(), &now_iso())?;
         }
         Ok(())
     })

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use crate::access::orgs::{normalize_org_name, org_named, user_named};
-use crate::access::{OrgRecord, TeamPermission, TeamRecord};
+use crate::access::packages::readable_package;
+use crate::access::{OrgRecord, TeamPermission, TeamRecord, DEVELOPERS_TEAM};
 use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_maintainer, require_org, require_writer, Action};
 use crate::clock::now_iso;
@@ -106,6 +107,13 @@ pub fn create_team(
 }
 
 pub fn destroy_team(store: &Store, identity: Option<&Identity>, name: &TeamName) -> Result<()> {
+    if name.team == DEVELOPERS_TEAM {
+        return Err(Error::conflict(format!(
+            "{name} cannot be destroyed: every org keeps its {DEVELOPERS_TEAM} team, which new \
+             members join and new packages are granted to (remove members or revoke packages \
+             instead)"
+        )));
+    }
     store.write(|db| {
         let (_, team) = authorized(db, identity, Action::ManageOrg, name)?;
         db.delete_team(team.id)
@@ -220,21 +228,10 @@ fn grantable(
     org: &OrgRecord,
     package: &PackageName,
 ) -> Result<i64> {
-    let record = db
-        .package_by_name(package.as_str())?
-        .filter(|p| p.unpublished_at.is_none())
-        .ok_or_else(|| crate::access::hidden(package.as_str()))?;
+    let record = readable_package(db, Some(writer.identity()), package)?;
     if package.scope() != Some(org.name.as_str()) {
         // Outside the org's scope: only someone who may change the package's access.
         require_maintainer(db, writer, Action::SetAccess, &record)?;
-    } else if !crate::access::may_read(
-        db,
-        Some(writer.identity()),
-        record.id,
-        &record.name,
-        record.restricted,
-    )? {
-        return Err(crate::access::hidden(package.as_str()));
     }
     Ok(record.id)
 }
