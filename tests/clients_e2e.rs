@@ -325,7 +325,11 @@ fn pnpm_installs_a_restricted_package_with_a_members_token_only() {
     let stranger_home = tempfile::tempdir().expect("home");
     let (output, project) =
         pnpm_add_with_token(&reg, stranger_home.path(), &bob, "@corp/private-lib");
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         !output.status.success(),
         "pnpm add as a non-member worked:\n{text}"
