@@ -12,5 +12,6 @@ mod routes;
 mod server;
 mod state;
 mod tls;
+mod web;
 
 pub use server::serve;

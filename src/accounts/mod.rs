@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authz;
 pub mod cidr;
 pub mod password;
+pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -14,6 +14,7 @@ mod packages;
 mod registries;
 mod schema;
 mod search;
+mod sessions;
 mod sync;
 mod upstream;
 mod users;
@@ -38,6 +39,7 @@ pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
 pub use registries::StoredRegistry;
+pub use sessions::WebSession;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
 pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};

@@ -306,6 +306,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tokens ADD COLUMN limit_orgs TEXT;
     ALTER TABLE tokens ADD COLUMN orgs_permission TEXT;
     "#,
+    // Browser sessions of the web UI: only a hash of the cookie's secret is stored; each has
+    // the CSRF token its forms carry.
+    r#"
+    CREATE TABLE web_sessions (
+        id          INTEGER PRIMARY KEY,
+        secret_hash BLOB NOT NULL UNIQUE,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions(user_id);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

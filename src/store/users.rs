@@ -15,20 +15,25 @@ const TOKEN_COLUMNS: &str = "id, key, display, user_id, name, readonly, cidr_whi
                              limit_scopes, limit_orgs, orgs_permission";
 
 pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    user_from_row_at(row, 0)
+}
+
+/// A user from the [`USER_COLUMNS`] of a row, starting at column `at`.
+pub(super) fn user_from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        email: row.get(2)?,
-        password_hash: row.get(3)?,
-        is_admin: row.get(4)?,
-        created_at: row.get(5)?,
-        updated_at: row.get(6)?,
+        id: row.get(at)?,
+        name: row.get(at + 1)?,
+        email: row.get(at + 2)?,
+        password_hash: row.get(at + 3)?,
+        is_admin: row.get(at + 4)?,
+        created_at: row.get(at + 5)?,
+        updated_at: row.get(at + 6)?,
         profile: ProfileFields {
-            fullname: row.get(7)?,
-            homepage: row.get(8)?,
-            twitter: row.get(9)?,
-            github: row.get(10)?,
-            freenode: row.get(11)?,
+            fullname: row.get(at + 7)?,
+            homepage: row.get(at + 8)?,
+            twitter: row.get(at + 9)?,
+            github: row.get(at + 10)?,
+            freenode: row.get(at + 11)?,
         },
     })
 }

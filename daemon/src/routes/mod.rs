@@ -21,6 +21,7 @@ mod teams;
 mod tokens;
 mod unsupported;
 mod users;
+mod web;
 
 use std::convert::Infallible;
 
@@ -74,6 +75,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(orgs::routes(state.clone()))
         .unify()
         .or(teams::routes(state.clone()))
+        .unify()
+        .or(web::routes())
         .unify()
         .or(unsupported::routes())
         .unify()
