@@ -39,8 +39,8 @@ pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
 pub use registries::StoredRegistry;
-pub use sessions::WebSession;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use sessions::WebSession;
 pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};

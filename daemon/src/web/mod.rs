@@ -20,6 +20,8 @@ use warp::{Filter, Rejection};
 use crate::error::reject;
 use crate::state::AppState;
 
+pub mod cli_logins;
+
 pub const SESSION_COOKIE: &str = "registry_session";
 pub const STYLESHEET_PATH: &str = "/-/web/static/style.css";
 pub const SCRIPT_PATH: &str = "/-/web/static/app.js";
@@ -127,7 +129,7 @@ pub fn error_page(session: Option<&WebSession>, error: &Error) -> Response {
     )
 }
 
-fn cookie_value(header: &str, name: &str) -> Option<String> {
+pub fn cookie_value(header: &str, name: &str) -> Option<String> {
     header.split(';').find_map(|pair| {
         let (key, value) = pair.trim().split_once('=')?;
         (key == name).then(|| value.trim().to_string())
@@ -159,7 +161,7 @@ pub fn session_secret() -> impl Filter<Extract = (Option<String>,), Error = Reje
 }
 
 /// Whether cookies must be `Secure`: the registry is reached over https.
-fn secure(state: &AppState) -> bool {
+pub fn secure(state: &AppState) -> bool {
     let config = &state.registry().config;
     config.tls_cert.is_some()
         || config
@@ -188,10 +190,7 @@ pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
 }
 
 /// A form post must come from a page of this session: its `csrf` field is the session's token.
-pub fn require_csrf(
-    session: &WebSession,
-    form: &HashMap<String, String>,
-) -> Result<(), Rejection> {
+pub fn require_csrf(session: &WebSession, form: &HashMap<String, String>) -> Result<(), Rejection> {
     match form.get("csrf") {
         Some(token) if session.csrf_matches(token) => Ok(()),
         _ => Err(reject(Error::forbidden(
