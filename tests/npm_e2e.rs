@@ -224,16 +224,8 @@ fn npm_login_legacy_prompts_for_credentials_and_saves_a_working_token() {
     );
 }
 
-#[test]
-fn npm_login_default_web_flow_falls_back_to_username_and_password() {
-    let out = assert_tty_login_works(&["login", "--loglevel", "http"]);
-    // npm tried the web flow first, got a 404 and asked for a username and password instead
-    assert!(
-        out.lines()
-            .any(|line| line.contains("POST 404") && line.contains("/-/v1/login")),
-        "npm login did not try web login first:\n{out}"
-    );
-}
+// npm's default (web) login is answered now, so it no longer falls back to the prompts: the
+// whole web flow, with a real browser, is in tests/browser_login.rs.
 
 #[test]
 fn npm_login_with_a_wrong_password_fails_and_saves_no_token() {

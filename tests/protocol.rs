@@ -627,14 +627,20 @@ fn logout_of_a_revoked_or_unknown_token_still_succeeds() {
 }
 
 #[test]
-fn web_login_is_404_json_so_npm_falls_back() {
+fn web_login_answers_login_and_done_urls() {
     let reg = TestRegistry::start();
     let response = client()
         .post(reg.url("/-/v1/login"))
         .json(&json!({}))
         .send()
         .expect("POST");
-    expect_error(response, 404);
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().expect("json");
+    // npm refuses anything but two http(s) URLs ("Invalid response from web login endpoint").
+    for key in ["loginUrl", "doneUrl"] {
+        let url = body[key].as_str().expect(key);
+        assert!(url.starts_with(&reg.base), "{key}: {url}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

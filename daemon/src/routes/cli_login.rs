@@ -35,8 +35,10 @@ pub fn routes(state: AppState) -> Route {
         .and(auth_rate_limit(state.clone()))
         .and(origin(state.clone()))
         .and(with_state(state.clone()))
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(warp::body::bytes())
+        // A body is optional (older clients sent `hostname`, some nothing at all).
+        .and(crate::body::bytes(crate::body::Limits::of(
+            &state.registry().config,
+        )))
         .and_then(open_login);
 
     // ANY /-/v1/done/:id — npm polls: 202 + Retry-After, then 200 {token} once, then 404.
