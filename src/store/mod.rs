@@ -11,6 +11,7 @@ mod binaries;
 mod blocks;
 mod downloads;
 mod packages;
+mod pages;
 mod registries;
 mod schema;
 mod search;
@@ -38,9 +39,10 @@ pub use downloads::DownloadRow;
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
+pub use pages::{ListedPackage, VersionSummary};
 pub use registries::StoredRegistry;
-pub use sessions::WebSession;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use sessions::WebSession;
 pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
 pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};

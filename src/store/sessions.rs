@@ -50,10 +50,10 @@ impl Db<'_> {
 
     /// False when there was no such session.
     pub fn delete_web_session(&self, secret_hash: &[u8]) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM web_sessions WHERE secret_hash = ?1", [secret_hash])?
-            > 0)
+        Ok(self.conn.execute(
+            "DELETE FROM web_sessions WHERE secret_hash = ?1",
+            [secret_hash],
+        )? > 0)
     }
 
     /// Ends every session of a user (a password change, or "sign out everywhere").

@@ -18,6 +18,15 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::error::reject;
+
+pub mod chart;
+pub mod home;
+pub mod listing;
+pub mod markdown;
+pub mod package;
+pub mod search;
+pub mod tokens;
+pub mod user;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "registry_session";
@@ -153,12 +162,16 @@ pub fn web_session(
 }
 
 /// The secret of the browser's session cookie, to end it.
+// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
+#[allow(dead_code)]
 pub fn session_secret() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("cookie")
         .map(|cookie: Option<String>| cookie.and_then(|c| cookie_value(&c, SESSION_COOKIE)))
 }
 
 /// Whether cookies must be `Secure`: the registry is reached over https.
+// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
+#[allow(dead_code)]
 fn secure(state: &AppState) -> bool {
     let config = &state.registry().config;
     config.tls_cert.is_some()
@@ -169,6 +182,8 @@ fn secure(state: &AppState) -> bool {
 }
 
 /// The `Set-Cookie` that starts a session in the browser.
+// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
+#[allow(dead_code)]
 pub fn session_cookie(state: &AppState, secret: &str) -> HeaderValue {
     let max_age = SESSION_DAYS * 24 * 3600;
     let secure = if secure(state) { "; Secure" } else { "" };
@@ -179,6 +194,8 @@ pub fn session_cookie(state: &AppState, secret: &str) -> HeaderValue {
 }
 
 /// The `Set-Cookie` that forgets the session in the browser.
+// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
+#[allow(dead_code)]
 pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
     let secure = if secure(state) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -188,10 +205,7 @@ pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
 }
 
 /// A form post must come from a page of this session: its `csrf` field is the session's token.
-pub fn require_csrf(
-    session: &WebSession,
-    form: &HashMap<String, String>,
-) -> Result<(), Rejection> {
+pub fn require_csrf(session: &WebSession, form: &HashMap<String, String>) -> Result<(), Rejection> {
     match form.get("csrf") {
         Some(token) if session.csrf_matches(token) => Ok(()),
         _ => Err(reject(Error::forbidden(
