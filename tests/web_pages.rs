@@ -240,6 +240,25 @@ fn the_package_page_shows_a_sanitized_readme_versions_tags_links_and_the_chart()
         assert!(!body.contains("href=\"/-/web/package/left-pad\""), "{body}");
     }
 
+    // A deprecated version says so, on its page and in the version list.
+    assert_eq!(
+        publish_with(
+            &reg,
+            &token,
+            "old-lib",
+            "1.0.0",
+            json!({ "deprecated": "use lib instead" })
+        ),
+        201
+    );
+    let (status, body) = page(&reg, "/-/web/package/old-lib", None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Deprecated: </strong>use lib instead"),
+        "{body}"
+    );
+    assert!(body.contains("class=\"badge deprecated\""), "{body}");
+
     let (status, body) = page(&reg, "/-/web/package/nothing-here", None);
     assert_eq!(status, 404);
     assert!(body.contains("not found"), "{body}");
@@ -460,6 +479,7 @@ fn tokens_are_created_and_revoked_through_csrf_checked_forms() {
     // Bad fields are explained on the form.
     for (field, value) in [
         ("cidr", "10.0.0.0/40"),
+        ("cidr", "::1/128"),
         ("expires_days", "0"),
         ("expires_days", "x"),
     ] {
@@ -481,7 +501,7 @@ fn tokens_are_created_and_revoked_through_csrf_checked_forms() {
             ("csrf", &csrf),
             ("name", "laptop"),
             ("readonly", "on"),
-            ("cidr", "127.0.0.1/32, 10.0.0.0/8"),
+            ("cidr", "127.0.0.1, 10.0.0.0/8"),
             ("expires_days", "30"),
         ],
     );

@@ -347,20 +347,30 @@ fn token_options(form: &HashMap<String, String>) -> Result<TokenOptions, Error> 
             "a token's name is at most 100 characters",
         ));
     }
-    let cidr_whitelist: Vec<String> = field("cidr")
+    let networks: Vec<String> = field("cidr")
         .unwrap_or_default()
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|c| !c.is_empty())
         .map(String::from)
         .collect();
-    if cidr_whitelist.len() > MAX_CIDR_ENTRIES {
+    if networks.len() > MAX_CIDR_ENTRIES {
         return Err(Error::bad_request(format!(
             "at most {MAX_CIDR_ENTRIES} networks may be listed"
         )));
     }
-    for network in &cidr_whitelist {
-        Cidr::parse(network)?;
-    }
+    // The same rule and spelling as npm's token API: IPv4 networks, stored canonical.
+    let cidr_whitelist = networks
+        .iter()
+        .map(|network| {
+            Cidr::parse_ipv4(network)
+                .map(|c| c.to_string())
+                .map_err(|_| {
+                    Error::bad_request(format!(
+                        "{network:?} is not an IPv4 network like 192.168.0.0/24"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let expires_at = match field("expires_days") {
         None => None,
         Some(raw) => {
