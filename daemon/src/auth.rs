@@ -112,18 +112,79 @@ pub fn identity(
         )
 }
 
-/// Paths anyone may use when only logged-in users may read: liveness, and logging in.
+/// Paths anyone may use when only logged-in users may read: liveness, logging in (npm's
+/// couch and web logins, and the web UI's sign-in and sign-up pages with their assets).
 fn open_to_anonymous(method: &http::Method, path: &str) -> bool {
     path == "/-/ping"
         || (method == http::Method::PUT && path.starts_with("/-/user/org.couchdb.user:"))
-        || path.starts_with("/-/v1/login")
+        || path == "/-/v1/login"
         || path.starts_with("/-/v1/done")
+        || path.starts_with("/-/v1/login_cli/")
+        || path == "/-/web/login"
+        || path == "/-/web/signup"
+        || path.starts_with("/-/web/cli-login/")
+        || path.starts_with("/-/web/static/")
+}
+
+/// A web page (`/-/web/…`, or `/` for a browser): a signed-in browser's session cookie lets it
+/// through the gate, and an anonymous browser is sent to the sign-in page.
+fn is_page<B>(request: &http::Request<B>) -> bool {
+    let path = request.uri().path();
+    let wants_html = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    path.starts_with("/-/web/") || (path == "/" && wants_html)
+}
+
+/// Where an anonymous browser goes instead of a page: signing in, then back (GETs only: a
+/// form posted without a session has nothing to come back to).
+fn sign_in_first<B>(request: &http::Request<B>) -> Option<warp::reply::Response> {
+    let wants_html = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if request.method() != http::Method::GET || !wants_html {
+        return None;
+    }
+    let here = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let next = crate::routes::safe_next(&here);
+    Some(crate::web::redirect(&format!(
+        "/-/web/login?next={}",
+        crate::routes::encode_query_value(&next)
+    )))
+}
+
+/// Whether the request carries the cookie of a live browser session.
+async fn has_web_session<B>(state: &AppState, request: &http::Request<B>) -> bool {
+    let secret = request
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| crate::web::cookie_value(c, crate::web::SESSION_COOKIE));
+    let Some(secret) = secret else {
+        return false;
+    };
+    state
+        .run(move |state| {
+            registry_core::accounts::sessions::session(&state.registry().store, &secret)
+        })
+        .await
+        .is_ok_and(|session| session.is_some())
 }
 
 /// With `read_access = "authenticated"`, every request but [`open_to_anonymous`] ones needs a
-/// valid credential: anonymous ones get a 401 that makes npm suggest `npm login`, and the
-/// caller of the others is resolved here, once, for the routes (`Err` is the answer to send).
-/// With `public` reads this does nothing.
+/// valid credential: anonymous ones get a 401 that makes npm suggest `npm login` (a browser
+/// asking for a page is sent to the sign-in page instead), and the caller of the others is
+/// resolved here, once, for the routes (`Err` is the answer to send). A web page's caller is
+/// its session cookie. With `public` reads this does nothing.
 pub async fn read_gate<B>(
     state: &AppState,
     request: &mut http::Request<B>,
@@ -131,6 +192,10 @@ pub async fn read_gate<B>(
     if state.registry().config.read_access != ReadAccess::Authenticated
         || open_to_anonymous(request.method(), request.uri().path())
     {
+        return Ok(());
+    }
+    let page = is_page(request);
+    if page && has_web_session(state, request).await {
         return Ok(());
     }
     let header = match request.headers().get(http::header::AUTHORIZATION) {
@@ -163,6 +228,11 @@ pub async fn read_gate<B>(
             request.extensions_mut().insert(GatedCaller(Some(caller)));
             Ok(())
         }
+        Ok(None) if page => Err(sign_in_first(request).unwrap_or_else(|| {
+            crate::error::error_reply(registry_core::Error::unauthorized(
+                "this registry is readable by signed-in users only: sign in first",
+            ))
+        })),
         Ok(None) => Err(crate::error::error_reply(
             registry_core::Error::unauthorized(
                 "this registry is readable by logged-in users only: run `npm login`",

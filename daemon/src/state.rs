@@ -10,6 +10,7 @@ use warp::Rejection;
 
 use crate::cache::PackumentCache;
 use crate::error::reject;
+use crate::web::cli_logins::CliLogins;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +24,7 @@ struct Inner {
     downloads: DownloadCounter,
     auth_rate: AuthRateLimiter,
     sync_wake: Arc<tokio::sync::Notify>,
+    cli_logins: CliLogins,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
                 downloads: DownloadCounter::default(),
                 auth_rate,
                 sync_wake: Arc::new(tokio::sync::Notify::new()),
+                cli_logins: CliLogins::default(),
             }),
         }
     }
@@ -69,6 +72,11 @@ impl AppState {
     /// Wakes an idle sync worker (a task was just queued).
     pub fn sync_wake(&self) -> &Arc<tokio::sync::Notify> {
         &self.inner.sync_wake
+    }
+
+    /// npm web logins waiting for the browser (this process's memory only).
+    pub fn cli_logins(&self) -> &CliLogins {
+        &self.inner.cli_logins
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

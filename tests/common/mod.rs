@@ -4,6 +4,7 @@
 
 pub mod fake_http;
 pub mod static_upstream;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -312,6 +313,18 @@ impl Npm {
         self.isolated("npm", cwd)
             .args(args)
             .output()
+            .expect("npm is installed and runs")
+    }
+
+    /// Starts `npm ARGS` in `cwd` without waiting: stdout piped (to read what it prints, such as
+    /// the web login's URL), stdin closed, so npm sees no terminal.
+    pub fn spawn(&self, cwd: &Path, args: &[&str]) -> std::process::Child {
+        self.isolated("npm", cwd)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("npm is installed and runs")
     }
 

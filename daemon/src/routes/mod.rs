@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod binaries;
 mod blocks;
+mod cli_login;
 mod dist_tags;
 mod downloads;
 mod meta;
@@ -22,6 +23,7 @@ mod tokens;
 mod unsupported;
 mod users;
 mod web;
+mod web_login;
 mod web_pages;
 
 use std::convert::Infallible;
@@ -80,6 +82,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(teams::routes(state.clone()))
         .unify()
+        .or(web_login::routes(state.clone()))
+        .unify()
+        .or(cli_login::routes(state.clone()))
+        .unify()
         .or(web::routes())
         .unify()
         .or(unsupported::routes())
@@ -91,6 +97,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 /// The origin (`https://host:port`) that tarball URLs should carry: the configured public URL,
 /// else the one the client used to reach us.
 pub use packages::answer_hot_read;
+
+/// For the read gate: where a browser that must sign in first comes back to.
+pub fn safe_next(next: &str) -> String {
+    web_login::safe_next(Some(next))
+}
+
+pub use web_login::encode_query_value;
 
 fn origin(state: AppState) -> BoxedFilter<(String,)> {
     warp::header::optional::<String>("host")

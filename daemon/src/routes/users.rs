@@ -1,6 +1,5 @@
 //! Accounts over the CouchDB-style user API that npm speaks: login / adduser, the user
-//! document, logout. npm 11's web login is answered 404 so that npm falls back to asking for a
-//! username and password (the protocol reference, §1.1).
+//! document, logout. npm 11's web login (`POST /-/v1/login`) is in `cli_login`.
 //!
 //! The same `PUT` is cnpmcore's user API: an administrator's token may create accounts while
 //! registration is closed (401 wrong password, 403 registration closed, 409 name taken).
@@ -59,27 +58,7 @@ pub fn routes(state: AppState) -> Route {
         .and(with_state(state.clone()))
         .and_then(logout);
 
-    // POST /-/v1/login — web login is not offered; 404 makes npm fall back to the couch flow
-    let web_login = warp::path!("-" / "v1" / "login")
-        .and(warp::post())
-        .and(auth_rate_limit(state.clone()))
-        .map(|| {
-            crate::error::error_response(
-                StatusCode::NOT_FOUND,
-                "web login is not supported by this registry; npm falls back to asking for a \
-             username and password",
-            )
-        });
-
-    boxed(
-        login
-            .or(user_doc)
-            .unify()
-            .or(logout)
-            .unify()
-            .or(web_login)
-            .unify(),
-    )
+    boxed(login.or(user_doc).unify().or(logout).unify())
 }
 
 /// A user path: `org.couchdb.user:NAME` or `org.couchdb.user:NAME/-rev/REV`.

@@ -18,8 +18,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::error::reject;
+use crate::state::AppState;
 
 pub mod chart;
+pub mod cli_logins;
 pub mod home;
 pub mod listing;
 pub mod markdown;
@@ -27,7 +29,6 @@ pub mod package;
 pub mod search;
 pub mod tokens;
 pub mod user;
-use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "registry_session";
 pub const STYLESHEET_PATH: &str = "/-/web/static/style.css";
@@ -136,7 +137,7 @@ pub fn error_page(session: Option<&WebSession>, error: &Error) -> Response {
     )
 }
 
-fn cookie_value(header: &str, name: &str) -> Option<String> {
+pub fn cookie_value(header: &str, name: &str) -> Option<String> {
     header.split(';').find_map(|pair| {
         let (key, value) = pair.trim().split_once('=')?;
         (key == name).then(|| value.trim().to_string())
@@ -162,17 +163,13 @@ pub fn web_session(
 }
 
 /// The secret of the browser's session cookie, to end it.
-// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
-#[allow(dead_code)]
 pub fn session_secret() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("cookie")
         .map(|cookie: Option<String>| cookie.and_then(|c| cookie_value(&c, SESSION_COOKIE)))
 }
 
 /// Whether cookies must be `Secure`: the registry is reached over https.
-// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
-#[allow(dead_code)]
-fn secure(state: &AppState) -> bool {
+pub fn secure(state: &AppState) -> bool {
     let config = &state.registry().config;
     config.tls_cert.is_some()
         || config
@@ -182,8 +179,6 @@ fn secure(state: &AppState) -> bool {
 }
 
 /// The `Set-Cookie` that starts a session in the browser.
-// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
-#[allow(dead_code)]
 pub fn session_cookie(state: &AppState, secret: &str) -> HeaderValue {
     let max_age = SESSION_DAYS * 24 * 3600;
     let secure = if secure(state) { "; Secure" } else { "" };
@@ -194,8 +189,6 @@ pub fn session_cookie(state: &AppState, secret: &str) -> HeaderValue {
 }
 
 /// The `Set-Cookie` that forgets the session in the browser.
-// Used by the sign-in and sign-out pages (branch web-login), not by the content pages.
-#[allow(dead_code)]
 pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
     let secure = if secure(state) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
