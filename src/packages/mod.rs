@@ -6,6 +6,7 @@ pub mod documents;
 pub mod downloads;
 pub mod names;
 pub mod packument;
+pub mod pages;
 pub mod publish;
 pub mod search;
 pub mod tags;

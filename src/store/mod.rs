@@ -11,6 +11,7 @@ mod binaries;
 mod blocks;
 mod downloads;
 mod packages;
+mod pages;
 mod registries;
 mod schema;
 mod search;
@@ -38,6 +39,7 @@ pub use downloads::DownloadRow;
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
+pub use pages::{ListedPackage, VersionSummary};
 pub use registries::StoredRegistry;
 pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
 pub use sessions::WebSession;

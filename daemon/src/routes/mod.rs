@@ -24,6 +24,7 @@ mod unsupported;
 mod users;
 mod web;
 mod web_login;
+mod web_pages;
 
 use std::convert::Infallible;
 
@@ -42,6 +43,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     // this way (`answer_hot_read`), and the sync filter rejects any other path at a glance.
     sync::routes(state.clone())
         .or(packages::routes(state.clone()))
+        .unify()
+        // Before `meta`: `GET /` from a browser is the home page; from npm it falls through.
+        .or(web_pages::routes(state.clone()))
         .unify()
         .or(meta::routes(state.clone()))
         .unify()

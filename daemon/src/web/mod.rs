@@ -20,7 +20,15 @@ use warp::{Filter, Rejection};
 use crate::error::reject;
 use crate::state::AppState;
 
+pub mod chart;
 pub mod cli_logins;
+pub mod home;
+pub mod listing;
+pub mod markdown;
+pub mod package;
+pub mod search;
+pub mod tokens;
+pub mod user;
 
 pub const SESSION_COOKIE: &str = "registry_session";
 pub const STYLESHEET_PATH: &str = "/-/web/static/style.css";

@@ -1,0 +1,122 @@
+//! Queries for the web UI's pages: recently changed packages, a package's versions without
+//! their readmes, and the local packages that depend on a package. Every listing takes the
+//! reader's visibility, so a restricted package appears only to those who may read it.
+
+use super::access::visible_sql;
+use super::Db;
+use crate::access::Visibility;
+use crate::error::Result;
+
+/// One version as the package page lists it (no readme: a 2,000-version package must not
+/// load 2,000 readmes to show one).
+#[derive(Debug, Clone)]
+pub struct VersionSummary {
+    pub version: String,
+    pub manifest: String,
+    pub tarball_size: u64,
+    pub published_at: String,
+    pub deleted_at: Option<String>,
+}
+
+/// A package in a listing: its name, when it last changed and its search document (the
+/// latest version's description, version, keywords as JSON).
+#[derive(Debug, Clone)]
+pub struct ListedPackage {
+    pub name: String,
+    pub modified_at: String,
+    pub document: String,
+}
+
+impl Db<'_> {
+    /// The `limit` most recently changed packages `visibility` includes, newest first.
+    pub fn recent_packages(
+        &self,
+        limit: u32,
+        visibility: &Visibility,
+    ) -> Result<Vec<ListedPackage>> {
+        let visible = visible_sql(visibility, "d.package_id");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT d.name, p.modified_at, d.document FROM search_docs d \
+             JOIN packages p ON p.id = d.package_id \
+             WHERE p.unpublished_at IS NULL AND {visible} \
+             AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name) \
+             ORDER BY p.modified_at DESC, d.name LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit], |row| {
+            Ok(ListedPackage {
+                name: row.get(0)?,
+                modified_at: row.get(1)?,
+                document: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The search documents of `names` that `visibility` includes, by name.
+    pub fn listed_packages(
+        &self,
+        names: &[String],
+        visibility: &Visibility,
+    ) -> Result<Vec<ListedPackage>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let visible = visible_sql(visibility, "d.package_id");
+        let marks = vec!["?"; names.len()].join(",");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT d.name, p.modified_at, d.document FROM search_docs d \
+             JOIN packages p ON p.id = d.package_id \
+             WHERE d.name IN ({marks}) AND {visible} ORDER BY d.name"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(names.iter()), |row| {
+            Ok(ListedPackage {
+                name: row.get(0)?,
+                modified_at: row.get(1)?,
+                document: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every version of a package, in publication order, without readmes.
+    pub fn version_summaries(&self, package_id: i64) -> Result<Vec<VersionSummary>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version, manifest, tarball_size, published_at, deleted_at FROM versions \
+             WHERE package_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([package_id], |row| {
+            Ok(VersionSummary {
+                version: row.get(0)?,
+                manifest: row.get(1)?,
+                tarball_size: row.get::<_, i64>(2)?.max(0) as u64,
+                published_at: row.get(3)?,
+                deleted_at: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The local packages `visibility` includes whose `latest` version lists `name` among
+    /// its dependencies, by name, at most `limit`. This reads every package's latest manifest:
+    /// fine for thousands of packages; an index table would be the next step past that.
+    pub fn dependents(
+        &self,
+        name: &str,
+        limit: u32,
+        visibility: &Visibility,
+    ) -> Result<Vec<String>> {
+        let visible = visible_sql(visibility, "p.id");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT p.name FROM packages p \
+             JOIN dist_tags t ON t.package_id = p.id AND t.tag = 'latest' \
+             JOIN versions v ON v.package_id = p.id AND v.version = t.version \
+             WHERE p.unpublished_at IS NULL AND v.deleted_at IS NULL AND {visible} \
+             AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = p.name) \
+             AND json_valid(v.manifest) \
+             AND EXISTS (SELECT 1 FROM json_each(v.manifest, '$.dependencies') WHERE key = ?1) \
+             ORDER BY p.name LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((name, limit), |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
