@@ -350,20 +350,7 @@ pub fn parse_token_request(body: &Value) -> Result<TokenRequest> {
 
     let expires_at = match body.get("expires") {
         None | Some(Value::Null) => None,
-        Some(value) => {
-            let days = value
-                .as_i64()
-                .filter(|d| (1..=MAX_EXPIRY_DAYS).contains(d))
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "expires must be a whole number of days from 1 to {MAX_EXPIRY_DAYS}, \
-                         not {value}"
-                    ))
-                })?;
-            Some(iso(
-                time::OffsetDateTime::now_utc() + time::Duration::days(days)
-            ))
-        }
+        Some(value) => Some(expiry_after_days(value.as_i64(), &value.to_string())?),
     };
 
     let cidr_whitelist = match body.get("cidr_whitelist") {
@@ -371,24 +358,7 @@ pub fn parse_token_request(body: &Value) -> Result<TokenRequest> {
         Some(Value::Array(list)) if list.is_empty() => Vec::new(),
         _ => optional_list(body, "cidr_whitelist")?.unwrap_or_default(),
     };
-    if cidr_whitelist.len() > MAX_CIDR_ENTRIES {
-        return Err(Error::bad_request(format!(
-            "cidr_whitelist may list at most {MAX_CIDR_ENTRIES} networks"
-        )));
-    }
-    let cidr_whitelist = cidr_whitelist
-        .iter()
-        .map(|network| {
-            Cidr::parse_ipv4(network)
-                .map(|c| c.to_string())
-                .map_err(|_| {
-                    Error::bad_request(format!(
-                        "cidr_whitelist contains {network:?}, which is not an IPv4 network like \
-                         192.168.0.0/24"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let cidr_whitelist = canonical_cidr_whitelist(&cidr_whitelist)?;
 
     Ok(TokenRequest {
         password,
@@ -406,6 +376,44 @@ pub fn parse_token_request(body: &Value) -> Result<TokenRequest> {
             orgs_permission,
         },
     })
+}
+
+/// When a token asked to expire after `days` days expires: 1 to [`MAX_EXPIRY_DAYS`] from now.
+/// `shown` is the value as the caller wrote it, for the refusal.
+pub fn expiry_after_days(days: Option<i64>, shown: &str) -> Result<String> {
+    let days = days
+        .filter(|d| (1..=MAX_EXPIRY_DAYS).contains(d))
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "expires must be a whole number of days from 1 to {MAX_EXPIRY_DAYS}, not {shown}"
+            ))
+        })?;
+    Ok(iso(
+        time::OffsetDateTime::now_utc() + time::Duration::days(days)
+    ))
+}
+
+/// A token's IPv4 allow-list as stored: at most [`MAX_CIDR_ENTRIES`] networks, each in its
+/// canonical spelling (`192.168.1.7` → `192.168.1.7/32`).
+pub fn canonical_cidr_whitelist(networks: &[String]) -> Result<Vec<String>> {
+    if networks.len() > MAX_CIDR_ENTRIES {
+        return Err(Error::bad_request(format!(
+            "cidr_whitelist may list at most {MAX_CIDR_ENTRIES} networks"
+        )));
+    }
+    networks
+        .iter()
+        .map(|network| {
+            Cidr::parse_ipv4(network)
+                .map(|c| c.to_string())
+                .map_err(|_| {
+                    Error::bad_request(format!(
+                        "cidr_whitelist contains {network:?}, which is not an IPv4 network like \
+                         192.168.0.0/24"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// `@scope` or `scope` → `@scope`, validated as npm validates scopes.

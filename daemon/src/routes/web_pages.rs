@@ -9,17 +9,17 @@ use std::sync::Arc;
 use http::StatusCode;
 use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_writer;
-use registry_core::accounts::cidr::Cidr;
 use registry_core::accounts::sessions::WebSession;
-use registry_core::accounts::tokens::{self, TokenOptions, MAX_CIDR_ENTRIES};
+use registry_core::accounts::tokens::{
+    self, canonical_cidr_whitelist, expiry_after_days, TokenOptions,
+};
 use registry_core::accounts::users::find_user;
-use registry_core::clock::iso;
 use registry_core::packages::downloads::{self, today};
 use registry_core::packages::names::validate_username;
 use registry_core::packages::pages;
 use registry_core::packages::search::{self as core_search, SearchRequest};
 use registry_core::Error;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use warp::filters::path::Tail;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -38,8 +38,6 @@ type Session = Option<Arc<WebSession>>;
 const HOME_LIST: u32 = 10;
 /// Tokens listed on the tokens page (the core's page maximum).
 const TOKENS_LISTED: u64 = tokens::MAX_PAGE_SIZE;
-/// The longest expiry the form offers: ten years.
-const MAX_EXPIRY_DAYS: i64 = 3650;
 const LOGIN_FOR_TOKENS: &str = "/-/web/login?next=/-/web/tokens";
 
 pub fn routes(state: AppState) -> Route {
@@ -353,39 +351,11 @@ fn token_options(form: &HashMap<String, String>) -> Result<TokenOptions, Error> 
         .filter(|c| !c.is_empty())
         .map(String::from)
         .collect();
-    if networks.len() > MAX_CIDR_ENTRIES {
-        return Err(Error::bad_request(format!(
-            "at most {MAX_CIDR_ENTRIES} networks may be listed"
-        )));
-    }
-    // The same rule and spelling as npm's token API: IPv4 networks, stored canonical.
-    let cidr_whitelist = networks
-        .iter()
-        .map(|network| {
-            Cidr::parse_ipv4(network)
-                .map(|c| c.to_string())
-                .map_err(|_| {
-                    Error::bad_request(format!(
-                        "{network:?} is not an IPv4 network like 192.168.0.0/24"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let expires_at = match field("expires_days") {
-        None => None,
-        Some(raw) => {
-            let days = raw
-                .parse::<i64>()
-                .ok()
-                .filter(|d| (1..=MAX_EXPIRY_DAYS).contains(d))
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "the expiry must be a whole number of days from 1 to {MAX_EXPIRY_DAYS}"
-                    ))
-                })?;
-            Some(iso(OffsetDateTime::now_utc() + Duration::days(days)))
-        }
-    };
+    // The same rules and spelling as npm's token API.
+    let cidr_whitelist = canonical_cidr_whitelist(&networks)?;
+    let expires_at = field("expires_days")
+        .map(|raw| expiry_after_days(raw.parse().ok(), raw))
+        .transpose()?;
     Ok(TokenOptions {
         name,
         readonly: form.get("readonly").is_some(),
