@@ -170,12 +170,8 @@ fn readable_tarball_state(
     reader: Option<&Identity>,
 ) -> Result<ReadState<(String, u64)>> {
     let state = db.tarball_read_state(name.as_str(), version)?;
-    if let (Some(id), true) = (state.package_id, state.restricted) {
-        if state.block_reason.is_none()
-            && !crate::access::may_read(db, reader, id, name.as_str(), true)?
-        {
-            return Err(crate::access::hidden(name.as_str()));
-        }
+    if let (Some(id), true, None) = (state.package_id, state.restricted, &state.block_reason) {
+        crate::access::require_read(db, reader, id, name.as_str(), true)?;
     }
     Ok(state)
 }

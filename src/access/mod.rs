@@ -215,34 +215,36 @@ pub fn scope_of(package: &str) -> Option<&str> {
         .map(|(scope, _)| scope)
 }
 
-/// Whether `reader` may read a package (by id, name and access). Public: yes, without a
-/// lookup. Restricted: one statement for the reader's rights.
-pub fn may_read(
+/// Whether `reader` may read a package (by id, name and access); if not, the same 404 as for
+/// no package at all. Public: yes, without a lookup. Restricted: one statement for the
+/// reader's rights.
+pub fn require_read(
     db: &Db<'_>,
     reader: Option<&Identity>,
     package_id: i64,
     name: &str,
     restricted: bool,
-) -> Result<bool> {
+) -> Result<()> {
     if !restricted {
-        return Ok(true);
+        return Ok(());
     }
     let Some(identity) = reader else {
-        return Ok(false);
+        return Err(hidden(name));
     };
     let rights = db.package_rights(package_id, scope_of(name), identity.user.id)?;
     let subject = authz::subject_for_package(identity, name, true, true, rights);
-    Ok(authz::decide(authz::Action::Read, subject) == authz::Decision::Allow)
+    match authz::decide(authz::Action::Read, subject) {
+        authz::Decision::Allow => Ok(()),
+        _ => Err(hidden(name)),
+    }
 }
 
 /// A 404 if `name` is a local restricted package that `reader` may not see; names that are
 /// not local (proxied, or unknown) pass.
 pub fn ensure_readable(db: &Db<'_>, reader: Option<&Identity>, name: &str) -> Result<()> {
     match db.package_by_name(name)? {
-        Some(package) if !may_read(db, reader, package.id, name, package.restricted)? => {
-            Err(hidden(name))
-        }
-        _ => Ok(()),
+        Some(package) => require_read(db, reader, package.id, name, package.restricted),
+        None => Ok(()),
     }
 }
 

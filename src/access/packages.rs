@@ -3,7 +3,7 @@
 
 use crate::access::orgs::{normalize_org_name, org_named, user_named};
 use crate::access::teams::TeamName;
-use crate::access::{hidden, may_read, visibility, Access, TeamPermission};
+use crate::access::{hidden, require_read, visibility, Access, TeamPermission};
 use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_maintainer, require_org, require_writer, Action};
 use crate::clock::now_iso;
@@ -23,11 +23,8 @@ pub fn readable_package(
         .package_by_name(name.as_str())?
         .filter(|p| p.unpublished_at.is_none())
         .ok_or_else(|| hidden(name.as_str()))?;
-    if may_read(db, reader, package.id, &package.name, package.restricted)? {
-        Ok(package)
-    } else {
-        Err(hidden(name.as_str()))
-    }
+    require_read(db, reader, package.id, &package.name, package.restricted)?;
+    Ok(package)
 }
 
 /// `npm access get status`.

@@ -349,9 +349,7 @@ pub fn readable_etag(
         return Err(crate::packages::blocks::blocked(name, &reason));
     }
     if let (Some(id), true) = (state.package_id, state.restricted) {
-        if !crate::access::may_read(db, reader, id, name, true)? {
-            return Err(crate::access::hidden(name));
-        }
+        crate::access::require_read(db, reader, id, name, true)?;
     }
     Ok(state
         .found

@@ -29,9 +29,7 @@ pub fn list(
 ) -> Result<BTreeMap<String, String>> {
     store.read(|db| {
         let package = live_package(db, name)?;
-        if !crate::access::may_read(db, reader, package.id, &package.name, package.restricted)? {
-            return Err(crate::access::hidden(name.as_str()));
-        }
+        crate::access::require_read(db, reader, package.id, &package.name, package.restricted)?;
         db.dist_tags(package.id)
     })
 }
