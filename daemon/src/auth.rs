@@ -157,7 +157,7 @@ fn sign_in_first<B>(request: &http::Request<B>) -> Option<warp::reply::Response>
     let next = crate::routes::safe_next(&here);
     Some(crate::web::redirect(&format!(
         "/-/web/login?next={}",
-        crate::routes::encode_query_value(&next)
+        crate::web::encode_next(&next)
     )))
 }
 

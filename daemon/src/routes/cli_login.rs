@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::web_login::encode_query_value;
 use super::{boxed, origin, with_state, Route};
 use crate::auth::auth_rate_limit;
 use crate::error::{error_reply, reject};
 use crate::reply::json_response;
 use crate::state::AppState;
 use crate::web::cli_logins::{well_formed, Poll, LOGIN_TTL};
+use crate::web::encode_next;
 use crate::web::{error_page, form, html, layout, redirect, require_csrf, web_session};
 
 /// npm waits this long between polls (it busy-loops without a Retry-After).
@@ -187,10 +187,7 @@ fn approval_page(id: String, session: Option<Arc<WebSession>>, state: AppState) 
         } else {
             "login"
         };
-        return redirect(&format!(
-            "/-/web/{start}?next={}",
-            encode_query_value(&here)
-        ));
+        return redirect(&format!("/-/web/{start}?next={}", encode_next(&here)));
     };
     if view.approved {
         return done_page(&session);
@@ -246,7 +243,7 @@ async fn approve(
         let here = format!("/-/web/cli-login/{id}");
         return Ok(redirect(&format!(
             "/-/web/login?next={}",
-            encode_query_value(&here)
+            encode_next(&here)
         )));
     };
     require_csrf(&session, &form)?;

@@ -103,8 +103,6 @@ pub fn safe_next(next: &str) -> String {
     web_login::safe_next(Some(next))
 }
 
-pub use web_login::encode_query_value;
-
 fn origin(state: AppState) -> BoxedFilter<(String,)> {
     warp::header::optional::<String>("host")
         .map(move |host: Option<String>| origin_of(&state, host.as_deref()))

@@ -22,8 +22,8 @@ use crate::auth::{auth_rate_limit, client_ip};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::{
-    clear_session_cookie, cookie_value, form, html, layout, redirect, require_csrf, session_cookie,
-    session_secret, web_session,
+    clear_session_cookie, cookie_value, encode_next, form, html, layout, redirect, require_csrf,
+    session_cookie, session_secret, web_session,
 };
 
 const LOGIN_CSRF_COOKIE: &str = "registry_login_csrf";
@@ -114,20 +114,6 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// `next` as a query-string value.
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 fn random_token() -> String {
     hex::encode(rand::random::<[u8; 24]>())
 }
@@ -193,7 +179,7 @@ fn login_form(
     name: &str,
     error: Option<&str>,
 ) -> Markup {
-    let signup = format!("/-/web/signup?next={}", encode_query_value(next));
+    let signup = format!("/-/web/signup?next={}", encode_next(next));
     layout(
         "Sign in",
         None,
@@ -354,7 +340,7 @@ struct SignupValues<'a> {
 }
 
 fn signup_form(token: &str, values: &SignupValues<'_>, error: Option<&str>) -> Markup {
-    let login = format!("/-/web/login?next={}", encode_query_value(values.next));
+    let login = format!("/-/web/login?next={}", encode_next(values.next));
     layout(
         "Create an account",
         None,
@@ -516,6 +502,6 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode_query_value("/-/web/a?b=c&d"), "/-/web/a%3Fb%3Dc%26d");
+        assert_eq!(encode_next("/-/web/a?b=c&d"), "/-/web/a%3Fb%3Dc%26d");
     }
 }

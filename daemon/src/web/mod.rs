@@ -207,6 +207,29 @@ pub fn require_csrf(session: &WebSession, form: &HashMap<String, String>) -> Res
     }
 }
 
+/// Percent-encodes a query-string value: every byte but the unreserved ones and `keep`.
+fn percent_encode(value: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Free text (a search query) as a query-string value.
+pub fn encode_query(value: &str) -> String {
+    percent_encode(value, b"")
+}
+
+/// A local path (`next=`) as a query-string value; its slashes stay readable.
+pub fn encode_next(path: &str) -> String {
+    percent_encode(path, b"/")
+}
+
 /// A form body (`application/x-www-form-urlencoded`), at most this size.
 pub const MAX_FORM_BYTES: u64 = 64 * 1024;
 

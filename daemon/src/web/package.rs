@@ -11,10 +11,10 @@ use registry_core::packages::pages::PackageOverview;
 use serde_json::Value;
 
 use super::chart::downloads_chart;
+use super::encode_query;
 use super::layout;
 use super::listing::{day_of, human_size, package_href, user_href};
 use super::markdown;
-use super::search::encode_query;
 
 /// The periods the chart offers, in days.
 pub const PERIODS: [u32; 3] = [30, 90, 365];

@@ -5,8 +5,8 @@ use maud::{html, Markup};
 use registry_core::accounts::sessions::WebSession;
 use serde_json::Value;
 
-use super::layout;
 use super::listing::package_href;
+use super::{encode_query, layout};
 
 pub const PER_PAGE: u32 = 20;
 /// Pages past this are refused: nobody pages that far, and the offset stays cheap.
@@ -23,19 +23,6 @@ pub struct Results {
 
 fn page_href(query: &str, page: u32) -> String {
     format!("/-/web/search?q={}&page={page}", encode_query(query))
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 pub fn page(session: Option<&WebSession>, results: &Results) -> Markup {
