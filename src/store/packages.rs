@@ -145,6 +145,14 @@ impl Db<'_> {
                 v.publisher_id,
             ),
         )?;
+        let version_id = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO version_dependencies (name, version_id) \
+                 SELECT key, ?1 FROM json_each(?2, '$.dependencies') \
+                 WHERE json_valid(?2) AND json_type(?2, '$.dependencies') = 'object'",
+            )?
+            .execute((version_id, v.manifest))?;
         Ok(())
     }
 

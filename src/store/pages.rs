@@ -1,5 +1,5 @@
 //! Queries for the web UI's pages: recently changed packages, a package's versions without
-//! their readmes, and the local packages that depend on a package. Every listing takes the
+//! their readmes, and the local packages that depend on a package (through `version_dependencies`). Every listing takes the
 //! reader's visibility, so a restricted package appears only to those who may read it.
 
 use super::access::visible_sql;
@@ -97,8 +97,7 @@ impl Db<'_> {
     }
 
     /// The local packages `visibility` includes whose `latest` version lists `name` among
-    /// its dependencies, by name, at most `limit`. This reads every package's latest manifest:
-    /// fine for thousands of packages; an index table would be the next step past that.
+    /// its dependencies, by name, at most `limit`.
     pub fn dependents(
         &self,
         name: &str,
@@ -107,16 +106,82 @@ impl Db<'_> {
     ) -> Result<Vec<String>> {
         let visible = visible_sql(visibility, "p.id");
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT p.name FROM packages p \
-             JOIN dist_tags t ON t.package_id = p.id AND t.tag = 'latest' \
-             JOIN versions v ON v.package_id = p.id AND v.version = t.version \
-             WHERE p.unpublished_at IS NULL AND v.deleted_at IS NULL AND {visible} \
+            "SELECT p.name FROM version_dependencies d \
+             JOIN versions v ON v.id = d.version_id \
+             JOIN packages p ON p.id = v.package_id \
+             JOIN dist_tags t ON t.package_id = p.id AND t.tag = 'latest' AND t.version = v.version \
+             WHERE d.name = ?1 AND p.unpublished_at IS NULL AND v.deleted_at IS NULL AND {visible} \
              AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = p.name) \
-             AND json_valid(v.manifest) \
-             AND EXISTS (SELECT 1 FROM json_each(v.manifest, '$.dependencies') WHERE key = ?1) \
              ORDER BY p.name LIMIT ?2"
         ))?;
         let rows = stmt.query_map((name, limit), |row| row.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{schema, Store};
+    use crate::access::Visibility;
+    use crate::error::Result;
+
+    /// A package whose versions (version, manifest) are stored as publish would; the last
+    /// one is `latest`.
+    fn seed(conn: &rusqlite::Connection, name: &str, versions: &[(&str, &str)]) -> Result<()> {
+        conn.execute(
+            "INSERT INTO packages (name, created_at, modified_at) VALUES (?1, 'x', 'x')",
+            [name],
+        )?;
+        let package = conn.last_insert_rowid();
+        for (version, manifest) in versions {
+            conn.execute(
+                "INSERT INTO versions (package_id, version, manifest, tarball_sha512, \
+                 tarball_sha1, tarball_size, published_at) VALUES (?1, ?2, ?3, 'x', 'x', 1, 'x')",
+                (package, version, manifest),
+            )?;
+        }
+        if let Some((latest, _)) = versions.last() {
+            conn.execute(
+                "INSERT INTO dist_tags (package_id, tag, version) VALUES (?1, 'latest', ?2)",
+                (package, latest),
+            )?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn dependents_of_packages_from_before_the_index_are_found() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path)?;
+            schema::migrate_before(&mut conn, "CREATE TABLE version_dependencies")?;
+            seed(&conn, "base", &[("1.0.0", "{}")])?;
+            // Depends on `base` in its latest version.
+            seed(
+                &conn,
+                "now",
+                &[("1.0.0", r#"{"dependencies":{"base":"^1"}}"#)],
+            )?;
+            // Depended on `base` once, no longer.
+            seed(
+                &conn,
+                "once",
+                &[
+                    ("1.0.0", r#"{"dependencies":{"base":"^1"}}"#),
+                    ("2.0.0", r#"{"dependencies":{"other":"^1"}}"#),
+                ],
+            )?;
+            // Manifests the index must survive.
+            seed(&conn, "odd", &[("1.0.0", r#"{"dependencies":["base"]}"#)])?;
+            seed(&conn, "broken", &[("1.0.0", "not json")])?;
+        }
+        let store = Store::open(&path)?;
+        let everyone = Visibility::Everything;
+        let found = store.read(|db| db.dependents("base", 100, &everyone))?;
+        assert_eq!(found, ["now"]);
+        let found = store.read(|db| db.dependents("other", 100, &everyone))?;
+        assert_eq!(found, ["once"]);
+        Ok(())
     }
 }

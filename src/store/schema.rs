@@ -319,6 +319,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX web_sessions_user ON web_sessions(user_id);
     "#,
+    // The names each version depends on, so that a package page finds its dependents through
+    // an index instead of parsing every package's manifest.
+    r#"
+    CREATE TABLE version_dependencies (
+        name       TEXT NOT NULL,
+        version_id INTEGER NOT NULL REFERENCES versions(id),
+        PRIMARY KEY (name, version_id)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO version_dependencies (name, version_id)
+        SELECT j.key, v.id FROM versions v, json_each(v.manifest, '$.dependencies') j
+        WHERE json_valid(v.manifest) AND json_type(v.manifest, '$.dependencies') = 'object';
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
