@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use registry_core::accounts::cidr::Cidr;
 use registry_core::config::{ReadAccess, Registration};
 use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
@@ -390,6 +391,74 @@ fn the_lockout_applies_to_the_web_form() {
         .send()
         .expect("couch login");
     assert_eq!(couch.status(), 429);
+}
+
+/// A browser's refusal is a page it can show, not JSON.
+fn assert_html_page(response: Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_string();
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let page = response.text().expect("page");
+    assert!(page.contains("role=\"alert\""), "{page}");
+    page
+}
+
+#[test]
+fn the_forms_refusals_are_html_pages() {
+    let reg = TestRegistry::start_with(|c| {
+        c.auth_requests_per_second = 1;
+        c.auth_burst = 3;
+        // Lets the test speak for another address through X-Forwarded-For.
+        c.trusted_proxies = vec![Cidr::parse("127.0.0.1/32").expect("cidr")];
+    });
+    reg.add_user("fay", "fay-password");
+    let session = sign_in(&reg, "fay", "fay-password");
+    let (login_url, _) = open_login(&reg, json!({}));
+    // Another address spends its burst where it is cheap, then posts the sign-in form.
+    let npm_login = || {
+        client()
+            .post(reg.url("/-/v1/login"))
+            .header("x-forwarded-for", "10.0.0.9")
+            .send()
+            .expect("npm login")
+    };
+    for _ in 0..3 {
+        assert_eq!(npm_login().status(), 200);
+    }
+    let (csrf_cookie, token) = login_form(&reg, "/-/web/login");
+    let limited = browser()
+        .post(reg.url("/-/web/login"))
+        .header("x-forwarded-for", "10.0.0.9")
+        .header("cookie", csrf_cookie)
+        .form_fields(&[("login_csrf", &token), ("name", "fay"), ("password", "x")])
+        .send()
+        .expect("sign in");
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_html_page(limited, 429);
+    // npm's own endpoint keeps answering JSON.
+    let npm = npm_login();
+    assert_eq!(npm.status(), 429);
+    let body: Value = npm.json().expect("json");
+    assert!(body["reason"].is_string(), "{body}");
+    // Stale CSRF tokens on sign-out and on npm's login approval.
+    let logout = browser()
+        .post(reg.url("/-/web/logout"))
+        .header("cookie", &session)
+        .form_fields(&[("csrf", "stale")])
+        .send()
+        .expect("logout");
+    let page = assert_html_page(logout, 403);
+    assert!(page.contains("reload the page"), "{page}");
+    let approval = browser()
+        .post(&login_url)
+        .header("cookie", &session)
+        .form_fields(&[("csrf", "stale")])
+        .send()
+        .expect("approve");
+    assert_html_page(approval, 403);
 }
 
 #[test]

@@ -91,15 +91,7 @@ fn api_error_response(api: &ApiError) -> Response {
         tracing::error!("{}", api.error);
     }
     let mut response = error_response(status, &api.error.public_message());
-    if let registry_core::Error::TooManyAttempts {
-        retry_after_secs, ..
-    } = &api.error
-    {
-        response.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from(*retry_after_secs),
-        );
-    }
+    add_retry_after(&api.error, &mut response);
     if status == StatusCode::UNAUTHORIZED {
         let challenge = match (&api.error, api.challenge) {
             // npm splits the header on commas: an `ipaddress` part makes it say EAUTHIP.
@@ -113,6 +105,19 @@ fn api_error_response(api: &ApiError) -> Response {
         );
     }
     response
+}
+
+/// A refusal to try again later says when (a browser's page and npm's JSON alike).
+pub fn add_retry_after(error: &Error, response: &mut Response) {
+    if let Error::TooManyAttempts {
+        retry_after_secs, ..
+    } = error
+    {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(*retry_after_secs),
+        );
+    }
 }
 
 /// The answer for an error met outside the routes (the accept loop's header limit), mapped

@@ -84,7 +84,9 @@ pub fn routes(state: AppState) -> Route {
         .and(web_session(state.clone()))
         .and(with_state(state.clone()))
         .and(form())
-        .and_then(approve);
+        .and_then(approve)
+        .recover(crate::web::html_refusal)
+        .unify();
 
     boxed(
         open.or(done)

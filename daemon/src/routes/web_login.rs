@@ -85,6 +85,8 @@ pub fn routes(state: AppState) -> Route {
             .or(signup_page)
             .unify()
             .or(signup)
+            .unify()
+            .recover(crate::web::html_refusal)
             .unify(),
     )
 }

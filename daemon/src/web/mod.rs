@@ -17,7 +17,7 @@ use registry_core::Error;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::error::reject;
+use crate::error::{add_retry_after, reject, ApiError};
 use crate::state::AppState;
 
 pub mod chart;
@@ -135,6 +135,17 @@ pub fn error_page(session: Option<&WebSession>, error: &Error) -> Response {
             },
         ),
     )
+}
+
+/// A browser form's refusal before its handler ran (the rate limit, a stale CSRF token) as
+/// an HTML page with the same status; any other rejection goes on to the other routes.
+pub async fn html_refusal(rejection: Rejection) -> Result<Response, Rejection> {
+    let Some(api) = rejection.find::<ApiError>() else {
+        return Err(rejection);
+    };
+    let mut page = error_page(None, &api.error);
+    add_retry_after(&api.error, &mut page);
+    Ok(page)
 }
 
 pub fn cookie_value(header: &str, name: &str) -> Option<String> {
