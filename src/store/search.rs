@@ -5,6 +5,8 @@
 //! User text never reaches FTS5's query syntax: [`fts_query`] keeps only the letters and
 //! digits of each word and quotes them, so `"`, `*`, `NEAR(`, `AND` and friends are plain words.
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
 
@@ -190,6 +192,18 @@ impl Db<'_> {
     /// The total number of matches and one page of them, best first: an exact name match,
     /// then by bm25 relevance, then by name. Blocked packages are never found.
     pub fn search_packages(&self, f: &SearchFilter) -> Result<(u64, Vec<SearchHit>)> {
+        let qualified = !(f.keywords.is_empty()
+            && f.not_keywords.is_empty()
+            && f.authors.is_empty()
+            && f.maintainers.is_empty()
+            && f.scopes.is_empty()
+            && f.deprecated.is_none()
+            && f.unstable.is_none());
+        if !qualified {
+            if let Some(query) = fts_query(&f.words) {
+                return self.search_text_only(f, &query);
+            }
+        }
         let mut conditions = vec![
             "NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name)".to_string(),
             visible_sql(&f.visibility, "d.package_id"),
@@ -285,6 +299,69 @@ impl Db<'_> {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        Ok((total.max(0) as u64, hits))
+    }
+
+    /// [`Self::search_packages`] for free text alone, in the full-text index alone: ranking
+    /// every match (10,000 in a large registry) with a join per match to `search_docs` costs
+    /// twice the ranking itself. The exact name is looked up once, blocked and hidden packages
+    /// are sets built once, and relevance ties go by package id (the order of first
+    /// publication), not by name, which the index would have to read for every match.
+    fn search_text_only(&self, f: &SearchFilter, query: &str) -> Result<(u64, Vec<SearchHit>)> {
+        let exact_id: Option<i64> = match &f.exact_name {
+            Some(name) => self
+                .conn
+                .prepare_cached("SELECT package_id FROM search_docs WHERE name = ?1")?
+                .query_row([name], |row| row.get(0))
+                .optional()?,
+            None => None,
+        };
+        let filter = format!(
+            "search_fts MATCH ?1 AND {} AND rowid NOT IN \
+             (SELECT d.package_id FROM package_blocks b JOIN search_docs d ON d.name = b.name)",
+            visible_sql(&f.visibility, "rowid")
+        );
+        // bm25() cannot be evaluated under a window function: the total is its own count.
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM search_fts WHERE {filter}"),
+            [query],
+            |row| row.get(0),
+        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT rowid, rowid IS ?2 AS exact, -bm25(search_fts, {BM25_WEIGHTS}) AS relevance \
+             FROM search_fts WHERE {filter} \
+             ORDER BY exact DESC, relevance DESC, rowid LIMIT ?3 OFFSET ?4"
+        ))?;
+        let ranked: Vec<(i64, bool, f64)> = stmt
+            .query_map((query, exact_id, f.limit, f.offset), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let ids: Vec<i64> = ranked.iter().map(|&(id, ..)| id).collect();
+        let mut documents: HashMap<i64, String> = HashMap::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT package_id, document FROM search_docs WHERE package_id IN ({})",
+                placeholders(ids.len())
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            for row in rows {
+                let (id, document) = row?;
+                documents.insert(id, document);
+            }
+        }
+        let hits = ranked
+            .into_iter()
+            .filter_map(|(id, exact, relevance)| {
+                Some(SearchHit {
+                    document: documents.remove(&id)?,
+                    exact,
+                    relevance,
+                })
+            })
+            .collect();
         Ok((total.max(0) as u64, hits))
     }
 
