@@ -117,8 +117,11 @@ pub fn overview(
                 .or_else(|| versions.iter().rfind(|v| v.deleted_at.is_none()))
                 .ok_or_else(|| crate::access::hidden(name.as_str()))?,
         };
-        let manifest: Value = serde_json::from_str(&chosen.manifest).unwrap_or(Value::Null);
         let shown = chosen.version.clone();
+        let manifest: Value = db
+            .manifest_of(package.id, &shown)?
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or(Value::Null);
         let readme = db.readme(package.id, &shown)?;
         let seen = visibility(db, reader)?;
         let dependency_names: Vec<String> = manifest["dependencies"]

@@ -90,12 +90,16 @@ impl Store {
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
+        // Sorts and temporary indexes stay in memory instead of temp files: they are small
+        // (a page of search hits, one package's versions) and a file costs system calls.
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
         schema::migrate(&mut writer)?;
 
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|conn| {
                 conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "temp_store", "MEMORY")?;
                 conn.pragma_update(None, "query_only", "ON")
             });
         let readers = Pool::builder()

@@ -2,6 +2,8 @@
 //! their readmes, and the local packages that depend on a package (through `version_dependencies`). Every listing takes the
 //! reader's visibility, so a restricted package appears only to those who may read it.
 
+use rusqlite::OptionalExtension;
+
 use super::access::visible_sql;
 use super::Db;
 use crate::access::Visibility;
@@ -12,7 +14,8 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct VersionSummary {
     pub version: String,
-    pub manifest: String,
+    /// The deprecation message, if the version is deprecated.
+    pub deprecated: Option<String>,
     pub tarball_size: u64,
     pub published_at: String,
     pub deleted_at: Option<String>,
@@ -36,11 +39,11 @@ impl Db<'_> {
     ) -> Result<Vec<ListedPackage>> {
         let visible = visible_sql(visibility, "d.package_id");
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT d.name, p.modified_at, d.document FROM search_docs d \
-             JOIN packages p ON p.id = d.package_id \
+            "SELECT d.name, p.modified_at, d.document FROM packages p \
+             JOIN search_docs d ON d.package_id = p.id \
              WHERE p.unpublished_at IS NULL AND {visible} \
              AND NOT EXISTS (SELECT 1 FROM package_blocks b WHERE b.name = d.name) \
-             ORDER BY p.modified_at DESC, d.name LIMIT ?1"
+             ORDER BY p.modified_at DESC, p.id DESC LIMIT ?1"
         ))?;
         let rows = stmt.query_map([limit], |row| {
             Ok(ListedPackage {
@@ -78,22 +81,36 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every version of a package, in publication order, without readmes.
+    /// Every version of a package, in publication order, without manifests or readmes: only
+    /// the manifests that mention a deprecation are parsed, by SQLite, for its message.
     pub fn version_summaries(&self, package_id: i64) -> Result<Vec<VersionSummary>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT version, manifest, tarball_size, published_at, deleted_at FROM versions \
+            "SELECT version, \
+             CASE WHEN instr(manifest, '\"deprecated\"') > 0 AND json_valid(manifest) \
+                  AND json_type(manifest, '$.deprecated') = 'text' \
+             THEN nullif(json_extract(manifest, '$.deprecated'), '') END, \
+             tarball_size, published_at, deleted_at FROM versions \
              WHERE package_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([package_id], |row| {
             Ok(VersionSummary {
                 version: row.get(0)?,
-                manifest: row.get(1)?,
+                deprecated: row.get(1)?,
                 tarball_size: row.get::<_, i64>(2)?.max(0) as u64,
                 published_at: row.get(3)?,
                 deleted_at: row.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One version's manifest as stored (JSON text), if the version number was ever used.
+    pub fn manifest_of(&self, package_id: i64, version: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT manifest FROM versions WHERE package_id = ?1 AND version = ?2")?
+            .query_row((package_id, version), |row| row.get(0))
+            .optional()?)
     }
 
     /// The local packages `visibility` includes whose `latest` version lists `name` among

@@ -331,6 +331,12 @@ const MIGRATIONS: &[&str] = &[
         SELECT j.key, v.id FROM versions v, json_each(v.manifest, '$.dependencies') j
         WHERE json_valid(v.manifest) AND json_type(v.manifest, '$.dependencies') = 'object';
     "#,
+    // A package's versions in publication order without sorting them (its page, its
+    // packument), and the recently changed packages without sorting every package.
+    r#"
+    CREATE INDEX versions_package ON versions(package_id);
+    CREATE INDEX packages_modified ON packages(modified_at);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -67,18 +67,6 @@ fn license_of(manifest: &Value) -> Option<String> {
     }
 }
 
-fn deprecation(manifest: &str) -> Option<String> {
-    // Only manifests that mention it are parsed: a 2,000-version list stays cheap.
-    if !manifest.contains("\"deprecated\"") {
-        return None;
-    }
-    let value: Value = serde_json::from_str(manifest).ok()?;
-    value["deprecated"]
-        .as_str()
-        .filter(|m| !m.is_empty())
-        .map(String::from)
-}
-
 pub fn page(session: Option<&WebSession>, p: &PackagePage<'_>) -> Markup {
     let o = p.overview;
     let name = o.package.name.as_str();
@@ -186,7 +174,7 @@ pub fn page(session: Option<&WebSession>, p: &PackagePage<'_>) -> Markup {
                                     tr {
                                         td {
                                             a href=(package_href(name, Some(&v.version))) { (v.version) }
-                                            @if let Some(message) = deprecation(&v.manifest) {
+                                            @if let Some(message) = &v.deprecated {
                                                 " " span.badge.deprecated title=(message) { "deprecated" }
                                             }
                                         }
