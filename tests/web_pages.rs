@@ -55,6 +55,11 @@ fn assert_security_headers(path: &str, response: &Response) {
         .unwrap_or_else(|| panic!("{path}: no CSP"));
     assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
     assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+    assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+    assert!(
+        csp.contains("img-src 'self' data: https:;"),
+        "{path}: README badges load, over https only: {csp}"
+    );
     assert_eq!(
         h.get("x-frame-options").map(|v| v.as_bytes()),
         Some(&b"DENY"[..]),

@@ -37,8 +37,10 @@ pub const STYLESHEET: &str = include_str!("static/style.css");
 pub const SCRIPT: &str = include_str!("static/app.js");
 
 /// No inline script or style anywhere: only our own assets, no frames, forms post only here.
+/// Images may come from any https site: READMEs show their badges and screenshots from
+/// elsewhere (an image cannot run script; the sanitizer has already dropped its handlers).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A page with its status and the security headers every page carries.
 pub fn html(status: StatusCode, page: Markup) -> Response {
