@@ -280,10 +280,14 @@ impl Db<'_> {
         } else {
             "0.0".to_string()
         };
+        // The sort carries ids, not documents; the page's documents are joined after it.
         let sql = format!(
-            "SELECT d.document, d.name = ? AS exact, {relevance} AS relevance \
-             FROM {from} WHERE {filter} \
-             ORDER BY exact DESC, relevance DESC, d.name LIMIT ? OFFSET ?"
+            "SELECT page.document, ranked.exact, ranked.relevance FROM ( \
+               SELECT d.package_id AS id, d.name = ? AS exact, {relevance} AS relevance, \
+               d.name AS name FROM {from} WHERE {filter} \
+               ORDER BY exact DESC, relevance DESC, d.name LIMIT ? OFFSET ?) ranked \
+             JOIN search_docs page ON page.package_id = ranked.id \
+             ORDER BY ranked.exact DESC, ranked.relevance DESC, ranked.name"
         );
         let mut page_params = vec![SqlValue::Text(f.exact_name.clone().unwrap_or_default())];
         page_params.extend(params);

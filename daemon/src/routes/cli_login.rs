@@ -84,9 +84,8 @@ pub fn routes(state: AppState) -> Route {
         .and(web_session(state.clone()))
         .and(with_state(state.clone()))
         .and(form())
-        .and_then(approve)
-        .recover(crate::web::html_refusal)
-        .unify();
+        .and_then(approve);
+    let approve = boxed(boxed(approve).recover(crate::web::html_refusal).unify());
 
     boxed(
         open.or(done)

@@ -76,7 +76,7 @@ pub fn routes(state: AppState) -> Route {
         .and(form())
         .and_then(sign_up);
 
-    boxed(
+    let forms = boxed(
         login_page
             .or(login)
             .unify()
@@ -85,10 +85,9 @@ pub fn routes(state: AppState) -> Route {
             .or(signup_page)
             .unify()
             .or(signup)
-            .unify()
-            .recover(crate::web::html_refusal)
             .unify(),
-    )
+    );
+    boxed(forms.recover(crate::web::html_refusal).unify())
 }
 
 /// The query string as a map; a malformed one is read as empty rather than refused.
