@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -11,7 +12,7 @@ use crate::access::Access;
 use crate::accounts::cidr::Cidr;
 use crate::error::{Error, Result};
 use crate::upstream::config::{
-    BinaryConfig, BinaryFile, NamePattern, UpstreamConfig, UpstreamFile,
+    parse_duration, BinaryConfig, BinaryFile, NamePattern, UpstreamConfig, UpstreamFile,
 };
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -35,6 +36,14 @@ pub const DEFAULT_MAX_PACKAGE_NAME_LENGTH: u64 = 214;
 /// a few times, a guesser many times a second.
 pub const DEFAULT_AUTH_REQUESTS_PER_SECOND: u64 = 10;
 pub const DEFAULT_AUTH_BURST: u64 = 20;
+/// A client's request head arrives in one packet or a few; ten seconds is a lost client or
+/// one holding the connection on purpose.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// npm's keep-alive agent reuses a connection within seconds; a minute covers a slow build.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The connection timeouts' bounds: below a second drops real clients on a slow network.
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+const MAX_CONNECTIONS_RANGE: (u64, u64) = (1, 10_000_000);
 
 /// The numeric limits: key, lowest and highest accepted value, and unit. Zero would refuse
 /// everything; each upper bound is where a value stops making sense: serde_json stops at 128
@@ -153,6 +162,13 @@ pub struct Config {
     /// Token bucket per client address on the password endpoints (429 beyond).
     pub auth_requests_per_second: u64,
     pub auth_burst: u64,
+    /// How long a client may take to send a request's line and headers; then it is closed.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit idle (no request, nothing read or written).
+    pub idle_timeout: Duration,
+    /// Connections served at once; past it new ones are answered 503 and closed. `None`:
+    /// derived from the file-descriptor limit at start-up.
+    pub max_connections: Option<u64>,
     /// PEM certificate chain and private key for serving HTTPS without a reverse proxy; both
     /// or neither (`tls_files` checks), `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
@@ -189,6 +205,9 @@ struct FileConfig {
     max_package_name_length: Option<u64>,
     auth_requests_per_second: Option<u64>,
     auth_burst: Option<u64>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     private: Option<Vec<String>>,
@@ -230,6 +249,9 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_MAX_PACKAGE_NAME_LENGTH",
     "REGISTRY_AUTH_REQUESTS_PER_SECOND",
     "REGISTRY_AUTH_BURST",
+    "REGISTRY_HEADER_TIMEOUT",
+    "REGISTRY_IDLE_TIMEOUT",
+    "REGISTRY_MAX_CONNECTIONS",
     "REGISTRY_TLS_CERT",
     "REGISTRY_TLS_KEY",
     "REGISTRY_PRIVATE",
@@ -262,6 +284,9 @@ impl Default for Config {
             "max_package_name_length",
             "auth_requests_per_second",
             "auth_burst",
+            "header_timeout",
+            "idle_timeout",
+            "max_connections",
             "tls_cert",
             "tls_key",
             "private",
@@ -289,6 +314,9 @@ impl Default for Config {
             max_package_name_length: DEFAULT_MAX_PACKAGE_NAME_LENGTH,
             auth_requests_per_second: DEFAULT_AUTH_REQUESTS_PER_SECOND,
             auth_burst: DEFAULT_AUTH_BURST,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: None,
             tls_cert: None,
             tls_key: None,
             private: Vec::new(),
@@ -385,6 +413,16 @@ impl Config {
                         c.count_downloads = on;
                         Ok(())
                     })?;
+                }
+                "REGISTRY_HEADER_TIMEOUT" => {
+                    config.set_timeout("header_timeout", &value, source)?
+                }
+                "REGISTRY_IDLE_TIMEOUT" => config.set_timeout("idle_timeout", &value, source)?,
+                "REGISTRY_MAX_CONNECTIONS" => {
+                    let cap = value.parse().map_err(|_| {
+                        Error::bad_request(format!("{key} must be a number of connections"))
+                    })?;
+                    config.set_max_connections(cap, source)?;
                 }
                 "REGISTRY_DOWNLOAD_FLUSH_SECS" => {
                     let secs = value.parse().map_err(|_| {
@@ -538,6 +576,15 @@ impl Config {
         if let Some(secs) = file.download_flush_secs {
             self.set_download_flush_secs(secs, src())?;
         }
+        if let Some(text) = &file.header_timeout {
+            self.set_timeout("header_timeout", text, src())?;
+        }
+        if let Some(text) = &file.idle_timeout {
+            self.set_timeout("idle_timeout", text, src())?;
+        }
+        if let Some(cap) = file.max_connections {
+            self.set_max_connections(cap, src())?;
+        }
         for (key, value) in [
             ("max_json_depth", file.max_json_depth),
             ("max_header_bytes", file.max_header_bytes),
@@ -630,6 +677,40 @@ impl Config {
         }
         self.set("upstreams", source, |c| {
             c.upstreams = upstreams;
+            Ok(())
+        })
+    }
+
+    /// `header_timeout` or `idle_timeout`, as a duration like `10s` or `2m`.
+    fn set_timeout(&mut self, key: &'static str, text: &str, source: String) -> Result<()> {
+        let (low, high) = TIMEOUT_RANGE;
+        let timeout = parse_duration(text)
+            .ok()
+            .filter(|d| (low..=high).contains(d))
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "{key} ({source}) must be a duration from 1s to 1d, like 10s or 2m, \
+                     not {text:?}"
+                ))
+            })?;
+        self.set(key, source, |c| {
+            match key {
+                "header_timeout" => c.header_timeout = timeout,
+                _ => c.idle_timeout = timeout,
+            }
+            Ok(())
+        })
+    }
+
+    fn set_max_connections(&mut self, cap: u64, source: String) -> Result<()> {
+        let (low, high) = MAX_CONNECTIONS_RANGE;
+        if !(low..=high).contains(&cap) {
+            return Err(Error::bad_request(format!(
+                "max_connections ({source}) must be between {low} and {high}, not {cap}"
+            )));
+        }
+        self.set("max_connections", source, |c| {
+            c.max_connections = Some(cap);
             Ok(())
         })
     }
@@ -1189,5 +1270,49 @@ mod tests {
             r.is_err()
         };
         assert!(unknown_key, "a misspelt key in the file must be an error");
+    }
+
+    #[test]
+    fn connection_timeouts_and_cap_are_checked_durations_and_counts() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, None);
+
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("registry.toml");
+        std::fs::write(
+            &file,
+            "header_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_connections = 900\n",
+        )?;
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_IDLE_TIMEOUT", "30s")]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.sources["idle_timeout"], "env REGISTRY_IDLE_TIMEOUT");
+        assert_eq!(config.max_connections, Some(900));
+
+        for (key, value) in [
+            ("REGISTRY_HEADER_TIMEOUT", "0s"),
+            ("REGISTRY_HEADER_TIMEOUT", "soon"),
+            ("REGISTRY_IDLE_TIMEOUT", "2d"),
+            ("REGISTRY_MAX_CONNECTIONS", "0"),
+            ("REGISTRY_MAX_CONNECTIONS", "many"),
+        ] {
+            let refused = Config::load(None, env(&[(key, value)]), &Overrides::default());
+            let Err(error) = refused else {
+                panic!("{key}={value} was accepted");
+            };
+            let message = error.to_string();
+            let setting = key.trim_start_matches("REGISTRY_").to_lowercase();
+            assert!(
+                message.contains(&setting) || message.contains(key),
+                "{message}"
+            );
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 mod cache;
+mod connections;
 mod error;
 mod package_path;
 mod reply;

@@ -24,6 +24,7 @@ use tokio_util::io::ReaderStream;
 use tower_service::Service;
 
 use crate::auth::PeerAddr;
+use crate::connections::{self, Activity, Watched};
 use crate::routes::routes;
 use crate::state::AppState;
 use crate::tls::Tls;
@@ -41,6 +42,8 @@ const HEADER_BACKSTOP_FACTOR: usize = 4;
 const INLINE_FILE_BYTES: u64 = 256 * 1024;
 /// How often token last-used times are written (one transaction per flush).
 const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
+/// At most one warning this often while connections are refused at the cap.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Sync tasks run at most this many at a time.
 const SYNC_WORKERS: usize = 2;
 
@@ -67,6 +70,15 @@ pub async fn serve(
 ) -> registry_core::Result<()> {
     let tls = Tls::from_config(&registry.config)?;
     let max_header_bytes = usize::try_from(registry.config.max_header_bytes).unwrap_or(usize::MAX);
+    let file_limit = connections::raise_file_limit();
+    let cap = connections::connection_cap(registry.config.max_connections, file_limit);
+    let open_connections = Arc::new(tokio::sync::Semaphore::new(cap));
+    let timeouts = Timeouts {
+        header: registry.config.header_timeout,
+        idle: registry.config.idle_timeout,
+        max_header_bytes,
+    };
+    let mut last_refusal_logged: Option<Instant> = None;
     // Logged here, once the certificate loaded, so that the line is only seen when serving.
     tracing::info!(
         "registry listening on {}://{} with data in {}",
@@ -95,6 +107,17 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = open_connections.clone().try_acquire_owned() else {
+            // Over the cap: answered and closed now, never left to run out of descriptors.
+            if tls.is_none() {
+                let _ = stream.try_write(&connections::busy_response());
+            }
+            if last_refusal_logged.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                tracing::warn!("refusing connections: {cap} open (max_connections)");
+                last_refusal_logged = Some(Instant::now());
+            }
+            continue;
+        };
         // A response is written as headers then body: with Nagle's algorithm on, a small
         // tarball's body waits for the client's delayed ACK (~40 ms per request).
         if let Err(err) = stream.set_nodelay(true) {
@@ -107,14 +130,12 @@ pub async fn serve(
         let tls = tls.clone();
         // The handshake runs on the connection's task: a slow client never stalls accepting.
         tokio::spawn(async move {
+            let _permit = permit;
             match tls {
-                None => {
-                    serve_connection(stream, peer, service, state, watcher, max_header_bytes).await
-                }
+                None => accept_request(stream, peer, service, state, watcher, timeouts).await,
                 Some(tls) => {
                     if let Some(stream) = tls.handshake(stream, peer).await {
-                        serve_connection(stream, peer, service, state, watcher, max_header_bytes)
-                            .await;
+                        accept_request(stream, peer, service, state, watcher, timeouts).await;
                     }
                 }
             }
@@ -145,15 +166,22 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or a graceful shutdown
-/// has let its request in flight finish.
-async fn serve_connection<I, S>(
-    io: I,
+/// How long a client may take, and how large a head may be.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+    max_header_bytes: usize,
+}
+
+/// Waits (at most `header_timeout`) for the first request's head, then serves the connection.
+async fn accept_request<I, S>(
+    mut io: I,
     peer: std::net::SocketAddr,
     service: S,
     state: AppState,
     watcher: Watcher,
-    max_header_bytes: usize,
+    timeouts: Timeouts,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
@@ -162,6 +190,58 @@ async fn serve_connection<I, S>(
         + 'static,
     S::Future: Send,
 {
+    let limit = timeouts
+        .max_header_bytes
+        .saturating_mul(HEADER_BACKSTOP_FACTOR);
+    let head = match tokio::time::timeout(
+        timeouts.header,
+        connections::read_first_head(&mut io, limit),
+    )
+    .await
+    {
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => {
+            tracing::debug!("connection from {peer} failed before a request: {err}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "closing {peer}: no request head within {:?}",
+                timeouts.header
+            );
+            return;
+        }
+    };
+    let activity = Activity::new();
+    let io = Watched::new(io, head, activity.clone());
+    // Boxed: until a request has come, a connection's task holds only the lines above.
+    Box::pin(serve_connection(
+        io, peer, service, state, watcher, timeouts, activity,
+    ))
+    .await;
+}
+
+/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes, falls silent past its
+/// timeouts, or a graceful shutdown has let its request in flight finish.
+async fn serve_connection<I, S>(
+    io: I,
+    peer: std::net::SocketAddr,
+    service: S,
+    state: AppState,
+    watcher: Watcher,
+    timeouts: Timeouts,
+    activity: Arc<Activity>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let max_header_bytes = timeouts.max_header_bytes;
+    let watched = activity.clone();
     let connection = hyper::server::conn::http1::Builder::new()
         // `handle` answers headers past `max_header_bytes` with a JSON 431; this is the
         // backstop for ones too large to be worth buffering at all (hyper's bare 431, then
@@ -175,12 +255,27 @@ async fn serve_connection<I, S>(
                     state.clone(),
                     peer,
                     max_header_bytes,
+                    watched.clone(),
                     request,
                 )
             }),
         );
-    if let Err(err) = watcher.watch(connection).await {
-        tracing::debug!("connection from {peer} ended: {err}");
+    let mut connection = std::pin::pin!(watcher.watch(connection));
+    loop {
+        let Some(check) = activity.next_check(timeouts.header, timeouts.idle) else {
+            // Dropping the connection closes it.
+            tracing::debug!("closing {peer}: silent past its timeouts");
+            return;
+        };
+        tokio::select! {
+            ended = &mut connection => {
+                if let Err(err) = ended {
+                    tracing::debug!("connection from {peer} ended: {err}");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(check.into()) => {}
+        }
     }
 }
 
@@ -256,11 +351,15 @@ async fn handle<S>(
     state: AppState,
     peer: std::net::SocketAddr,
     max_header_bytes: usize,
+    activity: Arc<Activity>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible>
 where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
 {
+    activity.request_started();
+    // Answered (or cancelled with the connection) however this returns.
+    let _answered = Answered(activity);
     // Routes read the peer for token CIDR allow-lists.
     request.extensions_mut().insert(PeerAddr(peer));
     let started = Instant::now();
@@ -305,6 +404,15 @@ where
         );
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// Tells the connection's watchdog a request is over when dropped.
+struct Answered(Arc<Activity>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.request_answered();
+    }
 }
 
 /// The size of a request's head as it was sent: the request line, each header line, and the

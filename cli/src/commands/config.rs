@@ -1,5 +1,6 @@
 //! `registry config show`: the effective configuration and where each value came from.
 
+use registry_core::upstream::config::format_duration;
 use serde_json::{json, Map, Value};
 
 use crate::cli::{ConfigCommand, GlobalArgs};
@@ -48,6 +49,12 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
             json!(config.auth_requests_per_second),
         ),
         ("auth_burst", json!(config.auth_burst)),
+        (
+            "header_timeout",
+            json!(format_duration(config.header_timeout)),
+        ),
+        ("idle_timeout", json!(format_duration(config.idle_timeout))),
+        ("max_connections", json!(config.max_connections)),
         (
             "tls_cert",
             json!(config.tls_cert.as_ref().map(|p| p.display().to_string())),
