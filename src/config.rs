@@ -35,6 +35,13 @@ pub const DEFAULT_MAX_PACKAGE_NAME_LENGTH: u64 = 214;
 /// a few times, a guesser many times a second.
 pub const DEFAULT_AUTH_REQUESTS_PER_SECOND: u64 = 10;
 pub const DEFAULT_AUTH_BURST: u64 = 20;
+/// Hooks one user may own: enough for every package of a busy maintainer, few enough that
+/// one account cannot make each publish fan out without bound.
+pub const DEFAULT_HOOKS_PER_USER: u64 = 100;
+/// The first retry of a failed hook delivery comes this soon; each later one twice as late…
+pub const DEFAULT_HOOKS_RETRY_BASE_MS: u64 = 2_000;
+/// …but never more than a day after the last.
+pub const DEFAULT_HOOKS_RETRY_CAP_SECS: u64 = 86_400;
 
 /// The numeric limits: key, lowest and highest accepted value, and unit. Zero would refuse
 /// everything; each upper bound is where a value stops making sense: serde_json stops at 128
@@ -49,6 +56,9 @@ const LIMITS: &[(&str, u64, u64, &str)] = &[
     ("max_package_name_length", 1, 214, "characters"),
     ("auth_requests_per_second", 1, 10_000, "requests per second"),
     ("auth_burst", 1, 100_000, "requests"),
+    ("hooks_per_user", 1, 10_000, "hooks"),
+    ("hooks_retry_base_ms", 10, 3_600_000, "milliseconds"),
+    ("hooks_retry_cap_secs", 1, 86_400, "seconds"),
 ];
 
 /// Whether `npm adduser` may create accounts. Closed by default: admins add users from the CLI.
@@ -153,6 +163,13 @@ pub struct Config {
     /// Token bucket per client address on the password endpoints (429 beyond).
     pub auth_requests_per_second: u64,
     pub auth_burst: u64,
+    /// Whether hook endpoints may be loopback, private or link-local addresses (SSRF guard).
+    pub hooks_allow_private: bool,
+    /// Hooks one user may own (400 beyond).
+    pub hooks_per_user: u64,
+    /// Backoff of failed hook deliveries: the first wait, doubled per failure, up to the cap.
+    pub hooks_retry_base_ms: u64,
+    pub hooks_retry_cap_secs: u64,
     /// PEM certificate chain and private key for serving HTTPS without a reverse proxy; both
     /// or neither (`tls_files` checks), `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
@@ -189,6 +206,10 @@ struct FileConfig {
     max_package_name_length: Option<u64>,
     auth_requests_per_second: Option<u64>,
     auth_burst: Option<u64>,
+    hooks_allow_private: Option<bool>,
+    hooks_per_user: Option<u64>,
+    hooks_retry_base_ms: Option<u64>,
+    hooks_retry_cap_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     private: Option<Vec<String>>,
@@ -230,6 +251,10 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_MAX_PACKAGE_NAME_LENGTH",
     "REGISTRY_AUTH_REQUESTS_PER_SECOND",
     "REGISTRY_AUTH_BURST",
+    "REGISTRY_HOOKS_ALLOW_PRIVATE",
+    "REGISTRY_HOOKS_PER_USER",
+    "REGISTRY_HOOKS_RETRY_BASE_MS",
+    "REGISTRY_HOOKS_RETRY_CAP_SECS",
     "REGISTRY_TLS_CERT",
     "REGISTRY_TLS_KEY",
     "REGISTRY_PRIVATE",
@@ -262,6 +287,10 @@ impl Default for Config {
             "max_package_name_length",
             "auth_requests_per_second",
             "auth_burst",
+            "hooks_allow_private",
+            "hooks_per_user",
+            "hooks_retry_base_ms",
+            "hooks_retry_cap_secs",
             "tls_cert",
             "tls_key",
             "private",
@@ -289,6 +318,10 @@ impl Default for Config {
             max_package_name_length: DEFAULT_MAX_PACKAGE_NAME_LENGTH,
             auth_requests_per_second: DEFAULT_AUTH_REQUESTS_PER_SECOND,
             auth_burst: DEFAULT_AUTH_BURST,
+            hooks_allow_private: false,
+            hooks_per_user: DEFAULT_HOOKS_PER_USER,
+            hooks_retry_base_ms: DEFAULT_HOOKS_RETRY_BASE_MS,
+            hooks_retry_cap_secs: DEFAULT_HOOKS_RETRY_CAP_SECS,
             tls_cert: None,
             tls_key: None,
             private: Vec::new(),
@@ -383,6 +416,21 @@ impl Config {
                     };
                     config.set("count_downloads", source, |c| {
                         c.count_downloads = on;
+                        Ok(())
+                    })?;
+                }
+                "REGISTRY_HOOKS_ALLOW_PRIVATE" => {
+                    let on = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::bad_request(format!(
+                                "{key} must be true or false, not {value:?}"
+                            )))
+                        }
+                    };
+                    config.set("hooks_allow_private", source, |c| {
+                        c.hooks_allow_private = on;
                         Ok(())
                     })?;
                 }
@@ -535,6 +583,12 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(on) = file.hooks_allow_private {
+            self.set("hooks_allow_private", src(), |c| {
+                c.hooks_allow_private = on;
+                Ok(())
+            })?;
+        }
         if let Some(secs) = file.download_flush_secs {
             self.set_download_flush_secs(secs, src())?;
         }
@@ -546,6 +600,9 @@ impl Config {
             ("max_package_name_length", file.max_package_name_length),
             ("auth_requests_per_second", file.auth_requests_per_second),
             ("auth_burst", file.auth_burst),
+            ("hooks_per_user", file.hooks_per_user),
+            ("hooks_retry_base_ms", file.hooks_retry_base_ms),
+            ("hooks_retry_cap_secs", file.hooks_retry_cap_secs),
         ] {
             if let Some(value) = value {
                 self.set_limit(key, value, src())?;
@@ -671,6 +728,9 @@ impl Config {
                 "max_package_name_length" => &mut c.max_package_name_length,
                 "auth_requests_per_second" => &mut c.auth_requests_per_second,
                 "auth_burst" => &mut c.auth_burst,
+                "hooks_per_user" => &mut c.hooks_per_user,
+                "hooks_retry_base_ms" => &mut c.hooks_retry_base_ms,
+                "hooks_retry_cap_secs" => &mut c.hooks_retry_cap_secs,
                 _ => return Err(Error::bad_request(format!("{key} is not a limit"))),
             };
             *field = value;
