@@ -1060,6 +1060,55 @@ mod tests {
     }
 
     #[test]
+    fn hook_settings_come_from_the_file_and_the_environment_and_are_checked() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert!(
+            !config.hooks_allow_private,
+            "the SSRF guard is on by default"
+        );
+        assert_eq!(config.hooks_per_user, DEFAULT_HOOKS_PER_USER);
+        assert_eq!(config.hooks_retry_base_ms, DEFAULT_HOOKS_RETRY_BASE_MS);
+        assert_eq!(config.hooks_retry_cap_secs, DEFAULT_HOOKS_RETRY_CAP_SECS);
+
+        let dir =
+            std::env::temp_dir().join(format!("registry-config-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(
+            &file,
+            "hooks_allow_private = true\nhooks_per_user = 3\nhooks_retry_base_ms = 50\n",
+        )?;
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_HOOKS_RETRY_CAP_SECS", "60")]),
+            &Overrides::default(),
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.hooks_allow_private);
+        assert_eq!(config.hooks_per_user, 3);
+        assert_eq!(config.hooks_retry_base_ms, 50);
+        assert_eq!(config.hooks_retry_cap_secs, 60);
+        assert_eq!(
+            config.sources["hooks_retry_cap_secs"],
+            "env REGISTRY_HOOKS_RETRY_CAP_SECS"
+        );
+        std::fs::remove_dir_all(&dir)?;
+
+        for bad in [
+            ("REGISTRY_HOOKS_ALLOW_PRIVATE", "maybe"),
+            ("REGISTRY_HOOKS_PER_USER", "0"),
+            ("REGISTRY_HOOKS_RETRY_BASE_MS", "1"),
+            ("REGISTRY_HOOKS_RETRY_CAP_SECS", "86401"),
+        ] {
+            assert!(
+                Config::load(None, env(&[bad]), &Overrides::default()).is_err(),
+                "{bad:?} refused"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn tls_files_are_layered_like_the_other_keys_and_must_come_as_a_pair() -> Result<()> {
         let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
         assert_eq!(config.tls_files()?, None, "plain HTTP by default");

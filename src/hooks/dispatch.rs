@@ -10,8 +10,9 @@
 //! and a process that dies mid-delivery leaves the row leased until [`LEASE`] has passed, when
 //! any dispatcher sends it again. Receivers drop duplicates by the `x-registry-delivery` id.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::guard::{self, Endpoint};
 use super::DueDelivery;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
@@ -96,16 +98,29 @@ async fn idle_wait(registry: &Arc<Registry>) -> Duration {
 }
 
 /// Runs forever (until its task is aborted; deliveries in flight are then dropped and sent
-/// again once their lease runs out).
+/// again once their lease runs out). The attempts that finished together are recorded in one
+/// write, so that a burst of deliveries costs the writer a commit, not one per delivery.
 pub async fn work(registry: Arc<Registry>) {
-    let mut running = JoinSet::new();
+    let mut running: JoinSet<(DueDelivery, Attempt)> = JoinSet::new();
+    let clients = Arc::new(Clients::default());
+    let mut finished = Vec::new();
     loop {
+        while let Some(done) = running.try_join_next() {
+            finished.extend(done.ok());
+        }
+        if !finished.is_empty() {
+            record(&registry, std::mem::take(&mut finished)).await;
+        }
         let free = CONCURRENCY.saturating_sub(running.len());
         if free > 0 {
             match claim(&registry, free).await {
                 Ok(batch) => {
                     for delivery in batch {
-                        running.spawn(deliver_and_record(registry.clone(), delivery));
+                        let (registry, clients) = (registry.clone(), clients.clone());
+                        running.spawn(async move {
+                            let attempt = deliver(&registry, &clients, &delivery).await;
+                            (delivery, attempt)
+                        });
                     }
                 }
                 Err(err) => tracing::warn!("claiming hook deliveries failed (will retry): {err}"),
@@ -118,7 +133,7 @@ pub async fn work(registry: Arc<Registry>) {
             IDLE_POLL
         };
         tokio::select! {
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
             () = registry.store.committed().notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
@@ -133,78 +148,75 @@ struct Attempt {
     duration: Duration,
 }
 
-async fn deliver_and_record(registry: Arc<Registry>, delivery: DueDelivery) {
+async fn deliver(registry: &Registry, clients: &Clients, delivery: &DueDelivery) -> Attempt {
     let started = Instant::now();
-    let outcome = send(&registry, &delivery).await;
-    let attempt = match outcome {
-        Ok(code) if (200..300).contains(&code) => Attempt {
-            response_code: Some(code),
-            error: None,
-            duration: started.elapsed(),
-        },
-        Ok(code) => Attempt {
-            response_code: Some(code),
-            error: Some(format!("the endpoint answered {code}")),
-            duration: started.elapsed(),
-        },
-        Err(err) => Attempt {
-            response_code: None,
-            error: Some(err),
-            duration: started.elapsed(),
-        },
+    let (response_code, error) = match send(registry, clients, delivery).await {
+        Ok(code) if (200..300).contains(&code) => (Some(code), None),
+        Ok(code) => (Some(code), Some(format!("the endpoint answered {code}"))),
+        Err(err) => (None, Some(err)),
     };
-    let (id, hook) = (delivery.id.clone(), delivery.hook_id.clone());
-    match &attempt.error {
-        None => {
-            tracing::info!(delivery = %id, hook = %hook, event = %delivery.event, "hook delivered")
-        }
-        Some(error) => tracing::info!(
-            delivery = %id, hook = %hook, attempt = delivery.attempts, "hook delivery failed: {error}"
-        ),
+    match &error {
+        None => tracing::info!(delivery = %delivery.id, hook = %delivery.hook_id,
+                               event = %delivery.event, "hook delivered"),
+        Some(error) => tracing::info!(delivery = %delivery.id, hook = %delivery.hook_id,
+                                      attempt = delivery.attempts, "hook delivery failed: {error}"),
     }
-    let recorded = blocking(&registry, move |r| record(r, &delivery, &attempt)).await;
-    if let Err(err) = recorded {
-        // The lease runs out and the delivery is sent again: at least once.
-        tracing::warn!(delivery = %id, "recording a hook delivery failed: {err}");
+    Attempt {
+        response_code,
+        error,
+        duration: started.elapsed(),
     }
 }
 
-fn record(registry: &Registry, delivery: &DueDelivery, attempt: &Attempt) -> Result<()> {
-    let now_ms = super::outbox::now_ms();
-    let (state, next) = if attempt.error.is_none() {
-        ("delivered", now_ms)
-    } else if now_ms.saturating_sub(delivery.created_ms) >= millis(GIVE_UP_AFTER) {
-        ("failed", now_ms)
-    } else {
-        let config = &registry.config;
-        let delay = retry_delay(
-            Duration::from_millis(config.hooks_retry_base_ms),
-            Duration::from_secs(config.hooks_retry_cap_secs),
-            delivery.attempts,
-        );
-        // Up to a tenth more, so that hooks failing together do not all retry together.
-        let jitter = rand::random::<u64>() % (u64::try_from(millis(delay)).unwrap_or(0) / 10 + 1);
-        (
-            "pending",
-            now_ms
-                .saturating_add(millis(delay))
-                .saturating_add(jitter as i64),
-        )
-    };
-    let at = crate::clock::now_iso();
-    let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
-    registry.store.write(|db| {
-        db.record_hook_attempt(
-            delivery.row_id,
-            &delivery.hook_id,
-            state,
-            next,
-            attempt.response_code,
-            duration,
-            attempt.error.as_deref(),
-            &at,
-        )
+async fn record(registry: &Arc<Registry>, attempts: Vec<(DueDelivery, Attempt)>) {
+    let count = attempts.len();
+    let recorded = blocking(registry, move |r| {
+        r.store.write(|db| {
+            for (delivery, attempt) in &attempts {
+                let (state, next) = outcome(&r.config, delivery, attempt);
+                let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
+                db.record_hook_attempt(
+                    delivery.row_id,
+                    &delivery.hook_id,
+                    state,
+                    next,
+                    attempt.response_code,
+                    duration,
+                    attempt.error.as_deref(),
+                    &crate::clock::now_iso(),
+                )?;
+            }
+            Ok(())
+        })
     })
+    .await;
+    if let Err(err) = recorded {
+        // Their leases run out and they are sent again: at least once.
+        tracing::warn!("recording {count} hook deliveries failed: {err}");
+    }
+}
+
+/// The state an attempt leaves its delivery in, and when it is tried next: delivered, given
+/// up, or retried after the backoff (with up to a tenth more, so that hooks failing together
+/// do not all retry together).
+fn outcome(config: &Config, delivery: &DueDelivery, attempt: &Attempt) -> (&'static str, i64) {
+    let now_ms = super::outbox::now_ms();
+    if attempt.error.is_none() {
+        return ("delivered", now_ms);
+    }
+    if now_ms.saturating_sub(delivery.created_ms) >= millis(GIVE_UP_AFTER) {
+        return ("failed", now_ms);
+    }
+    let delay = millis(retry_delay(
+        Duration::from_millis(config.hooks_retry_base_ms),
+        Duration::from_secs(config.hooks_retry_cap_secs),
+        delivery.attempts,
+    ));
+    let jitter = rand::random_range(0..=delay / 10);
+    (
+        "pending",
+        now_ms.saturating_add(delay).saturating_add(jitter),
+    )
 }
 
 /// Resolves the endpoint's host and checks every address (unless private ones are allowed);
@@ -230,23 +242,59 @@ async fn resolve(
 }
 
 /// One POST; answers the status, or why there was none.
-async fn send(registry: &Registry, delivery: &DueDelivery) -> std::result::Result<u16, String> {
+/// HTTP clients by (host, checked address): each connects only to the address its host was
+/// checked at, and keeps its connections open for the next delivery to the same endpoint
+/// (building a client, TLS roots and all, costs more than a delivery to a nearby receiver).
+#[derive(Default)]
+struct Clients(Mutex<HashMap<(String, SocketAddr), reqwest::Client>>);
+
+/// Clients kept at most; beyond, the cache starts again (endpoints are few in practice).
+const MAX_CLIENTS: usize = 64;
+
+impl Clients {
+    fn get(
+        &self,
+        endpoint: &Endpoint,
+        addr: SocketAddr,
+    ) -> std::result::Result<reqwest::Client, String> {
+        let key = (endpoint.host.clone(), addr);
+        let mut clients = self
+            .0
+            .lock()
+            .map_err(|_| "the HTTP client cache is poisoned".to_string())?;
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        crate::upstream::client::install_tls_provider();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would do its own lookup of the host, around the check.
+            .no_proxy()
+            .timeout(DELIVERY_TIMEOUT)
+            .connect_timeout(DELIVERY_TIMEOUT);
+        if endpoint.literal_ip().is_none() {
+            builder = builder.resolve(&endpoint.host, addr);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+async fn send(
+    registry: &Registry,
+    clients: &Clients,
+    delivery: &DueDelivery,
+) -> std::result::Result<u16, String> {
     let endpoint = Endpoint::parse(&delivery.endpoint).map_err(|e| e.public_message())?;
     let addr = resolve(&endpoint, registry.config.hooks_allow_private).await?;
-    crate::upstream::client::install_tls_provider();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy would do its own lookup of the host, around the check above.
-        .no_proxy()
-        .timeout(DELIVERY_TIMEOUT)
-        .connect_timeout(DELIVERY_TIMEOUT);
-    if endpoint.literal_ip().is_none() {
-        builder = builder.resolve(&endpoint.host, addr);
-    }
-    let client = builder
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let client = clients.get(&endpoint, addr)?;
     let response = client
         .post(endpoint.url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")

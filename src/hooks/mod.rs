@@ -89,7 +89,6 @@ pub struct NewHook<'a> {
 pub struct Delivery {
     /// The id sent in `x-registry-delivery` (the same at every attempt).
     pub id: String,
-    pub hook_id: String,
     pub event: String,
     pub package: String,
     /// `pending`, `delivered` or `failed` (given up).
@@ -102,6 +101,19 @@ pub struct Delivery {
     pub last_attempt_at: Option<String>,
     /// When a pending delivery is tried next (unix ms).
     pub next_attempt_ms: i64,
+}
+
+impl Delivery {
+    /// When a pending delivery is tried next; none once it is delivered or given up.
+    pub fn next_attempt(&self) -> Option<String> {
+        if self.state != "pending" {
+            return None;
+        }
+        let nanos = i128::from(self.next_attempt_ms) * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .map(crate::clock::iso)
+    }
 }
 
 /// An outbox row to write.

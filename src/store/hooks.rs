@@ -40,26 +40,25 @@ fn hook_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
     })
 }
 
-const DELIVERY_COLUMNS: &str = "delivery_id, hook_id, event, package, state, attempts, \
+const DELIVERY_COLUMNS: &str = "delivery_id, event, package, state, attempts, \
                                 response_code, duration_ms, error, created_at, \
                                 last_attempt_at, next_attempt_at";
 
 fn delivery_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
         id: row.get(0)?,
-        hook_id: row.get(1)?,
-        event: row.get(2)?,
-        package: row.get(3)?,
-        state: row.get(4)?,
-        attempts: row.get::<_, i64>(5)?.max(0) as u64,
+        event: row.get(1)?,
+        package: row.get(2)?,
+        state: row.get(3)?,
+        attempts: row.get::<_, i64>(4)?.max(0) as u64,
         response_code: row
-            .get::<_, Option<i64>>(6)?
+            .get::<_, Option<i64>>(5)?
             .map(|c| c.clamp(0, 999) as u16),
-        duration_ms: row.get::<_, Option<i64>>(7)?.map(|d| d.max(0) as u64),
-        error: row.get(8)?,
-        created_at: row.get(9)?,
-        last_attempt_at: row.get(10)?,
-        next_attempt_ms: row.get(11)?,
+        duration_ms: row.get::<_, Option<i64>>(6)?.map(|d| d.max(0) as u64),
+        error: row.get(7)?,
+        created_at: row.get(8)?,
+        last_attempt_at: row.get(9)?,
+        next_attempt_ms: row.get(10)?,
     })
 }
 

@@ -336,10 +336,13 @@ pub struct DeliveryInfo {
     pub error: Option<String>,
     pub created: String,
     pub last_attempt: Option<String>,
+    /// When a pending delivery is tried next.
+    pub next_attempt: Option<String>,
 }
 
 impl From<registry_core::hooks::Delivery> for DeliveryInfo {
     fn from(delivery: registry_core::hooks::Delivery) -> DeliveryInfo {
+        let next_attempt = delivery.next_attempt();
         DeliveryInfo {
             id: delivery.id,
             event: delivery.event,
@@ -351,6 +354,7 @@ impl From<registry_core::hooks::Delivery> for DeliveryInfo {
             error: delivery.error,
             created: delivery.created_at,
             last_attempt: delivery.last_attempt_at,
+            next_attempt,
         }
     }
 }

@@ -128,6 +128,7 @@ fn delivery_json(delivery: &Delivery) -> Value {
         "error": delivery.error,
         "created": delivery.created_at,
         "last_attempt": delivery.last_attempt_at,
+        "next_attempt": delivery.next_attempt(),
     })
 }
 

@@ -78,20 +78,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         // After the user routes: their `GET /-/user/…` refuses every path below `/-/user/`
         // it does not know, and when several routes refuse a request warp answers the last
-        // refusal, so an unknown user of `GET /-/user/:user/package` is told as such.
-        .or(access::routes(state.clone()))
-        .unify()
-        .or(orgs::routes(state.clone()))
-        .unify()
-        .or(teams::routes(state.clone()))
-        .unify()
-        .or(web_login::routes(state.clone()))
-        .unify()
-        .or(cli_login::routes(state.clone()))
-        .unify()
-        .or(web::routes())
-        .unify()
-        .or(unsupported::routes())
+        // refusal, so an unknown user of `GET /-/user/:user/package` is told as such. Boxed
+        // as one: a chain this long overflows the type checker's recursion limit in the
+        // release build of the binary.
+        .or(boxed(
+            access::routes(state.clone())
+                .or(orgs::routes(state.clone()))
+                .unify()
+                .or(teams::routes(state.clone()))
+                .unify()
+                .or(web_login::routes(state.clone()))
+                .unify()
+                .or(cli_login::routes(state.clone()))
+                .unify()
+                .or(web::routes())
+                .unify()
+                .or(unsupported::routes())
+                .unify(),
+        ))
         .unify()
         .recover(recover)
         .unify()
