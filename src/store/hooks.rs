@@ -11,9 +11,12 @@ pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewHo
 /// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
 const KEPT_DELIVERIES: i64 = 100;
 
-/// A pending row `d` that is the oldest pending row of its hook: the only one it may send.
-const HEAD: &str = "d.id = (SELECT min(e.id) FROM hook_deliveries e \
-                    WHERE e.hook_id = d.hook_id AND e.state = 'pending')";
+/// The rows `d` a hook may send: the oldest pending row of each hook. Driven from the hooks
+/// (one index seek each, in the partial index of pending rows), not from the pending rows,
+/// so that a backlog behind a failing endpoint does not make every look at the queue slower.
+const HEADS: &str = "hooks h JOIN hook_deliveries d ON d.id = \
+                     (SELECT min(e.id) FROM hook_deliveries e \
+                      WHERE e.hook_id = h.id AND e.state = 'pending')";
 
 const HOOK_COLUMNS: &str = "h.id, h.owner_id, u.name, h.type, h.name, h.endpoint, h.secret, \
                             h.created_at, h.updated_at, h.delivered, h.last_delivery, \
@@ -189,10 +192,7 @@ impl Db<'_> {
     /// Whether a delivery can be claimed at `now_ms` (a cheap read before a claim).
     pub fn hook_delivery_due(&self, now_ms: i64) -> Result<bool> {
         Ok(self.conn.query_row(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM hook_deliveries d \
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND {HEAD})"
-            ),
+            &format!("SELECT EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"),
             [now_ms],
             |row| row.get(0),
         )?)
@@ -202,10 +202,7 @@ impl Db<'_> {
     /// queued behind an earlier one of their hook do not count: they wait for it.
     pub fn next_hook_delivery_ms(&self) -> Result<Option<i64>> {
         Ok(self.conn.query_row(
-            &format!(
-                "SELECT min(d.next_attempt_at) FROM hook_deliveries d \
-                 WHERE d.state = 'pending' AND {HEAD}"
-            ),
+            &format!("SELECT min(d.next_attempt_at) FROM {HEADS}"),
             [],
             |row| row.get(0),
         )?)
@@ -225,8 +222,7 @@ impl Db<'_> {
         let mut claim = self.conn.prepare_cached(&format!(
             "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
              last_attempt_at = ?4 \
-             WHERE id IN (SELECT d.id FROM hook_deliveries d \
-                          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND {HEAD} \
+             WHERE id IN (SELECT d.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
                           ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
              RETURNING id, delivery_id, hook_id, event, body, attempts, created_ms"
         ))?;
