@@ -52,6 +52,9 @@ _registry() {
             registry,help)
                 cmd="registry__subcmd__help"
                 ;;
+            registry,hook)
+                cmd="registry__subcmd__hook"
+                ;;
             registry,man)
                 cmd="registry__subcmd__man"
                 ;;
@@ -235,6 +238,9 @@ _registry() {
             registry__subcmd__help,help)
                 cmd="registry__subcmd__help__subcmd__help"
                 ;;
+            registry__subcmd__help,hook)
+                cmd="registry__subcmd__help__subcmd__hook"
+                ;;
             registry__subcmd__help,man)
                 cmd="registry__subcmd__help__subcmd__man"
                 ;;
@@ -310,6 +316,21 @@ _registry() {
             registry__subcmd__help__subcmd__dist__subcmd__tag,rm)
                 cmd="registry__subcmd__help__subcmd__dist__subcmd__tag__subcmd__rm"
                 ;;
+            registry__subcmd__help__subcmd__hook,add)
+                cmd="registry__subcmd__help__subcmd__hook__subcmd__add"
+                ;;
+            registry__subcmd__help__subcmd__hook,deliveries)
+                cmd="registry__subcmd__help__subcmd__hook__subcmd__deliveries"
+                ;;
+            registry__subcmd__help__subcmd__hook,ls)
+                cmd="registry__subcmd__help__subcmd__hook__subcmd__ls"
+                ;;
+            registry__subcmd__help__subcmd__hook,rm)
+                cmd="registry__subcmd__help__subcmd__hook__subcmd__rm"
+                ;;
+            registry__subcmd__help__subcmd__hook,test)
+                cmd="registry__subcmd__help__subcmd__hook__subcmd__test"
+                ;;
             registry__subcmd__help__subcmd__org,create)
                 cmd="registry__subcmd__help__subcmd__org__subcmd__create"
                 ;;
@@ -381,6 +402,42 @@ _registry() {
                 ;;
             registry__subcmd__help__subcmd__user,show)
                 cmd="registry__subcmd__help__subcmd__user__subcmd__show"
+                ;;
+            registry__subcmd__hook,add)
+                cmd="registry__subcmd__hook__subcmd__add"
+                ;;
+            registry__subcmd__hook,deliveries)
+                cmd="registry__subcmd__hook__subcmd__deliveries"
+                ;;
+            registry__subcmd__hook,help)
+                cmd="registry__subcmd__hook__subcmd__help"
+                ;;
+            registry__subcmd__hook,ls)
+                cmd="registry__subcmd__hook__subcmd__ls"
+                ;;
+            registry__subcmd__hook,rm)
+                cmd="registry__subcmd__hook__subcmd__rm"
+                ;;
+            registry__subcmd__hook,test)
+                cmd="registry__subcmd__hook__subcmd__test"
+                ;;
+            registry__subcmd__hook__subcmd__help,add)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__add"
+                ;;
+            registry__subcmd__hook__subcmd__help,deliveries)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__deliveries"
+                ;;
+            registry__subcmd__hook__subcmd__help,help)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__help"
+                ;;
+            registry__subcmd__hook__subcmd__help,ls)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__ls"
+                ;;
+            registry__subcmd__hook__subcmd__help,rm)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__rm"
+                ;;
+            registry__subcmd__hook__subcmd__help,test)
+                cmd="registry__subcmd__hook__subcmd__help__subcmd__test"
                 ;;
             registry__subcmd__org,create)
                 cmd="registry__subcmd__org__subcmd__create"
@@ -575,7 +632,7 @@ _registry() {
 
     case "${cmd}" in
         registry)
-            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync gc doctor backup restore config completions man help"
+            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1647,7 +1704,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help)
-            opts="serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync gc doctor backup restore config completions man help"
+            opts="serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1985,6 +2042,90 @@ _registry() {
         registry__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook)
+            opts="ls add rm test deliveries"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook__subcmd__deliveries)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__hook__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2507,6 +2648,296 @@ _registry() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help ls add rm test deliveries help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__add)
+            opts="-q -h --type --user --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -W "package scope owner" -- "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__deliveries)
+            opts="-q -h --limit --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help)
+            opts="ls add rm test deliveries help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__deliveries)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__ls)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__rm)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__hook__subcmd__test)
+            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

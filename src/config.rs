@@ -44,6 +44,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The connection timeouts' bounds: below a second drops real clients on a slow network.
 const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
 const MAX_CONNECTIONS_RANGE: (u64, u64) = (1, 10_000_000);
+/// Hooks one user may own: enough for every package of a busy maintainer, few enough that
+/// one account cannot make each publish fan out without bound.
+pub const DEFAULT_HOOKS_PER_USER: u64 = 100;
+/// The first retry of a failed hook delivery comes this soon; each later one twice as late…
+pub const DEFAULT_HOOKS_RETRY_BASE_MS: u64 = 2_000;
+/// …but never more than a day after the last.
+pub const DEFAULT_HOOKS_RETRY_CAP_SECS: u64 = 86_400;
 
 /// The numeric limits: key, lowest and highest accepted value, and unit. Zero would refuse
 /// everything; each upper bound is where a value stops making sense: serde_json stops at 128
@@ -58,6 +65,9 @@ const LIMITS: &[(&str, u64, u64, &str)] = &[
     ("max_package_name_length", 1, 214, "characters"),
     ("auth_requests_per_second", 1, 10_000, "requests per second"),
     ("auth_burst", 1, 100_000, "requests"),
+    ("hooks_per_user", 1, 10_000, "hooks"),
+    ("hooks_retry_base_ms", 10, 3_600_000, "milliseconds"),
+    ("hooks_retry_cap_secs", 1, 86_400, "seconds"),
 ];
 
 /// Whether `npm adduser` may create accounts. Closed by default: admins add users from the CLI.
@@ -169,6 +179,13 @@ pub struct Config {
     /// Connections served at once; past it new ones are answered 503 and closed. `None`:
     /// derived from the file-descriptor limit at start-up.
     pub max_connections: Option<u64>,
+    /// Whether hook endpoints may be loopback, private or link-local addresses (SSRF guard).
+    pub hooks_allow_private: bool,
+    /// Hooks one user may own (400 beyond).
+    pub hooks_per_user: u64,
+    /// Backoff of failed hook deliveries: the first wait, doubled per failure, up to the cap.
+    pub hooks_retry_base_ms: u64,
+    pub hooks_retry_cap_secs: u64,
     /// PEM certificate chain and private key for serving HTTPS without a reverse proxy; both
     /// or neither (`tls_files` checks), `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
@@ -208,6 +225,10 @@ struct FileConfig {
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<u64>,
+    hooks_allow_private: Option<bool>,
+    hooks_per_user: Option<u64>,
+    hooks_retry_base_ms: Option<u64>,
+    hooks_retry_cap_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     private: Option<Vec<String>>,
@@ -252,6 +273,10 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_HEADER_TIMEOUT",
     "REGISTRY_IDLE_TIMEOUT",
     "REGISTRY_MAX_CONNECTIONS",
+    "REGISTRY_HOOKS_ALLOW_PRIVATE",
+    "REGISTRY_HOOKS_PER_USER",
+    "REGISTRY_HOOKS_RETRY_BASE_MS",
+    "REGISTRY_HOOKS_RETRY_CAP_SECS",
     "REGISTRY_TLS_CERT",
     "REGISTRY_TLS_KEY",
     "REGISTRY_PRIVATE",
@@ -287,6 +312,10 @@ impl Default for Config {
             "header_timeout",
             "idle_timeout",
             "max_connections",
+            "hooks_allow_private",
+            "hooks_per_user",
+            "hooks_retry_base_ms",
+            "hooks_retry_cap_secs",
             "tls_cert",
             "tls_key",
             "private",
@@ -317,6 +346,10 @@ impl Default for Config {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
+            hooks_allow_private: false,
+            hooks_per_user: DEFAULT_HOOKS_PER_USER,
+            hooks_retry_base_ms: DEFAULT_HOOKS_RETRY_BASE_MS,
+            hooks_retry_cap_secs: DEFAULT_HOOKS_RETRY_CAP_SECS,
             tls_cert: None,
             tls_key: None,
             private: Vec::new(),
@@ -423,6 +456,21 @@ impl Config {
                         Error::bad_request(format!("{key} must be a number of connections"))
                     })?;
                     config.set_max_connections(cap, source)?;
+                }
+                "REGISTRY_HOOKS_ALLOW_PRIVATE" => {
+                    let on = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::bad_request(format!(
+                                "{key} must be true or false, not {value:?}"
+                            )))
+                        }
+                    };
+                    config.set("hooks_allow_private", source, |c| {
+                        c.hooks_allow_private = on;
+                        Ok(())
+                    })?;
                 }
                 "REGISTRY_DOWNLOAD_FLUSH_SECS" => {
                     let secs = value.parse().map_err(|_| {
@@ -573,6 +621,12 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(on) = file.hooks_allow_private {
+            self.set("hooks_allow_private", src(), |c| {
+                c.hooks_allow_private = on;
+                Ok(())
+            })?;
+        }
         if let Some(secs) = file.download_flush_secs {
             self.set_download_flush_secs(secs, src())?;
         }
@@ -593,6 +647,9 @@ impl Config {
             ("max_package_name_length", file.max_package_name_length),
             ("auth_requests_per_second", file.auth_requests_per_second),
             ("auth_burst", file.auth_burst),
+            ("hooks_per_user", file.hooks_per_user),
+            ("hooks_retry_base_ms", file.hooks_retry_base_ms),
+            ("hooks_retry_cap_secs", file.hooks_retry_cap_secs),
         ] {
             if let Some(value) = value {
                 self.set_limit(key, value, src())?;
@@ -752,6 +809,9 @@ impl Config {
                 "max_package_name_length" => &mut c.max_package_name_length,
                 "auth_requests_per_second" => &mut c.auth_requests_per_second,
                 "auth_burst" => &mut c.auth_burst,
+                "hooks_per_user" => &mut c.hooks_per_user,
+                "hooks_retry_base_ms" => &mut c.hooks_retry_base_ms,
+                "hooks_retry_cap_secs" => &mut c.hooks_retry_cap_secs,
                 _ => return Err(Error::bad_request(format!("{key} is not a limit"))),
             };
             *field = value;
@@ -1077,6 +1137,55 @@ mod tests {
             assert!(err.contains(bad.0) || err.contains("env"), "{bad:?}: {err}");
         }
         std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn hook_settings_come_from_the_file_and_the_environment_and_are_checked() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert!(
+            !config.hooks_allow_private,
+            "the SSRF guard is on by default"
+        );
+        assert_eq!(config.hooks_per_user, DEFAULT_HOOKS_PER_USER);
+        assert_eq!(config.hooks_retry_base_ms, DEFAULT_HOOKS_RETRY_BASE_MS);
+        assert_eq!(config.hooks_retry_cap_secs, DEFAULT_HOOKS_RETRY_CAP_SECS);
+
+        let dir =
+            std::env::temp_dir().join(format!("registry-config-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("registry.toml");
+        std::fs::write(
+            &file,
+            "hooks_allow_private = true\nhooks_per_user = 3\nhooks_retry_base_ms = 50\n",
+        )?;
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_HOOKS_RETRY_CAP_SECS", "60")]),
+            &Overrides::default(),
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.hooks_allow_private);
+        assert_eq!(config.hooks_per_user, 3);
+        assert_eq!(config.hooks_retry_base_ms, 50);
+        assert_eq!(config.hooks_retry_cap_secs, 60);
+        assert_eq!(
+            config.sources["hooks_retry_cap_secs"],
+            "env REGISTRY_HOOKS_RETRY_CAP_SECS"
+        );
+        std::fs::remove_dir_all(&dir)?;
+
+        for bad in [
+            ("REGISTRY_HOOKS_ALLOW_PRIVATE", "maybe"),
+            ("REGISTRY_HOOKS_PER_USER", "0"),
+            ("REGISTRY_HOOKS_RETRY_BASE_MS", "1"),
+            ("REGISTRY_HOOKS_RETRY_CAP_SECS", "86401"),
+        ] {
+            assert!(
+                Config::load(None, env(&[bad]), &Overrides::default()).is_err(),
+                "{bad:?} refused"
+            );
+        }
         Ok(())
     }
 

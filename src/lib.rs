@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod maintenance;
 pub mod packages;
 pub mod registry;

@@ -880,21 +880,12 @@ fn a_name_can_be_blocked_before_anyone_publishes_it() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn hooks_and_trust_answer_400_saying_they_are_not_supported() {
+fn trust_answers_400_saying_it_is_not_supported() {
     let reg = TestRegistry::start();
     let token = reg.user_with_token("alice");
     publish(&reg, &token, "mine", "1.0.0");
     let c = client();
     for (request, what) in [
-        (c.get(reg.url("/-/npm/v1/hooks?package=mine")), "hooks"),
-        (
-            c.post(reg.url("/-/npm/v1/hooks/hook")).json(&json!({
-                "type": "package", "name": "mine", "endpoint": "https://x.example", "secret": "s"
-            })),
-            "hooks",
-        ),
-        (c.get(reg.url("/-/npm/v1/hooks/hook/abc")), "hooks"),
-        (c.delete(reg.url("/-/npm/v1/hooks/hook/abc")), "hooks"),
         (c.get(reg.url("/-/package/mine/trust")), "trust"),
         (c.get(reg.url("/-/package/@a%2fb/trust")), "trust"),
         (c.delete(reg.url("/-/package/@a/b/trust/123")), "trust"),

@@ -99,6 +99,9 @@ pub enum Command {
     /// Mirror a package (and its dependencies) from its upstream, so that it installs while the
     /// upstream is down
     Sync(SyncArgs),
+    /// Hooks: signed HTTP notifications of changes to a package, a scope or a user's packages
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Find tarball blobs no version refers to; --apply deletes them (local only)
     Gc(GcArgs),
     /// Check every tarball and packument; exits 1 on a problem (local only)
@@ -303,6 +306,65 @@ pub struct OwnerChangeArgs {
     pub user: String,
     /// The package
     pub package: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// List hooks (remotely: the token's own, every hook for an administrator; locally: all),
+    /// optionally only those on one package, @scope or ~user
+    Ls(HookLsArgs),
+    /// Add a hook on a package, a @scope or a ~user (npm's spelling); --type overrides the guess
+    Add(HookAddArgs),
+    /// Remove a hook (its undelivered events are dropped)
+    Rm(HookIdArgs),
+    /// Queue a signed `ping` event to a hook's endpoint
+    Test(HookIdArgs),
+    /// A hook's recent deliveries: event, status, attempts, response code, duration
+    Deliveries(HookDeliveriesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HookLsArgs {
+    /// Only the hooks on this name
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HookAddArgs {
+    /// A package name, @scope, or ~user
+    pub name: String,
+    /// The http(s) URL that receives the events
+    pub endpoint: String,
+    /// The shared secret the signatures (x-npm-signature) are made with
+    pub secret: String,
+    /// What NAME is (default: scope for @scope, owner for ~user, else package)
+    #[arg(long = "type", value_enum)]
+    pub kind: Option<HookTypeArg>,
+    /// The hook's owner (local mode, where there is no caller; remotely the token's user)
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookTypeArg {
+    Package,
+    Scope,
+    Owner,
+}
+
+#[derive(Debug, Args)]
+pub struct HookIdArgs {
+    /// The hook's id (`registry hook ls` shows it)
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HookDeliveriesArgs {
+    /// The hook's id
+    pub id: String,
+    /// How many of the most recent deliveries (at most 100)
+    #[arg(long, default_value_t = 20)]
+    pub limit: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,8 @@ pub async fn serve(
     let download_period = Duration::from_secs(registry.config.download_flush_secs.max(1));
     let download_flusher = tokio::spawn(every(download_period, state.clone(), flush_downloads));
     let sync_workers = start_sync_workers(&state).await;
+    // Sends hook deliveries; rows a previous run left leased are sent once their lease ends.
+    let hook_dispatcher = tokio::spawn(registry_core::hooks::dispatch::work(registry.clone()));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -155,6 +157,8 @@ pub async fn serve(
     for worker in sync_workers {
         worker.abort();
     }
+    // Deliveries in flight are dropped with it and sent again after their lease: at least once.
+    hook_dispatcher.abort();
     flush_token_usage(state.clone()).await;
     flush_downloads(state).await;
     let checkpoint = tokio::task::spawn_blocking(move || registry.store.checkpoint()).await;

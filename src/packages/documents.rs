@@ -14,6 +14,7 @@ use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_maintainer, require_writer, Action};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
+use crate::hooks::outbox::{self, Change};
 use crate::packages::names::{validate_tag, PackageName};
 use crate::packages::packument;
 use crate::packages::tags::live_package;
@@ -58,7 +59,7 @@ pub fn apply(
             check_rev(&package, rev)?;
         }
         let now = now_iso();
-        let changed = match &update {
+        let changes: Vec<Change> = match &update {
             Update::Star(users) => {
                 let user = &writer.identity().user;
                 let before: BTreeSet<String> = db.stargazers(package.id)?.into_iter().collect();
@@ -73,7 +74,12 @@ pub fn apply(
                 }
                 let starred = users.contains(&user.name);
                 db.set_star(package.id, user.id, starred)?;
-                starred != before.contains(&user.name)
+                let user = user.name.clone();
+                match (starred, before.contains(&user)) {
+                    (true, false) => vec![Change::Star { user }],
+                    (false, true) => vec![Change::Unstar { user }],
+                    _ => Vec::new(),
+                }
             }
             Update::Owners(names) => {
                 require_maintainer(db, &writer, Action::ChangeOwners, &package)?;
@@ -83,8 +89,10 @@ pub fn apply(
                 update_versions(db, &writer, &package, listed, tags, &now)?
             }
         };
-        if changed {
-            packument::refresh(db, package.id, name.as_str(), &now)
+        if !changes.is_empty() {
+            let rev = packument::refresh(db, package.id, name.as_str(), &now)?;
+            outbox::enqueue(db, name.as_str(), &changes)?;
+            Ok(rev)
         } else {
             Ok(packument::revision(
                 package.rev_seq,
@@ -165,8 +173,8 @@ fn classify(body: &Map<String, Value>) -> Result<Update> {
     ))
 }
 
-/// Replaces the maintainers; true if anything changed.
-fn set_owners(db: &Db<'_>, package: &PackageRecord, names: &[String]) -> Result<bool> {
+/// Replaces the maintainers; answers who was added and removed.
+fn set_owners(db: &Db<'_>, package: &PackageRecord, names: &[String]) -> Result<Vec<Change>> {
     if names.is_empty() {
         return Err(Error::bad_request(
             "a package must keep at least one maintainer: the last owner cannot be removed",
@@ -184,23 +192,28 @@ fn set_owners(db: &Db<'_>, package: &PackageRecord, names: &[String]) -> Result<
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let mut changed = false;
+    let mut changes = Vec::new();
     for (name, id) in &wanted {
         if !current.contains(name) {
             db.add_maintainer(package.id, *id)?;
-            changed = true;
+            changes.push(Change::Owner {
+                maintainer: name.clone(),
+            });
         }
     }
     for name in current.iter().filter(|n| !wanted.contains_key(*n)) {
         if let Some(user) = db.user_by_name(name)? {
             db.remove_maintainer(package.id, user.id)?;
-            changed = true;
+            changes.push(Change::OwnerRm {
+                maintainer: name.clone(),
+            });
         }
     }
-    Ok(changed)
+    Ok(changes)
 }
 
-/// Deprecations, and removal of the live versions the document no longer lists.
+/// Deprecations, and removal of the live versions the document no longer lists; answers
+/// what changed.
 fn update_versions(
     db: &Db<'_>,
     writer: &crate::accounts::authz::Writer<'_>,
@@ -208,7 +221,7 @@ fn update_versions(
     listed: &BTreeMap<String, Option<String>>,
     tags: &BTreeMap<String, String>,
     now: &str,
-) -> Result<bool> {
+) -> Result<Vec<Change>> {
     let stored = db.versions(package.id)?;
     let live: Vec<_> = stored.iter().filter(|v| v.deleted_at.is_none()).collect();
     if let Some(unknown) = listed
@@ -237,7 +250,11 @@ fn update_versions(
                 Some(text) => manifest.insert("deprecated".into(), text.clone().into()),
                 None => manifest.remove("deprecated"),
             };
-            deprecations.push((record.version.clone(), Value::Object(manifest).to_string()));
+            deprecations.push((
+                record.version.clone(),
+                Value::Object(manifest).to_string(),
+                wanted.clone(),
+            ));
         }
     }
     let removed: Vec<String> = live
@@ -247,7 +264,7 @@ fn update_versions(
         .collect();
     if !deprecations.is_empty() {
         require_maintainer(db, writer, Action::Deprecate, package)?;
-        for (version, manifest) in &deprecations {
+        for (version, manifest, _) in &deprecations {
             db.update_manifest(package.id, version, manifest)?;
         }
     }
@@ -264,7 +281,16 @@ fn update_versions(
         remove_versions(db, package, &removed, now)?;
         repair_latest(db, package, listed)?;
     }
-    Ok(!deprecations.is_empty() || !removed.is_empty())
+    let deprecated = deprecations
+        .into_iter()
+        .map(|(version, _, message)| match message {
+            Some(message) => Change::Deprecated { version, message },
+            None => Change::Undeprecated { version },
+        });
+    let unpublished = removed.into_iter().map(|version| Change::Unpublish {
+        version: Some(version),
+    });
+    Ok(deprecated.chain(unpublished).collect())
 }
 
 /// npm picks `latest` after an unpublish by loose semver, which can be a prerelease; keep a

@@ -23,6 +23,7 @@ use crate::blobs::BlobStore;
 use crate::clock::now_iso;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::hooks::outbox::{self, Change};
 use crate::packages::names::{validate_tag, validate_version, PackageName};
 use crate::packages::packument::{self, TARBALL_ORIGIN};
 use crate::packages::tarball;
@@ -171,6 +172,21 @@ pub fn publish(
             db.set_dist_tag(package_id, "latest", verified.highest())?;
         }
         let rev = packument::refresh(db, package_id, name.as_str(), &now)?;
+        let tags = db.dist_tags(package_id)?;
+        let changes: Vec<Change> = verified
+            .versions
+            .iter()
+            .map(|v| Change::Publish {
+                version: v.version.clone(),
+                tag: verified
+                    .tags
+                    .iter()
+                    .chain(tags.iter().filter(|(tag, _)| *tag == "latest"))
+                    .find(|(_, target)| **target == v.version)
+                    .map(|(tag, _)| tag.clone()),
+            })
+            .collect();
+        outbox::enqueue(db, name.as_str(), &changes)?;
         Ok(PublishOutcome::Published { rev })
     })
 }

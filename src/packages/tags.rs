@@ -6,6 +6,7 @@ use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_maintainer, Action, Writer};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
+use crate::hooks::outbox::{self, Change};
 use crate::packages::names::{validate_tag, PackageName};
 use crate::packages::packument;
 use crate::store::{Db, PackageRecord, Store};
@@ -57,6 +58,10 @@ pub fn set(
         }
         db.set_dist_tag(package.id, tag, version)?;
         packument::refresh(db, package.id, name.as_str(), &now_iso())?;
+        let change = Change::DistTag {
+            tag: tag.to_string(),
+        };
+        outbox::enqueue(db, name.as_str(), &[change])?;
         Ok(())
     })
 }
@@ -74,6 +79,10 @@ pub fn remove(store: &Store, writer: &Writer<'_>, name: &PackageName, tag: &str)
             return Err(Error::not_found(format!("{name} has no dist-tag {tag:?}")));
         }
         packument::refresh(db, package.id, name.as_str(), &now_iso())?;
+        let change = Change::DistTagRm {
+            tag: tag.to_string(),
+        };
+        outbox::enqueue(db, name.as_str(), &[change])?;
         Ok(())
     })
 }

@@ -4,6 +4,7 @@
 use crate::accounts::authz::{require_maintainer, Action, Writer};
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
+use crate::hooks::outbox::{self, Change};
 use crate::packages::names::PackageName;
 use crate::packages::packument;
 use crate::packages::tags::{fallback_latest, live_package};
@@ -61,6 +62,7 @@ pub fn unpublish_package(
         let live = live_versions(db, &package)?;
         remove_versions(db, &package, &live, &now)?;
         packument::refresh(db, package.id, name.as_str(), &now)?;
+        outbox::enqueue(db, name.as_str(), &[Change::Unpublish { version: None }])?;
         Ok(())
     })
 }
@@ -87,6 +89,13 @@ pub fn unpublish_tarball(
                 let now = now_iso();
                 remove_versions(db, &package, std::slice::from_ref(&version), &now)?;
                 packument::refresh(db, package.id, name.as_str(), &now)?;
+                outbox::enqueue(
+                    db,
+                    name.as_str(),
+                    &[Change::Unpublish {
+                        version: Some(version),
+                    }],
+                )?;
                 Ok(())
             }
         }

@@ -10,6 +10,7 @@ mod admin;
 mod binaries;
 mod blocks;
 mod downloads;
+mod hooks;
 mod packages;
 mod pages;
 mod registries;
@@ -36,6 +37,7 @@ pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
+pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewHook};
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
@@ -75,6 +77,7 @@ const READER_POOL_SIZE: u32 = 8;
 pub struct Store {
     writer: GroupWriter,
     readers: Pool<SqliteConnectionManager>,
+    committed: tokio::sync::Notify,
 }
 
 /// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
@@ -113,6 +116,7 @@ impl Store {
         Ok(Store {
             writer: GroupWriter::new(writer),
             readers,
+            committed: tokio::sync::Notify::new(),
         })
     }
 
@@ -138,7 +142,16 @@ impl Store {
     /// to disk) before this returns, or none are. Concurrent writes share one commit
     /// ([`writer`](self::writer) explains how).
     pub fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        self.writer.write(f)
+        let out = self.writer.write(f)?;
+        self.committed.notify_one();
+        Ok(out)
+    }
+
+    /// Signalled after every committed write: the hook dispatcher waits on it, so that an
+    /// outbox row goes out as soon as the change that wrote it is on disk (never before —
+    /// a reader would not see the row yet). One waiter; a signal with nobody waiting is kept.
+    pub fn committed(&self) -> &tokio::sync::Notify {
+        &self.committed
     }
 
     /// Folds the WAL back into the main file; called on graceful shutdown.

@@ -337,6 +337,49 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX versions_package ON versions(package_id);
     CREATE INDEX packages_modified ON packages(modified_at);
     "#,
+    // Hooks (cnpmcore's Hook Management API) and their outbox: one delivery row per matching
+    // hook, written in the transaction of the change it reports. `next_attempt_at` (unix ms)
+    // is both when a pending row is due and the lease of a claimed one, so that a crash only
+    // lets the lease run out; a hook's rows go out in `id` order.
+    r#"
+    CREATE TABLE hooks (
+        id                 TEXT PRIMARY KEY,
+        owner_id           INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        type               TEXT NOT NULL CHECK (type IN ('package', 'scope', 'owner')),
+        name               TEXT NOT NULL,
+        endpoint           TEXT NOT NULL,
+        secret             TEXT NOT NULL,
+        created_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL,
+        delivered          INTEGER NOT NULL DEFAULT 0,
+        last_delivery      TEXT,
+        last_response_code INTEGER
+    );
+    CREATE INDEX hooks_target ON hooks(type, name);
+    CREATE INDEX hooks_owner ON hooks(owner_id);
+    CREATE TABLE hook_deliveries (
+        id              INTEGER PRIMARY KEY,
+        delivery_id     TEXT NOT NULL UNIQUE,
+        hook_id         TEXT NOT NULL REFERENCES hooks(id) ON DELETE CASCADE,
+        event           TEXT NOT NULL,
+        package         TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        response_code   INTEGER,
+        duration_ms     INTEGER,
+        error           TEXT,
+        created_at      TEXT NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        last_attempt_at TEXT
+    );
+    CREATE INDEX hook_deliveries_hook ON hook_deliveries(hook_id, id);
+    CREATE INDEX hook_deliveries_due ON hook_deliveries(next_attempt_at)
+        WHERE state = 'pending';
+    CREATE INDEX hook_deliveries_queue ON hook_deliveries(hook_id, id)
+        WHERE state = 'pending';
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -9,6 +9,7 @@ use registry_core::accounts::authz::require_writer;
 use registry_core::accounts::tokens::{revoke_token_by_key_or_secret, TokenOptions};
 use registry_core::accounts::users::{create_user, find_user, NewUser};
 use registry_core::accounts::{tokens::TokenRecord, users::UserRecord};
+use registry_core::hooks::{self, HookInput};
 use registry_core::maintenance::{self, local_admin, with_local_admin};
 use registry_core::packages::names::PackageName;
 use registry_core::packages::packument::PackumentFlavor;
@@ -19,9 +20,10 @@ use serde_json::Value;
 use registry_core::access::{self, OrgRecord};
 
 use super::{
-    Access, Backend, BlockInfo, DayCount, DownloadsReport, MembershipInfo, NewTokenInfo, OrgInfo,
-    OrgRole, OrgSizeInfo, PackageCount, PackageOwner, PackageRow, SyncRequest, SyncStatus,
-    TeamInfo, TeamName, TeamPermission, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    Access, Backend, BlockInfo, DayCount, DeliveryInfo, DownloadsReport, HookInfo, HookRequest,
+    MembershipInfo, NewTokenInfo, OrgInfo, OrgRole, OrgSizeInfo, PackageCount, PackageOwner,
+    PackageRow, SyncRequest, SyncStatus, TeamInfo, TeamName, TeamPermission, TokenInfo,
+    TokenRequest, TopReport, UserInfo, VersionCount,
 };
 use crate::cli::GlobalArgs;
 
@@ -407,6 +409,59 @@ impl Backend for Local {
             finished: tree.finished,
             errors: tree.errors,
         })
+    }
+
+    fn hook_list(&self, name: Option<&str>) -> anyhow::Result<Vec<HookInfo>> {
+        let identity = local_admin();
+        let mut hooks = Vec::new();
+        loop {
+            let offset = hooks.len() as u64;
+            let (page, total) =
+                hooks::list(&self.registry, &identity, name, hooks::MAX_PAGE, offset)?;
+            let done = page.is_empty();
+            hooks.extend(page.into_iter().map(HookInfo::from));
+            if done || hooks.len() as u64 >= total {
+                return Ok(hooks);
+            }
+        }
+    }
+
+    fn hook_add(&self, request: &HookRequest) -> anyhow::Result<HookInfo> {
+        let owner = request.owner.as_deref().ok_or_else(|| {
+            crate::exit::UsageError(
+                "locally, a hook needs an owner: pass --user NAME (remotely it is the token's \
+                 user)"
+                    .to_string(),
+            )
+        })?;
+        let input = HookInput::from_json(&serde_json::json!({
+            "type": request.kind,
+            "name": request.name,
+            "endpoint": request.endpoint,
+            "secret": request.secret,
+        }))?;
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(hooks::create(&self.registry, &writer, Some(owner), &input)?.into())
+    }
+
+    fn hook_rm(&self, id: &str) -> anyhow::Result<HookInfo> {
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        let (hook, _) = hooks::delete(&self.registry, &writer, id)?;
+        Ok(hook.into())
+    }
+
+    fn hook_test(&self, id: &str) -> anyhow::Result<String> {
+        let identity = local_admin();
+        let writer = require_writer(Some(&identity))?;
+        Ok(hooks::ping(&self.registry, &writer, id)?)
+    }
+
+    fn hook_deliveries(&self, id: &str, limit: u64) -> anyhow::Result<Vec<DeliveryInfo>> {
+        let identity = local_admin();
+        let list = hooks::deliveries(&self.registry, &identity, id, limit)?;
+        Ok(list.into_iter().map(DeliveryInfo::from).collect())
     }
 
     fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo> {

@@ -235,6 +235,14 @@ pub trait Backend {
     /// A sync task's state and its tree's progress.
     fn sync_status(&self, name: &str, id: &str) -> anyhow::Result<SyncStatus>;
 
+    /// Every hook the caller may see (locally: all), of one target name if given.
+    fn hook_list(&self, name: Option<&str>) -> anyhow::Result<Vec<HookInfo>>;
+    fn hook_add(&self, request: &HookRequest) -> anyhow::Result<HookInfo>;
+    fn hook_rm(&self, id: &str) -> anyhow::Result<HookInfo>;
+    /// Queues a signed ping; answers the delivery id.
+    fn hook_test(&self, id: &str) -> anyhow::Result<String>;
+    fn hook_deliveries(&self, id: &str, limit: u64) -> anyhow::Result<Vec<DeliveryInfo>>;
+
     /// Creates an org with its first owner (administrators only).
     fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo>;
     /// Every org (administrators only).
@@ -268,6 +276,87 @@ pub trait Backend {
         &self,
         package: &PackageName,
     ) -> anyhow::Result<BTreeMap<String, TeamPermission>>;
+}
+
+/// What `registry hook add` asks for: the fields of `POST /-/npm/v1/hooks/hook`, and the
+/// owner in local mode.
+pub struct HookRequest {
+    /// `package`, `scope` or `owner`.
+    pub kind: String,
+    pub name: String,
+    pub endpoint: String,
+    pub secret: String,
+    pub owner: Option<String>,
+}
+
+/// A hook as listed (the API's fields; never the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookInfo {
+    pub id: String,
+    pub username: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub endpoint: String,
+    pub created: String,
+    pub updated: String,
+    pub delivered: bool,
+    pub last_delivery: Option<String>,
+    pub response_code: Option<u16>,
+}
+
+impl From<registry_core::hooks::Hook> for HookInfo {
+    fn from(hook: registry_core::hooks::Hook) -> HookInfo {
+        HookInfo {
+            id: hook.id,
+            username: hook.owner,
+            kind: hook.kind.as_str().to_string(),
+            name: hook.name,
+            endpoint: hook.endpoint,
+            created: hook.created_at,
+            updated: hook.updated_at,
+            delivered: hook.delivered,
+            last_delivery: hook.last_delivery,
+            response_code: hook.last_response_code,
+        }
+    }
+}
+
+/// One delivery of a hook, as `GET /-/npm/v1/hooks/hook/:id/deliveries` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    pub id: String,
+    pub event: String,
+    pub package: String,
+    /// pending, delivered or failed (given up).
+    pub status: String,
+    pub attempts: u64,
+    pub response_code: Option<u16>,
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+    pub created: String,
+    pub last_attempt: Option<String>,
+    /// When a pending delivery is tried next.
+    pub next_attempt: Option<String>,
+}
+
+impl From<registry_core::hooks::Delivery> for DeliveryInfo {
+    fn from(delivery: registry_core::hooks::Delivery) -> DeliveryInfo {
+        let next_attempt = delivery.next_attempt();
+        DeliveryInfo {
+            id: delivery.id,
+            event: delivery.event,
+            package: delivery.package,
+            status: delivery.state,
+            attempts: delivery.attempts,
+            response_code: delivery.response_code,
+            duration_ms: delivery.duration_ms,
+            error: delivery.error,
+            created: delivery.created_at,
+            last_attempt: delivery.last_attempt_at,
+            next_attempt,
+        }
+    }
 }
 
 /// What `registry sync` asks for.

@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use registry_core::packages::names::PackageName;
 
 use super::{
-    Access, Backend, BlockInfo, DayCount, DownloadsReport, MembershipInfo, NewTokenInfo, OrgInfo,
-    OrgRole, PackageCount, PackageOwner, PackageRow, SyncRequest, SyncStatus, TeamInfo, TeamName,
-    TeamPermission, TokenInfo, TokenRequest, TopReport, UserInfo, VersionCount,
+    Access, Backend, BlockInfo, DayCount, DeliveryInfo, DownloadsReport, HookInfo, HookRequest,
+    MembershipInfo, NewTokenInfo, OrgInfo, OrgRole, PackageCount, PackageOwner, PackageRow,
+    SyncRequest, SyncStatus, TeamInfo, TeamName, TeamPermission, TokenInfo, TokenRequest,
+    TopReport, UserInfo, VersionCount,
 };
 
 pub struct Remote {
@@ -587,6 +588,72 @@ impl Backend for Remote {
             finished: count("finished"),
             errors: count("errors"),
         })
+    }
+
+    fn hook_list(&self, name: Option<&str>) -> anyhow::Result<Vec<HookInfo>> {
+        let mut hooks: Vec<HookInfo> = Vec::new();
+        loop {
+            let mut path = format!(
+                "/-/npm/v1/hooks?limit={}&offset={}",
+                registry_core::hooks::MAX_PAGE,
+                hooks.len()
+            );
+            if let Some(name) = name {
+                path.push_str(&format!("&package={}", segment(name)));
+            }
+            let body = self.json(self.request(Method::GET, &path))?;
+            let page: Vec<HookInfo> = serde_json::from_value(body["objects"].clone())
+                .context("the registry's hook list is not what it should be")?;
+            let total = body["total"].as_u64().unwrap_or(0);
+            let done = page.is_empty();
+            hooks.extend(page);
+            if done || hooks.len() as u64 >= total {
+                return Ok(hooks);
+            }
+        }
+    }
+
+    fn hook_add(&self, request: &HookRequest) -> anyhow::Result<HookInfo> {
+        if request.owner.is_some() {
+            return Err(crate::exit::UsageError(
+                "--user is for local mode: remotely a hook belongs to the token's user".to_string(),
+            )
+            .into());
+        }
+        let body = json!({
+            "type": request.kind,
+            "name": request.name,
+            "endpoint": request.endpoint,
+            "secret": request.secret,
+        });
+        let created = self.json(
+            self.request(Method::POST, "/-/npm/v1/hooks/hook")
+                .json(&body),
+        )?;
+        serde_json::from_value(created).context("the registry's new hook is not what it should be")
+    }
+
+    fn hook_rm(&self, id: &str) -> anyhow::Result<HookInfo> {
+        let path = format!("/-/npm/v1/hooks/hook/{}", segment(id));
+        let deleted = self.json(self.request(Method::DELETE, &path))?;
+        serde_json::from_value(deleted).context("the registry's answer is not a hook")
+    }
+
+    fn hook_test(&self, id: &str) -> anyhow::Result<String> {
+        let path = format!("/-/npm/v1/hooks/hook/{}/ping", segment(id));
+        let queued = self.json(self.request(Method::POST, &path))?;
+        text(&queued, "delivery")
+            .ok_or_else(|| anyhow::anyhow!("the registry did not say which delivery it queued"))
+    }
+
+    fn hook_deliveries(&self, id: &str, limit: u64) -> anyhow::Result<Vec<DeliveryInfo>> {
+        let path = format!(
+            "/-/npm/v1/hooks/hook/{}/deliveries?limit={limit}",
+            segment(id)
+        );
+        let body = self.json(self.request(Method::GET, &path))?;
+        serde_json::from_value(body["objects"].clone())
+            .context("the registry's delivery list is not what it should be")
     }
 
     fn org_create(&self, org: &str, owner: &str) -> anyhow::Result<OrgInfo> {

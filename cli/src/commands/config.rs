@@ -49,6 +49,10 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
             json!(config.auth_requests_per_second),
         ),
         ("auth_burst", json!(config.auth_burst)),
+        ("hooks_allow_private", json!(config.hooks_allow_private)),
+        ("hooks_per_user", json!(config.hooks_per_user)),
+        ("hooks_retry_base_ms", json!(config.hooks_retry_base_ms)),
+        ("hooks_retry_cap_secs", json!(config.hooks_retry_cap_secs)),
         (
             "header_timeout",
             json!(format_duration(config.header_timeout)),

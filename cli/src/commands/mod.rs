@@ -10,6 +10,7 @@ mod docs;
 mod doctor;
 mod downloads;
 mod gc;
+mod hook;
 mod org;
 mod owner;
 mod package;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstream(command) => upstream::run(backend, &out, command),
         Command::Cache(command) => upstream::cache(backend, &out, command),
         Command::Sync(args) => sync::run(backend, &out, args),
+        Command::Hook(command) => hook::run(backend, &out, command),
         Command::Gc(args) => gc::run(backend, &out, args),
         Command::Doctor(args) => doctor::run(backend, &out, args),
         Command::Backup(args) => backup::run_backup(backend, &out, args),

@@ -9,6 +9,7 @@ mod blocks;
 mod cli_login;
 mod dist_tags;
 mod downloads;
+mod hooks;
 mod meta;
 mod orgs;
 mod packages;
@@ -69,6 +70,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .or(admin::routes(state.clone()))
             .unify()
             .or(registries::routes(state.clone()))
+            .unify()
+            .or(hooks::routes(state.clone()))
             .unify()
             .or(downloads::routes(state.clone()))
             .unify()

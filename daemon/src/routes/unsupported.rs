@@ -1,7 +1,6 @@
 //! Parts of npm's protocol this registry does not implement yet answer 400 with a sentence
-//! npm prints, rather than a bare 404 that reads like a missing package: hooks (libnpmhook;
-//! `npm hook` itself left npm 11) and `npm trust`. Not a 5xx: npm retries those for about
-//! 70 s before it shows anything, and no retry can cure this.
+//! npm prints, rather than a bare 404 that reads like a missing package: `npm trust`. Not a
+//! 5xx: npm retries those for about 70 s before it shows anything, and no retry can cure this.
 
 use registry_core::Error;
 use warp::filters::path::Tail;
@@ -13,10 +12,6 @@ use crate::error::reject;
 use crate::package_path::percent_decode;
 
 pub fn routes() -> Route {
-    // ANY /-/npm/v1/hooks[/…] — hooks (libnpmhook); a later issue implements them
-    let hooks = warp::path!("-" / "npm" / "v1" / "hooks" / ..)
-        .and_then(|| async { Err::<Response, _>(not_supported("hooks (npm hook, libnpmhook)")) });
-
     // ANY /-/package/:pkg/trust[/…] — npm trust (trusted publishing)
     let trust = warp::path!("-" / "package" / ..)
         .and(warp::path::tail())
@@ -28,7 +23,7 @@ pub fn routes() -> Route {
             }
         });
 
-    boxed(hooks.or(trust).unify())
+    boxed(trust)
 }
 
 /// Whether a `/-/package/` tail is `NAME/trust[/…]`. The name is not validated: the answer is

@@ -1,0 +1,347 @@
+//! The dispatcher: a task `serve` starts, off the request path. It leases due outbox rows
+//! (woken by every commit, and looking again at least every [`IDLE_POLL`] for rows written by
+//! another process), sends each as a signed `POST` with a timeout, at most [`CONCURRENCY`] at
+//! a time and one at a time per hook (in order), and records every attempt. A failure is
+//! retried after `hooks_retry_base_ms × 2^(attempt−1)`, at most `hooks_retry_cap_secs`, with a
+//! little jitter; a delivery still failing [`GIVE_UP_AFTER`] after its event is given up
+//! (`failed`), which unblocks the hook's later events.
+//!
+//! Delivery is at least once: a row is marked delivered only after the endpoint answered 2xx,
+//! and a process that dies mid-delivery leaves the row leased until [`LEASE`] has passed, when
+//! any dispatcher sends it again. Receivers drop duplicates by the `x-registry-delivery` id.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use tokio::task::JoinSet;
+
+use super::guard::{self, Endpoint};
+use super::DueDelivery;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+
+/// Deliveries in flight at once.
+pub const CONCURRENCY: usize = 8;
+/// Each delivery's whole exchange, connecting included.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed row stays leased: longer than a delivery can take.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// An event not delivered this long after it happened is given up.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+/// How often an idle dispatcher looks for rows written by another process (the CLI).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const USER_AGENT: &str = concat!("registry/", env!("CARGO_PKG_VERSION"), " (hooks)");
+
+/// The header values of a delivery's signature: `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The wait before retry number `attempts` (the first failure is attempt 1): the base doubled
+/// per earlier failure, at most the cap.
+pub fn retry_delay(base: Duration, cap: Duration, attempts: u64) -> Duration {
+    // 2^31 times even the smallest base is beyond the largest cap.
+    let doublings = attempts.saturating_sub(1).min(31) as u32;
+    base.saturating_mul(1u32 << doublings).min(cap)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn blocking<T: Send + 'static>(
+    registry: &Arc<Registry>,
+    f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || f(&registry))
+        .await
+        .map_err(|e| Error::Storage(format!("a blocking task failed: {e}")))?
+}
+
+/// Leases up to `limit` due deliveries (a read first: an idle registry costs no writes).
+async fn claim(registry: &Arc<Registry>, limit: usize) -> Result<Vec<DueDelivery>> {
+    blocking(registry, move |r| {
+        let now = super::outbox::now_ms();
+        if !r.store.read(|db| db.hook_delivery_due(now))? {
+            return Ok(Vec::new());
+        }
+        let at = crate::clock::now_iso();
+        r.store
+            .write(|db| db.claim_hook_deliveries(now, now + millis(LEASE), limit, &at))
+    })
+    .await
+}
+
+/// How long to sleep when nothing can be claimed: until the next row is due, at most
+/// [`IDLE_POLL`].
+async fn idle_wait(registry: &Arc<Registry>) -> Duration {
+    let next = blocking(registry, |r| r.store.read(|db| db.next_hook_delivery_ms())).await;
+    match next {
+        Ok(Some(at)) => {
+            let wait = at.saturating_sub(super::outbox::now_ms()).max(1);
+            Duration::from_millis(u64::try_from(wait).unwrap_or(0)).min(IDLE_POLL)
+        }
+        _ => IDLE_POLL,
+    }
+}
+
+/// Runs forever (until its task is aborted; deliveries in flight are then dropped and sent
+/// again once their lease runs out). The attempts that finished together are recorded in one
+/// write, so that a burst of deliveries costs the writer a commit, not one per delivery.
+pub async fn work(registry: Arc<Registry>) {
+    let mut running: JoinSet<(DueDelivery, Attempt)> = JoinSet::new();
+    let clients = Arc::new(Clients::default());
+    let mut finished = Vec::new();
+    loop {
+        while let Some(done) = running.try_join_next() {
+            finished.extend(done.ok());
+        }
+        if !finished.is_empty() {
+            record(&registry, std::mem::take(&mut finished)).await;
+        }
+        let free = CONCURRENCY.saturating_sub(running.len());
+        if free > 0 {
+            match claim(&registry, free).await {
+                Ok(batch) => {
+                    for delivery in batch {
+                        let (registry, clients) = (registry.clone(), clients.clone());
+                        running.spawn(async move {
+                            let attempt = deliver(&registry, &clients, &delivery).await;
+                            (delivery, attempt)
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!("claiming hook deliveries failed (will retry): {err}"),
+            }
+        }
+        // With every slot taken, a finished delivery wakes the loop; else the next due row.
+        let wait = if running.len() < CONCURRENCY {
+            idle_wait(&registry).await
+        } else {
+            IDLE_POLL
+        };
+        tokio::select! {
+            Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
+            () = registry.store.committed().notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+struct Attempt {
+    response_code: Option<u16>,
+    error: Option<String>,
+    duration: Duration,
+}
+
+async fn deliver(registry: &Registry, clients: &Clients, delivery: &DueDelivery) -> Attempt {
+    let started = Instant::now();
+    let (response_code, error) = match send(registry, clients, delivery).await {
+        Ok(code) if (200..300).contains(&code) => (Some(code), None),
+        Ok(code) => (Some(code), Some(format!("the endpoint answered {code}"))),
+        Err(err) => (None, Some(err)),
+    };
+    match &error {
+        None => tracing::info!(delivery = %delivery.id, hook = %delivery.hook_id,
+                               event = %delivery.event, "hook delivered"),
+        Some(error) => tracing::info!(delivery = %delivery.id, hook = %delivery.hook_id,
+                                      attempt = delivery.attempts, "hook delivery failed: {error}"),
+    }
+    Attempt {
+        response_code,
+        error,
+        duration: started.elapsed(),
+    }
+}
+
+async fn record(registry: &Arc<Registry>, attempts: Vec<(DueDelivery, Attempt)>) {
+    let count = attempts.len();
+    let recorded = blocking(registry, move |r| {
+        r.store.write(|db| {
+            for (delivery, attempt) in &attempts {
+                let (state, next) = outcome(&r.config, delivery, attempt);
+                let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
+                db.record_hook_attempt(
+                    delivery.row_id,
+                    &delivery.hook_id,
+                    state,
+                    next,
+                    attempt.response_code,
+                    duration,
+                    attempt.error.as_deref(),
+                    &crate::clock::now_iso(),
+                )?;
+            }
+            Ok(())
+        })
+    })
+    .await;
+    if let Err(err) = recorded {
+        // Their leases run out and they are sent again: at least once.
+        tracing::warn!("recording {count} hook deliveries failed: {err}");
+    }
+}
+
+/// The state an attempt leaves its delivery in, and when it is tried next: delivered, given
+/// up, or retried after the backoff (with up to a tenth more, so that hooks failing together
+/// do not all retry together).
+fn outcome(config: &Config, delivery: &DueDelivery, attempt: &Attempt) -> (&'static str, i64) {
+    let now_ms = super::outbox::now_ms();
+    if attempt.error.is_none() {
+        return ("delivered", now_ms);
+    }
+    if now_ms.saturating_sub(delivery.created_ms) >= millis(GIVE_UP_AFTER) {
+        return ("failed", now_ms);
+    }
+    let delay = millis(retry_delay(
+        Duration::from_millis(config.hooks_retry_base_ms),
+        Duration::from_secs(config.hooks_retry_cap_secs),
+        delivery.attempts,
+    ));
+    let jitter = rand::random_range(0..=delay / 10);
+    (
+        "pending",
+        now_ms.saturating_add(delay).saturating_add(jitter),
+    )
+}
+
+/// Resolves the endpoint's host and checks every address (unless private ones are allowed);
+/// answers the address to connect to, so that a second lookup (DNS rebinding) cannot swap it.
+async fn resolve(
+    endpoint: &Endpoint,
+    allow_private: bool,
+) -> std::result::Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = match endpoint.literal_ip() {
+        Some(ip) => vec![SocketAddr::new(ip, endpoint.port)],
+        None => tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
+            .collect(),
+    };
+    if !allow_private {
+        guard::check_addresses(&endpoint.host, &addrs).map_err(|e| e.public_message())?;
+    }
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| format!("{} does not resolve to any address", endpoint.host))
+}
+
+/// One POST; answers the status, or why there was none.
+/// HTTP clients by (host, checked address): each connects only to the address its host was
+/// checked at, and keeps its connections open for the next delivery to the same endpoint
+/// (building a client, TLS roots and all, costs more than a delivery to a nearby receiver).
+#[derive(Default)]
+struct Clients(Mutex<HashMap<(String, SocketAddr), reqwest::Client>>);
+
+/// Clients kept at most; beyond, the cache starts again (endpoints are few in practice).
+const MAX_CLIENTS: usize = 64;
+
+impl Clients {
+    fn get(
+        &self,
+        endpoint: &Endpoint,
+        addr: SocketAddr,
+    ) -> std::result::Result<reqwest::Client, String> {
+        let key = (endpoint.host.clone(), addr);
+        let mut clients = self
+            .0
+            .lock()
+            .map_err(|_| "the HTTP client cache is poisoned".to_string())?;
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        crate::upstream::client::install_tls_provider();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would do its own lookup of the host, around the check.
+            .no_proxy()
+            .timeout(DELIVERY_TIMEOUT)
+            .connect_timeout(DELIVERY_TIMEOUT);
+        if endpoint.literal_ip().is_none() {
+            builder = builder.resolve(&endpoint.host, addr);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+async fn send(
+    registry: &Registry,
+    clients: &Clients,
+    delivery: &DueDelivery,
+) -> std::result::Result<u16, String> {
+    let endpoint = Endpoint::parse(&delivery.endpoint).map_err(|e| e.public_message())?;
+    let addr = resolve(&endpoint, registry.config.hooks_allow_private).await?;
+    let client = clients.get(&endpoint, addr)?;
+    let response = client
+        .post(endpoint.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            "x-npm-signature",
+            signature(&delivery.secret, delivery.body.as_bytes()),
+        )
+        .header("x-npm-event", &delivery.event)
+        .header("x-registry-delivery", &delivery.id)
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("no answer within {}s", DELIVERY_TIMEOUT.as_secs())
+            } else {
+                format!("cannot reach the endpoint: {e}")
+            }
+        })?;
+    Ok(response.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_in_hex() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let base = Duration::from_secs(2);
+        let cap = Duration::from_secs(86_400);
+        assert_eq!(retry_delay(base, cap, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(base, cap, 2), Duration::from_secs(4));
+        assert_eq!(retry_delay(base, cap, 5), Duration::from_secs(32));
+        assert_eq!(retry_delay(base, cap, 17), cap);
+        assert_eq!(retry_delay(base, cap, u64::MAX), cap);
+        assert_eq!(
+            retry_delay(base, Duration::from_secs(3), 3),
+            Duration::from_secs(3)
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! The outbox: inside the transaction of a change, one delivery row per hook the change
+//! concerns, holding the exact body that will be signed and sent. A change that rolls back
+//! takes its rows with it; one that commits cannot lose them. This is the only work hooks add
+//! to a request: a lookup of the matching hooks and, if there are any, the inserts.
+
+use serde_json::{json, Value};
+
+use super::{Hook, NewDelivery};
+use crate::accounts::auth::Identity;
+use crate::error::Result;
+use crate::store::{Db, PackageRecord};
+
+/// The version of the payload format, as npm and cnpmcore send it.
+const PAYLOAD_VERSION: &str = "1.0.0";
+
+/// What happened to a package, as npm names hook events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Publish {
+        version: String,
+        tag: Option<String>,
+    },
+    /// A version, or (`None`) the whole package.
+    Unpublish {
+        version: Option<String>,
+    },
+    DistTag {
+        tag: String,
+    },
+    DistTagRm {
+        tag: String,
+    },
+    Deprecated {
+        version: String,
+        message: String,
+    },
+    Undeprecated {
+        version: String,
+    },
+    Owner {
+        maintainer: String,
+    },
+    OwnerRm {
+        maintainer: String,
+    },
+    Star {
+        user: String,
+    },
+    Unstar {
+        user: String,
+    },
+}
+
+impl Change {
+    pub fn event(&self) -> &'static str {
+        match self {
+            Change::Publish { .. } => "package:publish",
+            Change::Unpublish { .. } => "package:unpublish",
+            Change::DistTag { .. } => "package:dist-tag",
+            Change::DistTagRm { .. } => "package:dist-tag-rm",
+            Change::Deprecated { .. } => "package:deprecated",
+            Change::Undeprecated { .. } => "package:undeprecated",
+            Change::Owner { .. } => "package:owner",
+            Change::OwnerRm { .. } => "package:owner-rm",
+            Change::Star { .. } => "package:star",
+            Change::Unstar { .. } => "package:unstar",
+        }
+    }
+
+    /// The `change` object, with cnpmcore's field names.
+    fn json(&self) -> Value {
+        match self {
+            Change::Publish { version, tag } => json!({ "version": version, "dist-tag": tag }),
+            Change::Unpublish { version } => json!({ "version": version }),
+            Change::DistTag { tag } | Change::DistTagRm { tag } => json!({ "dist-tag": tag }),
+            Change::Deprecated { version, message } => {
+                json!({ "version": version, "deprecated": message })
+            }
+            Change::Undeprecated { version } => json!({ "version": version, "deprecated": "" }),
+            Change::Owner { maintainer } | Change::OwnerRm { maintainer } => {
+                json!({ "maintainer": maintainer })
+            }
+            Change::Star { user } | Change::Unstar { user } => json!({ "user": user }),
+        }
+    }
+
+    /// A maintainer the change removed: their owner hooks still hear of it.
+    fn removed_owner(&self) -> Option<&str> {
+        match self {
+            Change::OwnerRm { maintainer } => Some(maintainer),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn new_delivery_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// The package as a payload summarises it, from inside the change's transaction.
+fn summary(db: &Db<'_>, package: &PackageRecord) -> Result<Value> {
+    let maintainers: Vec<Value> = db
+        .maintainers(package.id)?
+        .into_iter()
+        .map(|(name, _)| json!({ "name": name }))
+        .collect();
+    Ok(json!({
+        "name": package.name,
+        "dist-tags": db.dist_tags(package.id)?,
+        "versions": db.live_version_names(package.id)?,
+        "maintainers": maintainers,
+        "time": { "created": package.created_at, "modified": package.modified_at },
+        "unpublished": package.unpublished_at.is_some(),
+    }))
+}
+
+/// Writes the deliveries of `changes` to package `name`, which must exist. Call it inside the
+/// change's `store.write`, after the change (so that the summary shows it). A hook whose
+/// owner may no longer read a restricted package hears nothing of it. Answers how many rows
+/// were written.
+pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let Some(package) = db.package_by_name(name)? else {
+        return Ok(0);
+    };
+    let scope = name.split_once('/').map(|(scope, _)| scope);
+    let removed = changes.iter().find_map(Change::removed_owner);
+    let hooks = db.hooks_matching(package.id, name, scope, removed)?;
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    let mut readers = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        if package.restricted && !owner_may_read(db, &hook, &package)? {
+            continue;
+        }
+        readers.push(hook);
+    }
+    if readers.is_empty() {
+        return Ok(0);
+    }
+    let payload = summary(db, &package)?;
+    let now = crate::clock::now_iso();
+    let ms = now_ms();
+    let mut written = 0;
+    for change in changes {
+        let change_json = change.json();
+        for hook in &readers {
+            let body = json!({
+                "event": change.event(),
+                "name": package.name,
+                "type": "package",
+                "version": PAYLOAD_VERSION,
+                "hookOwner": { "username": hook.owner },
+                "payload": payload,
+                "change": change_json,
+                "time": ms,
+            });
+            let id = new_delivery_id();
+            db.insert_hook_delivery(&NewDelivery {
+                id: &id,
+                hook_id: &hook.id,
+                event: change.event(),
+                package: &package.name,
+                body: &body.to_string(),
+                now: &now,
+                now_ms: ms,
+            })?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+fn owner_may_read(db: &Db<'_>, hook: &Hook, package: &PackageRecord) -> Result<bool> {
+    let Some(user) = db.user_by_id(hook.owner_id)? else {
+        return Ok(false);
+    };
+    let owner = Identity { user, token: None };
+    match crate::access::require_read(db, Some(&owner), package.id, &package.name, true) {
+        Ok(()) => Ok(true),
+        Err(crate::Error::NotFound(_)) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// Writes a `ping` for one hook (`registry hook test`): the same envelope, with the hook as
+/// its subject. Answers the delivery id.
+pub fn enqueue_ping(db: &Db<'_>, hook: &Hook) -> Result<String> {
+    let now = crate::clock::now_iso();
+    let ms = now_ms();
+    let body = json!({
+        "event": "ping",
+        "name": hook.name,
+        "type": hook.kind.as_str(),
+        "version": PAYLOAD_VERSION,
+        "hookOwner": { "username": hook.owner },
+        "payload": { "hook": hook.id, "endpoint": hook.endpoint },
+        "change": {},
+        "time": ms,
+    });
+    let id = new_delivery_id();
+    db.insert_hook_delivery(&NewDelivery {
+        id: &id,
+        hook_id: &hook.id,
+        event: "ping",
+        package: &hook.name,
+        body: &body.to_string(),
+        now: &now,
+        now_ms: ms,
+    })?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_npms_names_and_cnpmcores_change_fields() {
+        let publish = Change::Publish {
+            version: "1.0.0".into(),
+            tag: Some("latest".into()),
+        };
+        assert_eq!(publish.event(), "package:publish");
+        assert_eq!(
+            publish.json(),
+            json!({"version": "1.0.0", "dist-tag": "latest"})
+        );
+        assert_eq!(
+            Change::DistTagRm { tag: "beta".into() }.json(),
+            json!({"dist-tag": "beta"})
+        );
+        assert_eq!(
+            Change::OwnerRm {
+                maintainer: "bob".into()
+            }
+            .event(),
+            "package:owner-rm"
+        );
+        assert_eq!(
+            Change::Unpublish { version: None }.json(),
+            json!({"version": null})
+        );
+    }
+}

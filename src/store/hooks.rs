@@ -1,0 +1,324 @@
+//! Hooks and their outbox: the hook records, the delivery rows written in the transaction of
+//! the change they report, the claim that leases due rows to the dispatcher, and the record
+//! of each attempt.
+
+use rusqlite::OptionalExtension;
+
+use super::Db;
+use crate::error::Result;
+pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewHook};
+
+/// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
+const KEPT_DELIVERIES: i64 = 100;
+
+/// The rows `d` a hook may send: the oldest pending row of each hook. Driven from the hooks
+/// (one index seek each, in the partial index of pending rows), not from the pending rows,
+/// so that a backlog behind a failing endpoint does not make every look at the queue slower.
+const HEADS: &str = "hooks h JOIN hook_deliveries d ON d.id = \
+                     (SELECT min(e.id) FROM hook_deliveries e \
+                      WHERE e.hook_id = h.id AND e.state = 'pending')";
+
+const HOOK_COLUMNS: &str = "h.id, h.owner_id, u.name, h.type, h.name, h.endpoint, h.secret, \
+                            h.created_at, h.updated_at, h.delivered, h.last_delivery, \
+                            h.last_response_code";
+
+fn hook_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+    let kind: String = row.get(3)?;
+    Ok(Hook {
+        id: row.get(0)?,
+        owner_id: row.get(1)?,
+        owner: row.get(2)?,
+        // The CHECK constraint allows nothing else.
+        kind: HookType::parse(&kind).unwrap_or(HookType::Package),
+        name: row.get(4)?,
+        endpoint: row.get(5)?,
+        secret: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+        delivered: row.get(9)?,
+        last_delivery: row.get(10)?,
+        last_response_code: row
+            .get::<_, Option<i64>>(11)?
+            .map(|c| c.clamp(0, 999) as u16),
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "delivery_id, event, package, state, attempts, \
+                                response_code, duration_ms, error, created_at, \
+                                last_attempt_at, next_attempt_at";
+
+fn delivery_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: row.get(0)?,
+        event: row.get(1)?,
+        package: row.get(2)?,
+        state: row.get(3)?,
+        attempts: row.get::<_, i64>(4)?.max(0) as u64,
+        response_code: row
+            .get::<_, Option<i64>>(5)?
+            .map(|c| c.clamp(0, 999) as u16),
+        duration_ms: row.get::<_, Option<i64>>(6)?.map(|d| d.max(0) as u64),
+        error: row.get(7)?,
+        created_at: row.get(8)?,
+        last_attempt_at: row.get(9)?,
+        next_attempt_ms: row.get(10)?,
+    })
+}
+
+impl Db<'_> {
+    pub fn insert_hook(&self, hook: &NewHook<'_>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            (
+                hook.id,
+                hook.owner_id,
+                hook.kind.as_str(),
+                hook.name,
+                hook.endpoint,
+                hook.secret,
+                hook.now,
+            ),
+        )?;
+        Ok(())
+    }
+
+    pub fn hook(&self, id: &str) -> Result<Option<Hook>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {HOOK_COLUMNS} FROM hooks h JOIN users u ON u.id = h.owner_id WHERE h.id = ?1"
+        ))?;
+        Ok(stmt.query_row([id], hook_of).optional()?)
+    }
+
+    pub fn count_hooks_of(&self, owner_id: i64) -> Result<u64> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM hooks WHERE owner_id = ?1",
+            [owner_id],
+            |row| row.get(0),
+        )?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// A page of hooks, oldest first, and how many there are in all: of one owner (`None`:
+    /// everyone's), of one target name if given.
+    pub fn list_hooks(
+        &self,
+        owner_id: Option<i64>,
+        name: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<Hook>, u64)> {
+        let filter = "(?1 IS NULL OR h.owner_id = ?1) AND (?2 IS NULL OR h.name = ?2)";
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM hooks h WHERE {filter}"),
+            (owner_id, name),
+            |row| row.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {HOOK_COLUMNS} FROM hooks h JOIN users u ON u.id = h.owner_id \
+             WHERE {filter} ORDER BY h.created_at, h.id LIMIT ?3 OFFSET ?4"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt.query_map((owner_id, name, limit, offset), hook_of)?;
+        Ok((rows.collect::<rusqlite::Result<_>>()?, total.max(0) as u64))
+    }
+
+    pub fn update_hook(&self, id: &str, endpoint: &str, secret: &str, now: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE hooks SET endpoint = ?2, secret = ?3, updated_at = ?4 WHERE id = ?1",
+            (id, endpoint, secret, now),
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a hook and, with it, its deliveries (pending ones are never sent).
+    pub fn delete_hook(&self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The hooks a change of package `package_id` (named `name`, of `scope` like `@foo`)
+    /// concerns: hooks on the name, on its scope, and on any of its maintainers or on
+    /// `extra_owner` (a maintainer the change just removed).
+    pub fn hooks_matching(
+        &self,
+        package_id: i64,
+        name: &str,
+        scope: Option<&str>,
+        extra_owner: Option<&str>,
+    ) -> Result<Vec<Hook>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {HOOK_COLUMNS} FROM hooks h JOIN users u ON u.id = h.owner_id \
+             WHERE (h.type = 'package' AND h.name = ?2) \
+                OR (h.type = 'scope' AND h.name = ?3) \
+                OR (h.type = 'owner' AND (h.name = ?4 OR h.name IN ( \
+                    SELECT mu.name FROM maintainers m JOIN users mu ON mu.id = m.user_id \
+                    WHERE m.package_id = ?1))) \
+             ORDER BY h.id"
+        ))?;
+        let rows = stmt.query_map((package_id, name, scope, extra_owner), hook_of)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The live versions of a package, oldest first (without their manifests).
+    pub fn live_version_names(&self, package_id: i64) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version FROM versions WHERE package_id = ?1 AND deleted_at IS NULL \
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([package_id], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn insert_hook_delivery(&self, delivery: &NewDelivery<'_>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, body, state, \
+             next_attempt_at, created_at, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6)",
+            (
+                delivery.id,
+                delivery.hook_id,
+                delivery.event,
+                delivery.package,
+                delivery.body,
+                delivery.now_ms,
+                delivery.now,
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Whether a delivery can be claimed at `now_ms` (a cheap read before a claim).
+    pub fn hook_delivery_due(&self, now_ms: i64) -> Result<bool> {
+        Ok(self.conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"),
+            [now_ms],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// When the next claimable delivery is due (or a lease ends), if there is one. Rows
+    /// queued behind an earlier one of their hook do not count: they wait for it.
+    pub fn next_hook_delivery_ms(&self) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            &format!("SELECT min(d.next_attempt_at) FROM {HEADS}"),
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Leases up to `limit` due deliveries until `lease_until_ms`, each the oldest pending
+    /// delivery of its hook (so a hook's events go out in order, one at a time), counting the
+    /// attempt. Runs on the writer, so two dispatchers never hold the same row; a lease that
+    /// runs out (the process died) makes the row due again.
+    pub fn claim_hook_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+        now: &str,
+    ) -> Result<Vec<DueDelivery>> {
+        let mut claim = self.conn.prepare_cached(&format!(
+            "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
+             last_attempt_at = ?4 \
+             WHERE id IN (SELECT d.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
+                          ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
+             RETURNING id, delivery_id, hook_id, event, body, attempts, created_ms"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let claimed = claim
+            .query_map((now_ms, lease_until_ms, limit, now), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, i64>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut target = self
+            .conn
+            .prepare_cached("SELECT endpoint, secret FROM hooks WHERE id = ?1")?;
+        let mut due = Vec::with_capacity(claimed.len());
+        for (row_id, id, hook_id, event, body, attempts, created_ms) in claimed {
+            let (endpoint, secret): (String, String) =
+                target.query_row([&hook_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            due.push(DueDelivery {
+                row_id,
+                id,
+                hook_id,
+                event,
+                body,
+                endpoint,
+                secret,
+                attempts: attempts.max(0) as u64,
+                created_ms,
+            });
+        }
+        Ok(due)
+    }
+
+    /// Records an attempt. `state` is `delivered`, `failed` (given up) or `pending` (retried
+    /// at `next_attempt_ms`). A delivered one marks its hook delivered; every attempt leaves
+    /// its response code on the hook. Old finished deliveries of the hook are pruned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_hook_attempt(
+        &self,
+        row_id: i64,
+        hook_id: &str,
+        state: &str,
+        next_attempt_ms: i64,
+        response_code: Option<u16>,
+        duration_ms: u64,
+        error: Option<&str>,
+        now: &str,
+    ) -> Result<()> {
+        let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
+        self.conn.execute(
+            "UPDATE hook_deliveries SET state = ?2, next_attempt_at = ?3, response_code = ?4, \
+             duration_ms = ?5, error = ?6 WHERE id = ?1",
+            (
+                row_id,
+                state,
+                next_attempt_ms,
+                response_code,
+                duration,
+                error,
+            ),
+        )?;
+        if state == "delivered" {
+            self.conn.execute(
+                "UPDATE hooks SET delivered = 1, last_delivery = ?2, last_response_code = ?3 \
+                 WHERE id = ?1",
+                (hook_id, now, response_code),
+            )?;
+        } else {
+            self.conn.execute(
+                "UPDATE hooks SET last_response_code = ?2 WHERE id = ?1",
+                (hook_id, response_code),
+            )?;
+        }
+        self.conn.execute(
+            "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' AND id <= \
+             (SELECT id FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' \
+              ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            (hook_id, KEPT_DELIVERIES),
+        )?;
+        Ok(())
+    }
+
+    /// A hook's most recent deliveries, newest first.
+    pub fn hook_deliveries(&self, hook_id: &str, limit: u64) -> Result<Vec<Delivery>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM hook_deliveries WHERE hook_id = ?1 \
+             ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map((hook_id, limit), delivery_of)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
