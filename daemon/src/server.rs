@@ -135,10 +135,15 @@ pub async fn serve(
             let _permit = permit;
             match tls {
                 None => accept_request(stream, peer, service, state, watcher, timeouts).await,
+                // Boxed: a handshake's state is large, and a plain connection's task would
+                // otherwise reserve room for it.
                 Some(tls) => {
-                    if let Some(stream) = tls.handshake(stream, peer).await {
-                        accept_request(stream, peer, service, state, watcher, timeouts).await;
-                    }
+                    Box::pin(async move {
+                        if let Some(stream) = tls.handshake(stream, peer).await {
+                            accept_request(stream, peer, service, state, watcher, timeouts).await;
+                        }
+                    })
+                    .await
                 }
             }
         });
