@@ -360,6 +360,17 @@ impl Default for Config {
     }
 }
 
+/// A `REGISTRY_*` switch: `true`/`1` or `false`/`0`.
+fn env_flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::bad_request(format!(
+            "{key} must be true or false, not {value:?}"
+        ))),
+    }
+}
+
 impl Config {
     /// Builds the effective configuration. `file` is read if given (it must exist then);
     /// `env` is the process environment (passed in so that tests stay pure).
@@ -433,15 +444,7 @@ impl Config {
                     config.set_trusted_proxies(&list, source)?;
                 }
                 "REGISTRY_COUNT_DOWNLOADS" => {
-                    let on = match value.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::bad_request(format!(
-                                "{key} must be true or false, not {value:?}"
-                            )))
-                        }
-                    };
+                    let on = env_flag(&key, &value)?;
                     config.set("count_downloads", source, |c| {
                         c.count_downloads = on;
                         Ok(())
@@ -458,15 +461,7 @@ impl Config {
                     config.set_max_connections(cap, source)?;
                 }
                 "REGISTRY_HOOKS_ALLOW_PRIVATE" => {
-                    let on = match value.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::bad_request(format!(
-                                "{key} must be true or false, not {value:?}"
-                            )))
-                        }
-                    };
+                    let on = env_flag(&key, &value)?;
                     config.set("hooks_allow_private", source, |c| {
                         c.hooks_allow_private = on;
                         Ok(())

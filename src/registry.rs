@@ -2,6 +2,7 @@
 //! the data directory. Read operations that are not worth a module of their own live here.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use crate::accounts::auth::{CredentialCache, Identity};
 use crate::accounts::throttle::LoginThrottle;
@@ -191,4 +192,15 @@ pub fn version_of_tarball(name: &PackageName, file: &str) -> Option<String> {
 
 pub fn package_not_found(name: &PackageName) -> Error {
     Error::not_found(format!("package {name} not found"))
+}
+
+/// Runs `f` on tokio's blocking pool (SQLite and file work must not hold a runtime thread).
+pub async fn blocking<T: Send + 'static>(
+    registry: &Arc<Registry>,
+    f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || f(&registry))
+        .await
+        .map_err(|e| Error::Storage(format!("a blocking task failed: {e}")))?
 }

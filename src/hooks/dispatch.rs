@@ -22,7 +22,8 @@ use tokio::task::JoinSet;
 use super::guard::{self, Endpoint};
 use super::DueDelivery;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::registry::blocking;
 use crate::registry::Registry;
 
 /// Deliveries in flight at once.
@@ -58,16 +59,6 @@ pub fn retry_delay(base: Duration, cap: Duration, attempts: u64) -> Duration {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-async fn blocking<T: Send + 'static>(
-    registry: &Arc<Registry>,
-    f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let registry = registry.clone();
-    tokio::task::spawn_blocking(move || f(&registry))
-        .await
-        .map_err(|e| Error::Storage(format!("a blocking task failed: {e}")))?
 }
 
 /// Leases up to `limit` due deliveries (a read first: an idle registry costs no writes).

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
 use crate::packages::packument::PackumentFlavor;
+use crate::registry::blocking;
 use crate::registry::{version_of_tarball, Registry, TarballFile};
 use crate::store::{CachedTarball, DocumentUpdate};
 
@@ -180,16 +181,6 @@ fn now_ms() -> i64 {
 fn fresh_until(fetched_at_ms: i64, max_age: Duration) -> Option<Instant> {
     let age = Duration::from_millis(u64::try_from(now_ms() - fetched_at_ms).unwrap_or(0));
     max_age.checked_sub(age).map(|left| Instant::now() + left)
-}
-
-async fn blocking<T: Send + 'static>(
-    registry: &Arc<Registry>,
-    f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let registry = registry.clone();
-    tokio::task::spawn_blocking(move || f(&registry))
-        .await
-        .map_err(|e| Error::Storage(format!("a blocking task failed: {e}")))?
 }
 
 fn not_found_upstream(name: &PackageName, upstream: &Upstream) -> Error {

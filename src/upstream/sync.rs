@@ -20,6 +20,7 @@ use crate::accounts::authz::{require_admin, Writer};
 use crate::error::{Error, Result};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::PackumentFlavor;
+use crate::registry::blocking;
 use crate::registry::Registry;
 
 pub const WAITING: &str = "waiting";
@@ -285,16 +286,6 @@ pub fn resume_interrupted(registry: &Registry) -> Result<usize> {
     registry
         .store
         .write(|db| db.requeue_interrupted_sync_tasks(&now))
-}
-
-async fn blocking<T: Send + 'static>(
-    registry: &Arc<Registry>,
-    f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let registry = registry.clone();
-    tokio::task::spawn_blocking(move || f(&registry))
-        .await
-        .map_err(|e| Error::Storage(format!("a blocking task failed: {e}")))?
 }
 
 /// Claims the next waiting task, if any.
