@@ -169,6 +169,17 @@ fn dist_tag_changes_are_checked() {
     );
 }
 
+/// The package's web page (its version list shows deprecations).
+fn package_page(reg: &TestRegistry, name: &str) -> String {
+    client()
+        .get(reg.url(&format!("/-/web/package/{name}")))
+        .header("accept", "text/html")
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.text())
+        .expect("package page")
+}
+
 fn deprecate(doc: &mut Value, version: &str, message: &str) {
     doc["versions"][version]["deprecated"] = json!(message);
 }
@@ -197,12 +208,16 @@ fn deprecation_sets_and_clears_only_the_deprecated_field() {
         .and_then(|r| r.json())
         .expect("corgi");
     assert_eq!(corgi["versions"]["1.0.0"]["deprecated"], "use new-thing");
+    assert!(package_page(&reg, "old-thing").contains("use new-thing"));
 
     let mut doc = write_doc(&reg, "old-thing", &alice);
     deprecate(&mut doc, "1.0.0", "");
     assert_eq!(put_doc(&reg, "/old-thing", &alice, &doc).0, 200);
     let cleared = get_json(&reg, "/old-thing").1;
     assert!(cleared["versions"]["1.0.0"].get("deprecated").is_none());
+    let page = package_page(&reg, "old-thing");
+    assert!(page.contains("old-thing"), "{page}");
+    assert!(!page.contains("use new-thing"), "{page}");
 
     let bob = reg.user_with_token("bob");
     let mut doc = write_doc(&reg, "old-thing", &alice);

@@ -264,8 +264,9 @@ fn update_versions(
         .collect();
     if !deprecations.is_empty() {
         require_maintainer(db, writer, Action::Deprecate, package)?;
-        for (version, manifest, _) in &deprecations {
-            db.update_manifest(package.id, version, manifest)?;
+        for (version, manifest, message) in &deprecations {
+            let message = message.as_deref().filter(|text| !text.is_empty());
+            db.update_manifest(package.id, version, manifest, message)?;
         }
     }
     if !removed.is_empty() {

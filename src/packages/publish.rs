@@ -157,6 +157,11 @@ pub fn publish(
                 package_id,
                 version: &version.version,
                 manifest: &manifest_text,
+                deprecated: version
+                    .manifest
+                    .get("deprecated")
+                    .and_then(Value::as_str)
+                    .filter(|message| !message.is_empty()),
                 readme: &version.readme,
                 tarball_sha512: &version.sha512_hex,
                 tarball_sha1: &version.sha1_hex,

@@ -65,6 +65,8 @@ pub struct NewVersion<'a> {
     pub package_id: i64,
     pub version: &'a str,
     pub manifest: &'a str,
+    /// The manifest's non-empty `deprecated` message.
+    pub deprecated: Option<&'a str>,
     pub readme: &'a str,
     pub tarball_sha512: &'a str,
     pub tarball_sha1: &'a str,
@@ -131,8 +133,8 @@ impl Db<'_> {
     pub fn insert_version(&self, v: &NewVersion<'_>) -> Result<()> {
         self.conn.execute(
             "INSERT INTO versions (package_id, version, manifest, readme, tarball_sha512, \
-             tarball_sha1, tarball_size, published_at, publisher_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             tarball_sha1, tarball_size, published_at, publisher_id, deprecated) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             (
                 v.package_id,
                 v.version,
@@ -143,6 +145,7 @@ impl Db<'_> {
                 v.tarball_size as i64,
                 v.published_at,
                 v.publisher_id,
+                v.deprecated,
             ),
         )?;
         let version_id = self.conn.last_insert_rowid();
@@ -372,13 +375,19 @@ impl Db<'_> {
         )? > 0)
     }
 
-    /// Replaces a version's stored manifest (deprecation is part of the manifest).
-    /// Replaces a version's manifest; its abbreviation is computed again by the next refresh.
-    pub fn update_manifest(&self, package_id: i64, version: &str, manifest: &str) -> Result<()> {
+    /// Replaces a version's manifest and its non-empty `deprecated` message (deprecation is
+    /// part of the manifest); its abbreviation is computed again by the next refresh.
+    pub fn update_manifest(
+        &self,
+        package_id: i64,
+        version: &str,
+        manifest: &str,
+        deprecated: Option<&str>,
+    ) -> Result<()> {
         self.conn.execute(
-            "UPDATE versions SET manifest = ?3, abbrev_manifest = NULL \
+            "UPDATE versions SET manifest = ?3, deprecated = ?4, abbrev_manifest = NULL \
              WHERE package_id = ?1 AND version = ?2",
-            (package_id, version, manifest),
+            (package_id, version, manifest, deprecated),
         )?;
         Ok(())
     }

@@ -81,15 +81,10 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every version of a package, in publication order, without manifests or readmes: only
-    /// the manifests that mention a deprecation are parsed, by SQLite, for its message.
+    /// Every version of a package, in publication order, without manifests or readmes.
     pub fn version_summaries(&self, package_id: i64) -> Result<Vec<VersionSummary>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT version, \
-             CASE WHEN instr(manifest, '\"deprecated\"') > 0 AND json_valid(manifest) \
-                  AND json_type(manifest, '$.deprecated') = 'text' \
-             THEN nullif(json_extract(manifest, '$.deprecated'), '') END, \
-             tarball_size, published_at, deleted_at FROM versions \
+            "SELECT version, deprecated, tarball_size, published_at, deleted_at FROM versions \
              WHERE package_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([package_id], |row| {
@@ -199,6 +194,54 @@ mod tests {
         assert_eq!(found, ["now"]);
         let found = store.read(|db| db.dependents("other", 100, &everyone))?;
         assert_eq!(found, ["once"]);
+        Ok(())
+    }
+
+    #[test]
+    fn deprecations_from_before_the_column_are_back_filled() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path)?;
+            schema::migrate_before(&mut conn, "ALTER TABLE versions ADD COLUMN deprecated")?;
+            seed(
+                &conn,
+                "old",
+                &[
+                    ("1.0.0", r#"{"deprecated":"use 2"}"#),
+                    ("1.1.0", r#"{"deprecated":""}"#),
+                    ("1.2.0", r#"{"deprecated":true}"#),
+                    (
+                        "1.3.0",
+                        r#"{"description":"says \"deprecated\" in passing"}"#,
+                    ),
+                    ("1.4.0", "not json, \"deprecated\""),
+                    ("2.0.0", "{}"),
+                ],
+            )?;
+        }
+        let store = Store::open(&path)?;
+        let summaries = store.read(|db| {
+            let package = db
+                .package_by_name("old")?
+                .ok_or_else(|| crate::error::Error::not_found("old"))?;
+            db.version_summaries(package.id)
+        })?;
+        let deprecated: Vec<_> = summaries
+            .iter()
+            .map(|v| (v.version.as_str(), v.deprecated.as_deref()))
+            .collect();
+        assert_eq!(
+            deprecated,
+            [
+                ("1.0.0", Some("use 2")),
+                ("1.1.0", None),
+                ("1.2.0", None),
+                ("1.3.0", None),
+                ("1.4.0", None),
+                ("2.0.0", None),
+            ]
+        );
         Ok(())
     }
 }

@@ -380,6 +380,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX hook_deliveries_queue ON hook_deliveries(hook_id, id)
         WHERE state = 'pending';
     "#,
+    // The package page's version list from an index alone: a version's deprecation message
+    // becomes a column (finding it in each manifest cost half the page's time at 2,000
+    // versions), and the index that gives publication order carries the listed columns, so
+    // that the rows, whose manifests span overflow pages, are not read at all.
+    r#"
+    ALTER TABLE versions ADD COLUMN deprecated TEXT;
+    UPDATE versions SET deprecated = nullif(json_extract(manifest, '$.deprecated'), '')
+        WHERE instr(manifest, '"deprecated"') > 0 AND json_valid(manifest)
+        AND json_type(manifest, '$.deprecated') = 'text';
+    DROP INDEX versions_package;
+    CREATE INDEX versions_summary
+        ON versions(package_id, id, version, deprecated, tarball_size, published_at, deleted_at);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
