@@ -495,6 +495,73 @@ fn the_index_is_current_as_soon_as_a_publish_answers() {
     assert_eq!(body["objects"][0]["package"]["description"], "second words");
 }
 
+/// Rankings are kept between searches (for the next page, or the same search again); every
+/// change that alters one shows in the next search, whichever process made it.
+#[test]
+fn a_kept_ranking_follows_every_change_to_the_index() {
+    let reg = TestRegistry::start();
+    let alice = reg.user_with_token("alice");
+    for name in ["kept-a", "kept-b"] {
+        publish_with(
+            &reg,
+            &alice,
+            name,
+            "1.0.0",
+            json!({"description": "kept words"}),
+        );
+    }
+    let everything = as_set(find(&reg, "kept"));
+    assert_eq!(everything, set(&["kept-a", "kept-b"]));
+    // The pages of a kept ranking add up to it.
+    let first = search(&reg, &[("text", "kept"), ("size", "1")]);
+    let second = search(&reg, &[("text", "kept"), ("size", "1"), ("from", "1")]);
+    assert_eq!(first["total"], 2);
+    assert_eq!(second["total"], 2);
+    let paged: Vec<String> = names(&first).into_iter().chain(names(&second)).collect();
+    assert_eq!(as_set(paged.clone()), everything);
+    assert_eq!(find(&reg, "kept"), paged, "the same order again");
+
+    publish_with(
+        &reg,
+        &alice,
+        "kept-c",
+        "1.0.0",
+        json!({"description": "kept too"}),
+    );
+    assert_eq!(
+        as_set(find(&reg, "kept")),
+        set(&["kept-a", "kept-b", "kept-c"])
+    );
+
+    let admin = admin_token(&reg, "root");
+    let blocks = reg.url("/-/package/kept-b/blocks");
+    let blocked = send(
+        client()
+            .put(&blocks)
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "spam"})),
+    );
+    assert_eq!(blocked.status().as_u16(), 201);
+    assert_eq!(as_set(find(&reg, "kept")), set(&["kept-a", "kept-c"]));
+    let unblocked = send(client().delete(&blocks).bearer_auth(&admin));
+    assert_eq!(unblocked.status().as_u16(), 200);
+    assert_eq!(
+        as_set(find(&reg, "kept")),
+        set(&["kept-a", "kept-b", "kept-c"])
+    );
+
+    // A second registry on the same data directory, as the CLI's local mode is while the
+    // daemon runs: its block shows in the daemon's next search.
+    let other = registry_core::registry::Registry::open(reg.registry.config.clone())
+        .expect("open the same data directory");
+    let name = registry_core::packages::names::PackageName::parse("kept-a").expect("name");
+    registry_core::maintenance::with_local_admin(|admin| {
+        registry_core::packages::blocks::block(&other.store, admin, &name, "from the CLI")
+    })
+    .expect("block from the other process");
+    assert_eq!(as_set(find(&reg, "kept")), set(&["kept-b", "kept-c"]));
+}
+
 #[test]
 fn a_fully_unpublished_package_leaves_the_index() {
     let reg = TestRegistry::start();

@@ -101,7 +101,7 @@ pub fn search(
     filter.offset = request.from;
     let (total, hits) = store.read(|db| {
         filter.visibility = access::visibility(db, reader)?;
-        db.search_packages(&filter)
+        db.search_packages(&filter, store.search_cache())
     })?;
     let ranked = !filter.words.is_empty();
     let objects = hits

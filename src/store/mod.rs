@@ -43,7 +43,7 @@ pub use packages::{
 };
 pub use pages::{ListedPackage, VersionSummary};
 pub use registries::StoredRegistry;
-pub use search::{ChangedSince, LatestVersion, SearchEntry, SearchFilter, SearchHit};
+pub use search::{ChangedSince, LatestVersion, SearchCache, SearchEntry, SearchFilter, SearchHit};
 pub use sessions::WebSession;
 pub use sync::{NewSyncTask, SyncTask, TreeProgress};
 pub use upstream::{CachedDocument, CachedTarball, DocumentUpdate, UpstreamUsage};
@@ -78,6 +78,7 @@ pub struct Store {
     writer: GroupWriter,
     readers: Pool<SqliteConnectionManager>,
     committed: tokio::sync::Notify,
+    search_cache: SearchCache,
 }
 
 /// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
@@ -117,7 +118,13 @@ impl Store {
             writer: GroupWriter::new(writer),
             readers,
             committed: tokio::sync::Notify::new(),
+            search_cache: SearchCache::default(),
         })
+    }
+
+    /// Free-text rankings kept between searches, for [`Db::search_packages`].
+    pub fn search_cache(&self) -> &SearchCache {
+        &self.search_cache
     }
 
     /// Runs `f` on a read-only connection (a consistent snapshot for its duration).

@@ -393,6 +393,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX versions_summary
         ON versions(package_id, id, version, deprecated, tarball_size, published_at, deleted_at);
     "#,
+    // The search index's generation, which keys the rankings a process keeps between
+    // searches: bumped in the transaction of every change that can alter a ranking.
+    r#"
+    CREATE TABLE search_generation (value INTEGER NOT NULL);
+    INSERT INTO search_generation (value) VALUES (0);
+    CREATE TRIGGER search_docs_inserted AFTER INSERT ON search_docs
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER search_docs_updated AFTER UPDATE ON search_docs
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER search_docs_deleted AFTER DELETE ON search_docs
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER package_blocks_inserted AFTER INSERT ON package_blocks
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER package_blocks_updated AFTER UPDATE OF name ON package_blocks
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER package_blocks_deleted AFTER DELETE ON package_blocks
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    CREATE TRIGGER packages_restriction_changed AFTER UPDATE OF restricted ON packages
+        BEGIN UPDATE search_generation SET value = value + 1; END;
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -6,6 +6,7 @@
 //! digits of each word and quotes them, so `"`, `*`, `NEAR(`, `AND` and friends are plain words.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
@@ -18,6 +19,72 @@ use crate::error::Result;
 /// bm25 weights of the FTS columns, in table order: name, keywords, description,
 /// maintainers, author. A hit in the name matters most, then keywords, then the description.
 const BM25_WEIGHTS: &str = "10.0, 5.0, 2.0, 1.0, 1.0";
+
+/// At most this many ranked ids are kept by [`SearchCache`] in all (16 bytes each).
+const CACHED_IDS_MAX: usize = 1_000_000;
+
+/// Free-text rankings kept between searches. Ranking every match is nearly all of a broad
+/// search's time (bm25 over 10,000 matches), and paging through results or repeating a
+/// search asks for the same ranking again. A ranking is valid for one generation of the
+/// index: triggers bump it on every change that can alter one (a search document, a block, a
+/// package's restriction), in the transaction of the change, so a reader's snapshot and its
+/// generation always agree, whichever process wrote.
+#[derive(Default)]
+pub struct SearchCache {
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    generation: i64,
+    rankings: HashMap<RankingKey, Arc<Ranking>>,
+    ids: usize,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct RankingKey {
+    query: String,
+    exact_id: Option<i64>,
+    /// The restricted packages the reader may see, sorted; `None` for everything.
+    visible: Option<Vec<i64>>,
+}
+
+/// Every visible match as (package id, relevance): the exact name first, then by relevance,
+/// ties by id.
+type Ranking = Vec<(i64, f64)>;
+
+impl SearchCache {
+    fn get(&self, generation: i64, key: &RankingKey) -> Option<Arc<Ranking>> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.generation != generation {
+            return None;
+        }
+        state.rankings.get(key).cloned()
+    }
+
+    fn put(&self, generation: i64, key: RankingKey, ranking: Arc<Ranking>) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A reader on an older snapshot must not bring back a stale generation.
+        if generation < state.generation || ranking.len() > CACHED_IDS_MAX {
+            return;
+        }
+        if generation > state.generation || state.ids + ranking.len() > CACHED_IDS_MAX {
+            state.rankings.clear();
+            state.ids = 0;
+            state.generation = generation;
+        }
+        state.ids += ranking.len();
+        if let Some(previous) = state.rankings.insert(key, ranking) {
+            state.ids -= previous.len();
+        }
+    }
+}
 
 /// Everything the index keeps about a package, computed by the core from its latest version.
 pub struct SearchEntry<'a> {
@@ -191,7 +258,11 @@ impl Db<'_> {
 
     /// The total number of matches and one page of them, best first: an exact name match,
     /// then by bm25 relevance, then by name. Blocked packages are never found.
-    pub fn search_packages(&self, f: &SearchFilter) -> Result<(u64, Vec<SearchHit>)> {
+    pub fn search_packages(
+        &self,
+        f: &SearchFilter,
+        cache: &SearchCache,
+    ) -> Result<(u64, Vec<SearchHit>)> {
         let qualified = !(f.keywords.is_empty()
             && f.not_keywords.is_empty()
             && f.authors.is_empty()
@@ -201,7 +272,7 @@ impl Db<'_> {
             && f.unstable.is_none());
         if !qualified {
             if let Some(query) = fts_query(&f.words) {
-                return self.search_text_only(f, &query);
+                return self.search_text_only(f, &query, cache);
             }
         }
         let mut conditions = vec![
@@ -308,10 +379,16 @@ impl Db<'_> {
 
     /// [`Self::search_packages`] for free text alone, in the full-text index alone: ranking
     /// every match (10,000 in a large registry) with a join per match to `search_docs` costs
-    /// twice the ranking itself. The exact name is looked up once, blocked and hidden packages
-    /// are sets built once, and relevance ties go by package id (the order of first
-    /// publication), not by name, which the index would have to read for every match.
-    fn search_text_only(&self, f: &SearchFilter, query: &str) -> Result<(u64, Vec<SearchHit>)> {
+    /// twice the ranking itself. One pass ranks and counts; the exact name is looked up once,
+    /// blocked and hidden packages are sets built once, and relevance ties go by package id
+    /// (the order of first publication), not by name, which the index would have to read for
+    /// every match. The ranking is kept in `cache` for the next page or the same search.
+    fn search_text_only(
+        &self,
+        f: &SearchFilter,
+        query: &str,
+        cache: &SearchCache,
+    ) -> Result<(u64, Vec<SearchHit>)> {
         let exact_id: Option<i64> = match &f.exact_name {
             Some(name) => self
                 .conn
@@ -320,53 +397,84 @@ impl Db<'_> {
                 .optional()?,
             None => None,
         };
-        let filter = format!(
-            "search_fts MATCH ?1 AND {} AND rowid NOT IN \
-             (SELECT d.package_id FROM package_blocks b JOIN search_docs d ON d.name = b.name)",
-            visible_sql(&f.visibility, "rowid")
-        );
-        // bm25() cannot be evaluated under a window function: the total is its own count.
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM search_fts WHERE {filter}"),
-            [query],
-            |row| row.get(0),
-        )?;
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT rowid, rowid IS ?2 AS exact, -bm25(search_fts, {BM25_WEIGHTS}) AS relevance \
-             FROM search_fts WHERE {filter} \
-             ORDER BY exact DESC, relevance DESC, rowid LIMIT ?3 OFFSET ?4"
-        ))?;
-        let ranked: Vec<(i64, bool, f64)> = stmt
-            .query_map((query, exact_id, f.limit, f.offset), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let ids: Vec<i64> = ranked.iter().map(|&(id, ..)| id).collect();
-        let mut documents: HashMap<i64, String> = HashMap::with_capacity(ids.len());
-        if !ids.is_empty() {
+        let generation: i64 = self
+            .conn
+            .prepare_cached("SELECT value FROM search_generation")?
+            .query_row([], |row| row.get(0))?;
+        let key = RankingKey {
+            query: query.to_string(),
+            exact_id,
+            visible: match &f.visibility {
+                Visibility::Everything => None,
+                Visibility::PublicAnd(ids) => {
+                    let mut ids: Vec<i64> = ids.iter().copied().collect();
+                    ids.sort_unstable();
+                    Some(ids)
+                }
+            },
+        };
+        let ranking = match cache.get(generation, &key) {
+            Some(ranking) => ranking,
+            None => {
+                let ranking = Arc::new(self.rank_text(f, query, exact_id)?);
+                cache.put(generation, key, Arc::clone(&ranking));
+                ranking
+            }
+        };
+        let page: Vec<(i64, f64)> = ranking
+            .iter()
+            .skip(f.offset as usize)
+            .take(f.limit as usize)
+            .copied()
+            .collect();
+        let mut documents: HashMap<i64, String> = HashMap::with_capacity(page.len());
+        if !page.is_empty() {
             let mut stmt = self.conn.prepare(&format!(
                 "SELECT package_id, document FROM search_docs WHERE package_id IN ({})",
-                placeholders(ids.len())
+                placeholders(page.len())
             ))?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
+            let rows = stmt.query_map(
+                rusqlite::params_from_iter(page.iter().map(|&(id, _)| id)),
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
             for row in rows {
                 let (id, document) = row?;
                 documents.insert(id, document);
             }
         }
-        let hits = ranked
+        let hits = page
             .into_iter()
-            .filter_map(|(id, exact, relevance)| {
+            .filter_map(|(id, relevance)| {
                 Some(SearchHit {
                     document: documents.remove(&id)?,
-                    exact,
+                    exact: Some(id) == exact_id,
                     relevance,
                 })
             })
             .collect();
-        Ok((total.max(0) as u64, hits))
+        Ok((ranking.len() as u64, hits))
+    }
+
+    /// Every visible, unblocked match of `query`, ranked as [`Self::search_text_only`] says.
+    /// bm25() cannot be evaluated under a window function or an aggregate, so the count is
+    /// the length of the ranking, sorted here rather than by SQLite.
+    fn rank_text(&self, f: &SearchFilter, query: &str, exact_id: Option<i64>) -> Result<Ranking> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT rowid, -bm25(search_fts, {BM25_WEIGHTS}) FROM search_fts \
+             WHERE search_fts MATCH ?1 AND {} AND rowid NOT IN \
+             (SELECT d.package_id FROM package_blocks b JOIN search_docs d ON d.name = b.name)",
+            visible_sql(&f.visibility, "rowid")
+        ))?;
+        let mut ranking: Ranking = stmt
+            .query_map([query], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        ranking.sort_unstable_by(|&(a, relevance_a), &(b, relevance_b)| {
+            (Some(b) == exact_id)
+                .cmp(&(Some(a) == exact_id))
+                .then(relevance_b.total_cmp(&relevance_a))
+                .then(a.cmp(&b))
+        });
+        Ok(ranking)
     }
 
     /// The `/-/all` entries of packages changed at or after `since` (ISO time, as stored),
@@ -525,7 +633,7 @@ mod index_tests {
             limit: 20,
             ..SearchFilter::default()
         };
-        let (total, hits) = store.read(|db| db.search_packages(&filter))?;
+        let (total, hits) = store.read(|db| db.search_packages(&filter, store.search_cache()))?;
         assert_eq!(total as usize, hits.len());
         Ok(hits
             .iter()
