@@ -7,16 +7,19 @@
 # manifests depend on other synthetic names (so that dependents are found), and one package
 # with 2,000 versions. Then wrk with one connection (the latency of one request at a time is
 # the server's time plus loopback) for DURATION seconds on each page, ROUNDS times.
-# Prints one line per page and round: req/s, p50, p99 and max in ms.
+# Prints one line per page and round: req/s, p50, p99 and max in ms. Free-text rankings are
+# kept between searches, so wrk's repeated search measures a kept ranking; the rows
+# `search-first` then time the first search after a change to the index (a block and an unblock
+# of an unpublished name by the CLI's local mode), FIRSTS times per round, with curl.
 #
 # Needs: the release binary (cargo build --release), wrk, node, and the shared harness
 # (SHARED=…/shared/bench: synth.sh, load.mjs, read.lua). Port 4898 on 127.0.0.1; the registry
 # is stopped by its PID on exit. Env: ROUNDS=3 DURATION=10 SHARED=../shared/bench
-# REGISTRY=target/release/registry KEEP=1 (reuse WORKDIR's corpora and data).
+# REGISTRY=target/release/registry KEEP=1 (reuse WORKDIR's corpora and data) FIRSTS=20.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="${1:-/tmp/bench-web}"
-ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"; FIRSTS="${FIRSTS:-20}"
 shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
 registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
 [[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
@@ -63,4 +66,12 @@ for round in $(seq 1 "$ROUNDS"); do
       | awk -v page="$page" -v round="$round" -F'\t' \
           '$1 == "RESULT" { printf "%s\t%s\t%s\t%s\t%s\t%s\n", page, round, $2, $3, $4, $5 }'
   done
+  # The first search after a change: p50, p99 (of FIRSTS) and max of curl's total time.
+  for _ in $(seq 1 "$FIRSTS"); do
+    "$registry" block bench-search-first --data-dir "$work/data" --reason bench -q
+    "$registry" unblock bench-search-first --data-dir "$work/data" -q
+    curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept: text/html' "$url/-/web/search?q=synth"
+  done | sort -n | awk -v round="$round" '{ t[NR] = $1 * 1000 }
+    END { printf "search-first\t%s\t-\t%.3f\t%.3f\t%.3f\n", round, t[int((NR + 1) / 2)],
+          t[int(NR * 0.99 + 0.999)], t[NR] }'
 done
