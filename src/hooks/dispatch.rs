@@ -88,22 +88,33 @@ async fn idle_wait(registry: &Arc<Registry>) -> Duration {
     }
 }
 
+/// Finished attempts wait at most this long for the deliveries still in flight, so that a
+/// burst (one publish, ten hooks) is recorded in one write rather than one per delivery.
+const RECORD_DELAY: Duration = Duration::from_millis(20);
+
 /// Runs forever (until its task is aborted; deliveries in flight are then dropped and sent
-/// again once their lease runs out). The attempts that finished together are recorded in one
-/// write, so that a burst of deliveries costs the writer a commit, not one per delivery.
+/// again once their lease runs out). The writer is the registry's bottleneck and every publish
+/// waits for it, so the dispatcher writes in bursts: attempts are recorded together once the
+/// deliveries in flight have all finished (or after [`RECORD_DELAY`]), and new rows are
+/// leased once half the slots are free, not one slot at a time.
 pub async fn work(registry: Arc<Registry>) {
     let mut running: JoinSet<(DueDelivery, Attempt)> = JoinSet::new();
     let clients = Arc::new(Clients::default());
     let mut finished = Vec::new();
+    let mut first_finished: Option<Instant> = None;
     loop {
         while let Some(done) = running.try_join_next() {
             finished.extend(done.ok());
         }
         if !finished.is_empty() {
-            record(&registry, std::mem::take(&mut finished)).await;
+            let waited = first_finished.get_or_insert_with(Instant::now).elapsed();
+            if running.is_empty() || waited >= RECORD_DELAY {
+                record(&registry, std::mem::take(&mut finished)).await;
+                first_finished = None;
+            }
         }
         let free = CONCURRENCY.saturating_sub(running.len());
-        if free > 0 {
+        if running.is_empty() || free >= CONCURRENCY / 2 {
             match claim(&registry, free).await {
                 Ok(batch) => {
                     for delivery in batch {
@@ -117,12 +128,16 @@ pub async fn work(registry: Arc<Registry>) {
                 Err(err) => tracing::warn!("claiming hook deliveries failed (will retry): {err}"),
             }
         }
-        // With every slot taken, a finished delivery wakes the loop; else the next due row.
-        let wait = if running.len() < CONCURRENCY {
+        // A finished delivery wakes the loop, and so does a commit (new rows); else the next
+        // due row, or the moment the finished attempts must be recorded.
+        let mut wait = if running.is_empty() {
             idle_wait(&registry).await
         } else {
             IDLE_POLL
         };
+        if let Some(at) = first_finished {
+            wait = wait.min(RECORD_DELAY.saturating_sub(at.elapsed()));
+        }
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
             () = registry.store.committed().notified() => {}

@@ -173,19 +173,21 @@ impl Db<'_> {
 
     pub fn insert_hook_delivery(&self, delivery: &NewDelivery<'_>) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, body, state, \
+            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
              next_attempt_at, created_at, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6)",
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5)",
             (
                 delivery.id,
                 delivery.hook_id,
                 delivery.event,
                 delivery.package,
-                delivery.body,
                 delivery.now_ms,
                 delivery.now,
             ),
         )?;
+        self.conn
+            .prepare_cached("INSERT INTO hook_delivery_bodies (id, body) VALUES (?1, ?2)")?
+            .execute((self.conn.last_insert_rowid(), delivery.body))?;
         Ok(())
     }
 
@@ -224,7 +226,7 @@ impl Db<'_> {
              last_attempt_at = ?4 \
              WHERE id IN (SELECT d.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
                           ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
-             RETURNING id, delivery_id, hook_id, event, body, attempts, created_ms"
+             RETURNING id, delivery_id, hook_id, event, attempts, created_ms"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let claimed = claim
@@ -234,19 +236,22 @@ impl Db<'_> {
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
+                    row.get::<_, i64>(4)?,
                     row.get::<_, i64>(5)?,
-                    row.get::<_, i64>(6)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut target = self
             .conn
             .prepare_cached("SELECT endpoint, secret FROM hooks WHERE id = ?1")?;
+        let mut body_of = self
+            .conn
+            .prepare_cached("SELECT body FROM hook_delivery_bodies WHERE id = ?1")?;
         let mut due = Vec::with_capacity(claimed.len());
-        for (row_id, id, hook_id, event, body, attempts, created_ms) in claimed {
+        for (row_id, id, hook_id, event, attempts, created_ms) in claimed {
             let (endpoint, secret): (String, String) =
                 target.query_row([&hook_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let body: String = body_of.query_row([row_id], |row| row.get(0))?;
             due.push(DueDelivery {
                 row_id,
                 id,
@@ -320,5 +325,37 @@ impl Db<'_> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map((hook_id, limit), delivery_of)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{schema, Store};
+    use crate::error::Result;
+
+    #[test]
+    fn pending_deliveries_keep_their_bodies_across_the_move_of_bodies() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path)?;
+            schema::migrate_before(&mut conn, "CREATE TABLE hook_delivery_bodies")?;
+            conn.execute_batch(
+                "INSERT INTO users (id, name, email, password_hash, created_at, updated_at) \
+                 VALUES (1, 'alice', 'a@example.com', 'x', 'x', 'x');
+                 INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+                 updated_at) VALUES ('h1', 1, 'package', 'p', 'http://127.0.0.1:1/', 's', 'x', 'x');
+                 INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, body, state, \
+                 next_attempt_at, created_at, created_ms) \
+                 VALUES ('d1', 'h1', 'package:publish', 'p', '{\"sent\":1}', 'pending', 0, 'x', 0);",
+            )?;
+        }
+        let store = Store::open(&path)?;
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, "now"))?;
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "d1");
+        assert_eq!(due[0].body, "{\"sent\":1}");
+        assert_eq!(due[0].endpoint, "http://127.0.0.1:1/");
+        Ok(())
     }
 }

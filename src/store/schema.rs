@@ -413,6 +413,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER packages_restriction_changed AFTER UPDATE OF restricted ON packages
         BEGIN UPDATE search_generation SET value = value + 1; END;
     "#,
+    // A delivery's body (the payload, kilobytes with a package's version list) in a table of
+    // its own: it is written once and read once, while the dispatcher reads and rewrites the
+    // delivery's state for every attempt, and with the body in the row every such read went
+    // through its overflow pages. Finished deliveries, which are pruned per hook, get an index
+    // of their own for the same reason.
+    r#"
+    CREATE TABLE hook_delivery_bodies (
+        id   INTEGER PRIMARY KEY REFERENCES hook_deliveries(id) ON DELETE CASCADE,
+        body TEXT NOT NULL
+    );
+    INSERT INTO hook_delivery_bodies (id, body) SELECT id, body FROM hook_deliveries;
+    ALTER TABLE hook_deliveries DROP COLUMN body;
+    CREATE INDEX hook_deliveries_done ON hook_deliveries(hook_id, id) WHERE state != 'pending';
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
