@@ -172,19 +172,20 @@ impl Db<'_> {
     }
 
     pub fn insert_hook_delivery(&self, delivery: &NewDelivery<'_>) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
-             next_attempt_at, created_at, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5)",
-            (
+        self.conn
+            .prepare_cached(
+                "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
+                 next_attempt_at, created_at, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5)",
+            )?
+            .execute((
                 delivery.id,
                 delivery.hook_id,
                 delivery.event,
                 delivery.package,
                 delivery.now_ms,
                 delivery.now,
-            ),
-        )?;
+            ))?;
         self.conn
             .prepare_cached("INSERT INTO hook_delivery_bodies (id, body) VALUES (?1, ?2)")?
             .execute((self.conn.last_insert_rowid(), delivery.body))?;
@@ -193,21 +194,21 @@ impl Db<'_> {
 
     /// Whether a delivery can be claimed at `now_ms` (a cheap read before a claim).
     pub fn hook_delivery_due(&self, now_ms: i64) -> Result<bool> {
-        Ok(self.conn.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"),
-            [now_ms],
-            |row| row.get(0),
-        )?)
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"
+            ))?
+            .query_row([now_ms], |row| row.get(0))?)
     }
 
     /// When the next claimable delivery is due (or a lease ends), if there is one. Rows
     /// queued behind an earlier one of their hook do not count: they wait for it.
     pub fn next_hook_delivery_ms(&self) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            &format!("SELECT min(d.next_attempt_at) FROM {HEADS}"),
-            [],
-            |row| row.get(0),
-        )?)
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT min(d.next_attempt_at) FROM {HEADS}"))?
+            .query_row([], |row| row.get(0))?)
     }
 
     /// Leases up to `limit` due deliveries until `lease_until_ms`, each the oldest pending
@@ -283,36 +284,38 @@ impl Db<'_> {
         now: &str,
     ) -> Result<()> {
         let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
-        self.conn.execute(
-            "UPDATE hook_deliveries SET state = ?2, next_attempt_at = ?3, response_code = ?4, \
-             duration_ms = ?5, error = ?6 WHERE id = ?1",
-            (
+        self.conn
+            .prepare_cached(
+                "UPDATE hook_deliveries SET state = ?2, next_attempt_at = ?3, \
+                 response_code = ?4, duration_ms = ?5, error = ?6 WHERE id = ?1",
+            )?
+            .execute((
                 row_id,
                 state,
                 next_attempt_ms,
                 response_code,
                 duration,
                 error,
-            ),
-        )?;
+            ))?;
         if state == "delivered" {
-            self.conn.execute(
-                "UPDATE hooks SET delivered = 1, last_delivery = ?2, last_response_code = ?3 \
-                 WHERE id = ?1",
-                (hook_id, now, response_code),
-            )?;
+            self.conn
+                .prepare_cached(
+                    "UPDATE hooks SET delivered = 1, last_delivery = ?2, \
+                     last_response_code = ?3 WHERE id = ?1",
+                )?
+                .execute((hook_id, now, response_code))?;
         } else {
-            self.conn.execute(
-                "UPDATE hooks SET last_response_code = ?2 WHERE id = ?1",
-                (hook_id, response_code),
-            )?;
+            self.conn
+                .prepare_cached("UPDATE hooks SET last_response_code = ?2 WHERE id = ?1")?
+                .execute((hook_id, response_code))?;
         }
-        self.conn.execute(
-            "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' AND id <= \
-             (SELECT id FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' \
-              ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-            (hook_id, KEPT_DELIVERIES),
-        )?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' \
+                 AND id <= (SELECT id FROM hook_deliveries WHERE hook_id = ?1 \
+                 AND state != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute((hook_id, KEPT_DELIVERIES))?;
         Ok(())
     }
 
