@@ -387,3 +387,90 @@ fn json_logs_are_one_object_a_line_with_the_request_fields() {
         "{text}"
     );
 }
+
+#[test]
+fn upstream_requests_and_failures_are_counted_per_upstream() {
+    use common::fake_http::{Canned, FakeHttp};
+    // Knows no package, and fails on one name.
+    let upstream = FakeHttp::start(|request| {
+        if request.path.contains("broken") {
+            Canned::new(500, "text/plain", "down")
+        } else {
+            Canned::not_found()
+        }
+    });
+    let url = upstream.url("");
+    let reg = TestRegistry::start_with(move |config| {
+        config.upstreams =
+            vec![registry_core::upstream::config::UpstreamConfig::shortcut(&url).expect("url")];
+    });
+    let admin = admin(&reg);
+    let before = scrape(&reg, &admin);
+    let http = client();
+    assert_eq!(
+        http.get(reg.url("/missing")).send().expect("GET").status(),
+        404
+    );
+    let broken = http.get(reg.url("/broken")).send().expect("GET").status();
+    assert!(broken.is_server_error(), "{broken}");
+
+    let after = scrape(&reg, &admin);
+    let delta = |series: &str| value(&after, series) - value(&before, series);
+    let asked = upstream.requests();
+    let failed = asked.iter().filter(|r| r.path.contains("broken")).count();
+    assert!(failed >= 1 && asked.len() > failed, "{} asked", asked.len());
+    assert_eq!(
+        delta("registry_upstream_requests_total{upstream=\"upstream\"}"),
+        asked.len() as f64
+    );
+    assert_eq!(
+        delta("registry_upstream_failures_total{upstream=\"upstream\"}"),
+        failed as f64
+    );
+}
+
+#[test]
+fn hook_deliveries_are_counted_delivered_and_failed() {
+    use common::fake_http::{Canned, FakeHttp};
+    let ok = FakeHttp::start(|_| Canned::new(200, "text/plain", "ok"));
+    let failing = FakeHttp::start(|_| Canned::new(500, "text/plain", "no"));
+    let reg = TestRegistry::start_with(|config| {
+        config.hooks_allow_private = true;
+        // Retries a day away: one failed attempt is all this test waits for.
+        config.hooks_retry_base_ms = 3_600_000;
+    });
+    let admin = admin(&reg);
+    let alice = reg.user_with_token("alice");
+    // Hooks are on an existing package; its next version is the event.
+    assert_eq!(publish(&reg, &alice, "hooked", "1.0.0"), 201);
+    for endpoint in [ok.url("/hook"), failing.url("/hook")] {
+        let created = client()
+            .post(reg.url("/-/npm/v1/hooks/hook"))
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({
+                "type": "package", "name": "hooked", "endpoint": endpoint, "secret": "s3cret"
+            }))
+            .send()
+            .expect("POST hook");
+        assert_eq!(created.status(), 201);
+    }
+    assert_eq!(publish(&reg, &alice, "hooked", "1.1.0"), 201);
+
+    // Polled with a deadline, never slept for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (delivered, failed) = loop {
+        let page = scrape(&reg, &admin);
+        let delivered = value(
+            &page,
+            "registry_hook_deliveries_total{result=\"delivered\"}",
+        );
+        let failed = value(&page, "registry_hook_deliveries_total{result=\"failed\"}");
+        if (delivered >= 1.0 && failed >= 1.0) || std::time::Instant::now() > deadline {
+            break (delivered, failed);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!((delivered, failed), (1.0, 1.0));
+    assert_eq!(ok.requests().len(), 1);
+    assert_eq!(failing.requests().len(), 1);
+}
