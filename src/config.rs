@@ -131,6 +131,36 @@ fn parse_default_access(value: &str) -> Result<Access> {
     }
 }
 
+/// How the log is written: `text` (one readable line per request or event, the default) or
+/// `json` (one JSON object per line, for log shippers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(Error::bad_request(format!(
+                "log_format must be \"text\" or \"json\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 impl std::fmt::Display for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -152,6 +182,10 @@ pub struct Config {
     pub default_access: Access,
     pub max_body_bytes: u64,
     pub log_level: String,
+    pub log_format: LogFormat,
+    /// A second address that serves only `GET /-/metrics`, without authentication (for a
+    /// Prometheus scraper on a private network); `None`: metrics only on `listen`, for admins.
+    pub metrics_listen: Option<SocketAddr>,
     /// Proxies whose `X-Forwarded-For` names the real client (for token CIDR allow-lists).
     /// Empty: the header is never believed, the TCP peer is the client.
     pub trusted_proxies: Vec<Cidr>,
@@ -212,6 +246,8 @@ struct FileConfig {
     default_access: Option<String>,
     max_body_bytes: Option<u64>,
     log_level: Option<String>,
+    log_format: Option<String>,
+    metrics_listen: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     count_downloads: Option<bool>,
     download_flush_secs: Option<u64>,
@@ -260,6 +296,8 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_DEFAULT_ACCESS",
     "REGISTRY_MAX_BODY_BYTES",
     "REGISTRY_LOG_LEVEL",
+    "REGISTRY_LOG_FORMAT",
+    "REGISTRY_METRICS_LISTEN",
     "REGISTRY_TRUSTED_PROXIES",
     "REGISTRY_COUNT_DOWNLOADS",
     "REGISTRY_DOWNLOAD_FLUSH_SECS",
@@ -299,6 +337,8 @@ impl Default for Config {
             "default_access",
             "max_body_bytes",
             "log_level",
+            "log_format",
+            "metrics_listen",
             "trusted_proxies",
             "count_downloads",
             "download_flush_secs",
@@ -333,6 +373,8 @@ impl Default for Config {
             default_access: Access::Public,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_level: "info".to_string(),
+            log_format: LogFormat::Text,
+            metrics_listen: None,
             trusted_proxies: Vec::new(),
             count_downloads: true,
             download_flush_secs: DEFAULT_DOWNLOAD_FLUSH_SECS,
@@ -435,6 +477,11 @@ impl Config {
                     c.log_level = value.clone();
                     Ok(())
                 })?,
+                "REGISTRY_LOG_FORMAT" => config.set("log_format", source, |c| {
+                    c.log_format = value.parse()?;
+                    Ok(())
+                })?,
+                "REGISTRY_METRICS_LISTEN" => config.set_metrics_listen(&value, source)?,
                 "REGISTRY_TRUSTED_PROXIES" => {
                     let list: Vec<&str> = value
                         .split(',')
@@ -554,6 +601,12 @@ impl Config {
         // The halves may come from different layers; only the result must be whole.
         config.tls_files()?;
         config.fit_attachment_to_body()?;
+        if config.metrics_listen == Some(config.listen) {
+            return Err(Error::bad_request(format!(
+                "metrics_listen ({}) is the listen address {}: give it its own port",
+                config.sources["metrics_listen"], config.listen
+            )));
+        }
         Ok((config, warnings))
     }
 
@@ -605,6 +658,15 @@ impl Config {
                 c.log_level = level;
                 Ok(())
             })?;
+        }
+        if let Some(format) = file.log_format {
+            self.set("log_format", src(), |c| {
+                c.log_format = format.parse()?;
+                Ok(())
+            })?;
+        }
+        if let Some(listen) = file.metrics_listen {
+            self.set_metrics_listen(&listen, src())?;
         }
         if let Some(proxies) = file.trusted_proxies {
             let list: Vec<&str> = proxies.iter().map(String::as_str).collect();
@@ -871,6 +933,24 @@ impl Config {
         })?;
         self.set("listen", source, |c| {
             c.listen = addr;
+            Ok(())
+        })
+    }
+
+    /// An address, or empty for none (so that the environment can switch off the file's).
+    fn set_metrics_listen(&mut self, value: &str, source: String) -> Result<()> {
+        let addr = if value.is_empty() {
+            None
+        } else {
+            Some(value.parse().map_err(|_| {
+                Error::bad_request(format!(
+                    "metrics_listen address {value:?} ({source}) is not of the form \
+                     127.0.0.1:9187"
+                ))
+            })?)
+        };
+        self.set("metrics_listen", source, |c| {
+            c.metrics_listen = addr;
             Ok(())
         })
     }
@@ -1374,6 +1454,77 @@ mod tests {
             r.is_err()
         };
         assert!(unknown_key, "a misspelt key in the file must be an error");
+    }
+
+    #[test]
+    fn log_format_and_metrics_listen_are_layered_and_checked() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.sources["metrics_listen"], "default");
+
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("registry.toml");
+        std::fs::write(
+            &file,
+            "log_format = \"json\"\nmetrics_listen = \"127.0.0.1:9187\"\n",
+        )?;
+        let (config, warnings) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9187)))
+        );
+        assert_eq!(config.sources["log_format"], file.display().to_string());
+
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_LOG_FORMAT", "text"),
+                ("REGISTRY_METRICS_LISTEN", "0.0.0.0:9100"),
+            ]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.metrics_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        assert_eq!(
+            config.sources["metrics_listen"],
+            "env REGISTRY_METRICS_LISTEN"
+        );
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_METRICS_LISTEN", "")]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(
+            config.metrics_listen, None,
+            "an empty variable switches it off"
+        );
+
+        for (key, value, expected) in [
+            ("REGISTRY_LOG_FORMAT", "yaml", "log_format must be"),
+            (
+                "REGISTRY_METRICS_LISTEN",
+                "localhost",
+                "metrics_listen address",
+            ),
+            (
+                "REGISTRY_METRICS_LISTEN",
+                "127.0.0.1:4873",
+                "give it its own port",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(key, value)]), &Overrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(expected), "{key}={value}: {err:?}");
+        }
+        Ok(())
     }
 
     #[test]

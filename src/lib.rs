@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod maintenance;
+pub mod metrics;
 pub mod packages;
 pub mod registry;
 pub mod store;

@@ -9,6 +9,7 @@ use crate::accounts::throttle::LoginThrottle;
 use crate::blobs::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::{MeteredBlobs, Metrics};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::Packument;
 use crate::store::{Db, PackumentFlavor, ReadState, RegistryInfo, Store};
@@ -23,6 +24,8 @@ pub struct Registry {
     pub login_throttle: LoginThrottle,
     /// The registries whose packages are proxied and cached (none by default).
     pub upstreams: Upstreams,
+    /// The core's counters for `/-/metrics` (the blob store's are counted by its wrapper).
+    pub metrics: Arc<Metrics>,
 }
 
 /// An open tarball, ready to stream.
@@ -50,10 +53,12 @@ impl Registry {
         crate::packages::packument::fill_pending(&store)?;
         let blobs = FsBlobStore::open(&config.blobs_dir())?;
         let upstreams = Upstreams::new(&config)?;
+        let metrics = Arc::new(Metrics::default());
         Ok(Registry {
             config,
             store,
-            blobs: Box::new(blobs),
+            blobs: Box::new(MeteredBlobs::new(Box::new(blobs), metrics.clone())),
+            metrics,
             credentials: CredentialCache::default(),
             login_throttle: LoginThrottle::default(),
             upstreams,

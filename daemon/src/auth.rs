@@ -112,10 +112,13 @@ pub fn identity(
         )
 }
 
-/// Paths anyone may use when only logged-in users may read: liveness, logging in (npm's
+/// Paths anyone may use when only logged-in users may read: liveness and readiness (probed by
+/// load balancers without credentials), logging in (npm's
 /// couch and web logins, and the web UI's sign-in and sign-up pages with their assets).
 fn open_to_anonymous(method: &http::Method, path: &str) -> bool {
     path == "/-/ping"
+        || path == "/-/healthz"
+        || path == "/-/readyz"
         || (method == http::Method::PUT && path.starts_with("/-/user/org.couchdb.user:"))
         || path == "/-/v1/login"
         || path.starts_with("/-/v1/done")

@@ -13,6 +13,8 @@ use flate2::Compression;
 use registry_core::packages::packument::with_origin;
 use registry_core::packages::packument::PackumentFlavor;
 
+use crate::metrics::CacheCounters;
+
 /// Past this many cached bytes the cache starts over; hot entries come back on their next read.
 const MAX_CACHED_BYTES: usize = 256 * 1024 * 1024;
 
@@ -68,6 +70,7 @@ type Key = (String, PackumentFlavor, String);
 #[derive(Default)]
 pub struct PackumentCache {
     state: Mutex<CacheState>,
+    counters: CacheCounters,
 }
 
 #[derive(Default)]
@@ -88,9 +91,18 @@ impl PackumentCache {
         let state = self.state.lock().ok()?;
         let key = (name.to_string(), flavor, origin.to_string());
         match state.entries.get(&key) {
-            Some((etag, rendered)) if etag == stored_etag => Some(rendered.clone()),
+            Some((etag, rendered)) if etag == stored_etag => {
+                self.counters.hit();
+                Some(rendered.clone())
+            }
             _ => None,
         }
+    }
+
+    /// Hits and misses: a miss is counted by [`PackumentCache::insert`], as every rendering
+    /// stored follows one (a lookup that misses and is retried is counted once).
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
     }
 
     pub fn insert(
@@ -101,6 +113,7 @@ impl PackumentCache {
         stored_etag: &str,
         rendered: Arc<Rendered>,
     ) {
+        self.counters.miss();
         let Ok(mut state) = self.state.lock() else {
             return;
         };

@@ -7,6 +7,8 @@ mod body;
 mod cache;
 mod connections;
 mod error;
+mod logging;
+mod metrics;
 mod package_path;
 mod reply;
 mod routes;
@@ -15,4 +17,5 @@ mod state;
 mod tls;
 mod web;
 
-pub use server::serve;
+pub use logging::subscriber;
+pub use server::{serve, serve_with_metrics};

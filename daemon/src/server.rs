@@ -2,7 +2,8 @@
 //! Owning the loop lets a route hand back an open file that is streamed as the body (warp 0.4
 //! has no public streaming body), logs every request once, and shuts down gracefully: stop
 //! accepting, let requests in flight finish, checkpoint the database. With a certificate
-//! configured, each connection first completes a TLS handshake (`tls.rs`).
+//! configured, each connection first completes a TLS handshake (`tls.rs`). Every request is
+//! counted for `/-/metrics` here too; a second listener may serve that page alone.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +18,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use registry_core::config::LogFormat;
 use registry_core::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -25,6 +27,7 @@ use tower_service::Service;
 
 use crate::auth::PeerAddr;
 use crate::connections::{self, Activity, Watched};
+use crate::metrics::Route;
 use crate::routes::routes;
 use crate::state::AppState;
 use crate::tls::Tls;
@@ -46,6 +49,12 @@ const TOKEN_USAGE_FLUSH: Duration = Duration::from_secs(5);
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Sync tasks run at most this many at a time.
 const SYNC_WORKERS: usize = 2;
+/// Connections the `metrics_listen` address serves at once: a scraper or two, and no more
+/// for anyone else who can reach it.
+const METRICS_CONNECTIONS: usize = 16;
+/// A metrics connection is closed after this long, however busy: a scrape takes
+/// milliseconds, and a scraper opens a new connection when its old one is gone.
+const METRICS_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A file a route wants streamed as its response body (a response extension).
 #[derive(Clone)]
@@ -68,6 +77,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> registry_core::Result<()> {
+    serve_with_metrics(registry, listener, None, shutdown).await
+}
+
+/// [`serve`], and `GET /-/metrics` without authentication on `metrics` (bound from the
+/// `metrics_listen` setting), which serves nothing else.
+pub async fn serve_with_metrics(
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> registry_core::Result<()> {
     let tls = Tls::from_config(&registry.config)?;
     let max_header_bytes = usize::try_from(registry.config.max_header_bytes).unwrap_or(usize::MAX);
     let file_limit = connections::raise_file_limit();
@@ -88,6 +108,12 @@ pub async fn serve(
     );
     let state = AppState::new(registry.clone());
     let service = warp::service(routes(state.clone()));
+    let metrics_server = metrics.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("metrics for scrapers on http://{addr}/-/metrics");
+        }
+        tokio::spawn(serve_metrics(state.clone(), listener))
+    });
     let usage_flusher = tokio::spawn(every(TOKEN_USAGE_FLUSH, state.clone(), flush_token_usage));
     let download_period = Duration::from_secs(registry.config.download_flush_secs.max(1));
     let download_flusher = tokio::spawn(every(download_period, state.clone(), flush_downloads));
@@ -149,6 +175,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("shutting down: waiting for requests in flight");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
@@ -173,6 +202,57 @@ pub async fn serve(
         Err(err) => tracing::warn!("final checkpoint failed: {err}"),
     }
     Ok(())
+}
+
+/// The `metrics_listen` address: `GET /-/metrics` for anyone who can reach it, a JSON 404
+/// for any other path. Plain HTTP/1.1, a few connections, each for a bounded time.
+async fn serve_metrics(state: AppState, listener: TcpListener) {
+    let open = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!("accept on the metrics address failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Over the cap the connection is dropped, which closes it.
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = metrics_only(&state, &request);
+                let (parts, body) = response.into_parts();
+                let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+                std::future::ready(Ok::<_, Infallible>(Response::from_parts(parts, body)))
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Ok(Err(err)) =
+                tokio::time::timeout(METRICS_CONNECTION_LIFETIME, connection).await
+            {
+                tracing::debug!("metrics connection ended: {err}");
+            }
+        });
+    }
+}
+
+fn metrics_only<B>(state: &AppState, request: &Request<B>) -> warp::reply::Response {
+    if request.uri().path() != "/-/metrics" {
+        return crate::error::error_reply(registry_core::Error::not_found(
+            "this address serves only GET /-/metrics",
+        ));
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return crate::error::error_reply(registry_core::Error::bad_request(
+            "/-/metrics is read with GET",
+        ));
+    }
+    crate::routes::metrics_page(state)
 }
 
 /// How long a client may take, and how large a head may be.
@@ -373,8 +453,17 @@ where
     request.extensions_mut().insert(PeerAddr(peer));
     let started = Instant::now();
     let method = request.method().clone();
+    let route = Route::of(&method, request.uri().path());
     // Built only when the request log is on: at `warn`, a busy registry spends nothing on it.
     let path = tracing::enabled!(tracing::Level::INFO).then(|| loggable_path(request.uri().path()));
+    let json_log = state.registry().config.log_format == LogFormat::Json;
+    let user_agent = match (&path, json_log) {
+        (Some(_), true) => request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .map(|agent| String::from_utf8_lossy(agent.as_bytes()).into_owned()),
+        _ => None,
+    };
     let head = head_size(&request);
     let response = if head > max_header_bytes {
         crate::error::error_reply(registry_core::Error::HeadersTooLarge(format!(
@@ -405,12 +494,31 @@ where
         Some(file) if method != Method::HEAD => file_body(file),
         _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
+    let took = started.elapsed();
+    let status = parts.status.as_u16();
+    state.metrics().record(route, status, took);
     if let Some(path) = path {
-        tracing::info!(
-            "{method} {path} {} {:.1}ms",
-            parts.status.as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+        let ms = took.as_secs_f64() * 1000.0;
+        if json_log {
+            // The text line's fields, and what a log shipper also wants.
+            let bytes = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|len| len.to_str().ok()?.parse::<u64>().ok())
+                .or_else(|| hyper::body::Body::size_hint(&body).exact());
+            tracing::info!(
+                method = %method,
+                path = %path,
+                status,
+                duration_ms = ms,
+                bytes,
+                peer = %peer,
+                user_agent = user_agent.as_deref(),
+                "{method} {path} {status} {ms:.1}ms"
+            );
+        } else {
+            tracing::info!("{method} {path} {status} {ms:.1}ms");
+        }
     }
     Ok(Response::from_parts(parts, body))
 }

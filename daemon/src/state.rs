@@ -10,6 +10,7 @@ use warp::Rejection;
 
 use crate::cache::PackumentCache;
 use crate::error::reject;
+use crate::metrics::HttpMetrics;
 use crate::web::cli_logins::CliLogins;
 
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     auth_rate: AuthRateLimiter,
     sync_wake: Arc<tokio::sync::Notify>,
     cli_logins: CliLogins,
+    metrics: HttpMetrics,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
                 auth_rate,
                 sync_wake: Arc::new(tokio::sync::Notify::new()),
                 cli_logins: CliLogins::default(),
+                metrics: HttpMetrics::default(),
             }),
         }
     }
@@ -77,6 +80,11 @@ impl AppState {
     /// npm web logins waiting for the browser (this process's memory only).
     pub fn cli_logins(&self) -> &CliLogins {
         &self.inner.cli_logins
+    }
+
+    /// The HTTP counters of `/-/metrics`.
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.inner.metrics
     }
 
     /// Runs a core operation (SQLite, PBKDF2, file I/O) off the async threads.

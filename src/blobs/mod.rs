@@ -22,6 +22,8 @@ pub trait BlobStore: Send + Sync {
     /// Stores the file at `temp` (in [`BlobStore::temp_dir`], already synced, whose sha512
     /// the caller has computed while writing it) durably, by renaming it into place.
     fn put_file(&self, sha512_hex: &str, temp: &Path) -> Result<()>;
+    /// Readiness: the store can be reached and written (`/-/readyz`).
+    fn check(&self) -> Result<()>;
 }
 
 pub struct FsBlobStore {
@@ -121,6 +123,22 @@ impl BlobStore for FsBlobStore {
         File::open(dir)?.sync_all()?;
         Ok(())
     }
+
+    fn check(&self) -> Result<()> {
+        // A file written where publishes write theirs: a full or read-only disk, or a
+        // directory gone, shows here as it would on the next publish.
+        let probe = self
+            .temp_dir()
+            .join(format!("readyz.{}", rand::random::<u64>()));
+        let written = File::create(&probe).and_then(|mut file| file.write_all(b"ok"));
+        let removed = fs::remove_file(&probe);
+        written.and(removed).map_err(|e| {
+            Error::StorageUnavailable(format!(
+                "the blob store cannot write in {}: {e}",
+                self.temp_dir().display()
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +162,24 @@ mod tests {
         file.read_to_end(&mut back)?;
         assert_eq!(back, bytes);
         assert_eq!(fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn the_check_writes_and_removes_a_file_and_fails_when_it_cannot() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let blobs = FsBlobStore::open(dir.path())?;
+        blobs.check()?;
+        assert_eq!(fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+        // A file where the directory should be: refused even to root, unlike a chmod.
+        fs::remove_dir(dir.path().join("tmp"))?;
+        fs::write(dir.path().join("tmp"), b"")?;
+        let err = blobs
+            .check()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("cannot write in"), "{err}");
         Ok(())
     }
 

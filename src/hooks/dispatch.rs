@@ -161,6 +161,7 @@ async fn deliver(registry: &Registry, clients: &Clients, delivery: &DueDelivery)
         Ok(code) => (Some(code), Some(format!("the endpoint answered {code}"))),
         Err(err) => (None, Some(err)),
     };
+    registry.metrics.hook_attempt(error.is_none());
     match &error {
         None => tracing::info!(delivery = %delivery.id, hook = %delivery.hook_id,
                                event = %delivery.event, "hook delivered"),

@@ -23,7 +23,7 @@ mod users;
 mod writer;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -31,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::access::Visibility;
 use crate::error::{Error, Result};
+use crate::metrics::PoolWaits;
 use writer::GroupWriter;
 
 pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
@@ -73,12 +74,15 @@ impl From<r2d2::Error> for Error {
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READER_POOL_SIZE: u32 = 8;
+/// `/-/readyz` answers within a load balancer's probe timeout even when every reader is busy.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Store {
     writer: GroupWriter,
     readers: Pool<SqliteConnectionManager>,
     committed: tokio::sync::Notify,
     search_cache: SearchCache,
+    pool_waits: PoolWaits,
 }
 
 /// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
@@ -119,6 +123,7 @@ impl Store {
             readers,
             committed: tokio::sync::Notify::new(),
             search_cache: SearchCache::default(),
+            pool_waits: PoolWaits::default(),
         })
     }
 
@@ -129,7 +134,7 @@ impl Store {
 
     /// Runs `f` on a read-only connection (a consistent snapshot for its duration).
     pub fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let conn = self.readers.get()?;
+        let conn = self.reader(BUSY_TIMEOUT)?;
         let tx = conn.unchecked_transaction()?;
         let out = f(&Db { conn: &tx })?;
         tx.finish()?;
@@ -159,6 +164,38 @@ impl Store {
     /// a reader would not see the row yet). One waiter; a signal with nobody waiting is kept.
     pub fn committed(&self) -> &tokio::sync::Notify {
         &self.committed
+    }
+
+    /// A pooled reader, waiting at most `timeout`. A free one costs what `get` costs; only a
+    /// wait is timed and counted.
+    fn reader(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<r2d2::PooledConnection<SqliteConnectionManager>, r2d2::Error> {
+        if let Some(conn) = self.readers.try_get() {
+            return Ok(conn);
+        }
+        let started = Instant::now();
+        let conn = self.readers.get_timeout(timeout);
+        self.pool_waits.record(started.elapsed());
+        conn
+    }
+
+    /// Reads that waited for a pooled connection (for `/-/metrics`).
+    pub fn pool_waits(&self) -> &PoolWaits {
+        &self.pool_waits
+    }
+
+    /// Readiness: a pooled connection within [`READY_TIMEOUT`] and a statement that reads the
+    /// database file (its first page), so an unreadable file shows, not only a live pool.
+    pub fn check(&self) -> Result<()> {
+        let conn = self.reader(READY_TIMEOUT).map_err(|e| {
+            Error::StorageUnavailable(format!(
+                "no database connection within {READY_TIMEOUT:?}: {e}"
+            ))
+        })?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| Error::StorageUnavailable(format!("the database cannot be read: {e}")))
     }
 
     /// Folds the WAL back into the main file; called on graceful shutdown.

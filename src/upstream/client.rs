@@ -126,6 +126,8 @@ pub struct Counters {
     pub misses: AtomicU64,
     pub revalidated: AtomicU64,
     pub stale: AtomicU64,
+    /// Requests sent (for `/-/metrics`; `failures` counts those that failed).
+    pub requests: AtomicU64,
     pub failures: AtomicU64,
 }
 
@@ -406,6 +408,7 @@ impl Upstream {
     }
 
     fn record<T>(&self, result: &Result<T, Failure>) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(_) => self.succeeded(),
             Err(failure) => self.failed(failure),

@@ -24,6 +24,9 @@ use sha2::{Digest, Sha512};
 pub struct TestRegistry {
     /// `http://127.0.0.1:PORT` (no trailing slash); `https://` when TLS is configured
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the `metrics_listen` address, when the configuration has one
+    /// (bound as configured: `127.0.0.1:0` picks a free port).
+    pub metrics_base: Option<String>,
     pub registry: Arc<Registry>,
     pub data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -53,6 +56,17 @@ impl TestRegistry {
             "http"
         };
         let base = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
+        let metrics_listener = registry.config.metrics_listen.map(|addr| {
+            let listener = std::net::TcpListener::bind(addr).expect("bind the metrics address");
+            listener.set_nonblocking(true).expect("nonblocking");
+            listener
+        });
+        let metrics_base = metrics_listener.as_ref().map(|listener| {
+            format!(
+                "http://{}",
+                listener.local_addr().expect("metrics local addr")
+            )
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = registry.clone();
         let thread = std::thread::spawn(move || {
@@ -63,7 +77,9 @@ impl TestRegistry {
                 .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                registry_daemon::serve(served, listener, async {
+                let metrics = metrics_listener
+                    .map(|l| tokio::net::TcpListener::from_std(l).expect("metrics listener"));
+                registry_daemon::serve_with_metrics(served, listener, metrics, async {
                     let _ = rx.await;
                 })
                 .await
@@ -72,6 +88,7 @@ impl TestRegistry {
         });
         TestRegistry {
             base,
+            metrics_base,
             registry,
             data_dir,
             shutdown: Some(tx),

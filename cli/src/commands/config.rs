@@ -23,6 +23,11 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
         ("default_access", json!(config.default_access.as_str())),
         ("max_body_bytes", json!(config.max_body_bytes)),
         ("log_level", json!(config.log_level)),
+        ("log_format", json!(config.log_format.to_string())),
+        (
+            "metrics_listen",
+            json!(config.metrics_listen.map(|a| a.to_string())),
+        ),
         (
             "trusted_proxies",
             json!(config

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use registry_core::config::Overrides;
 use registry_core::Registry;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{GlobalArgs, ServeArgs};
@@ -27,14 +28,19 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let filter = EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("invalid log level {:?}", config.log_level))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let subscriber = registry_daemon::subscriber(
+        config.log_format,
+        filter,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
+    // As `fmt().init()` did: also forwards the `log` records of dependencies.
+    subscriber
+        .try_init()
+        .context("cannot install the log subscriber")?;
 
     let listen = config.listen;
+    let metrics_listen = config.metrics_listen;
     let registry = Arc::new(Registry::open(config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,7 +50,15 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        registry_daemon::serve(registry, listener, shutdown_signal()).await?;
+        let metrics = match metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
+        registry_daemon::serve_with_metrics(registry, listener, metrics, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -11,6 +11,7 @@ mod dist_tags;
 mod downloads;
 mod hooks;
 mod meta;
+mod ops;
 mod orgs;
 mod packages;
 mod profile;
@@ -93,6 +94,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .unify()
             .or(cli_login::routes(state.clone()))
             .unify()
+            .or(ops::routes(state.clone()))
+            .unify()
             .or(web::routes())
             .unify()
             .or(unsupported::routes())
@@ -104,6 +107,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 /// The origin (`https://host:port`) that tarball URLs should carry: the configured public URL,
 /// else the one the client used to reach us.
 pub use packages::answer_hot_read;
+
+/// For the `metrics_listen` address, which serves this page and nothing else.
+pub use ops::metrics_page;
 
 /// For the read gate: where a browser that must sign in first comes back to.
 pub fn safe_next(next: &str) -> String {

@@ -416,7 +416,10 @@ async fn write(
                 })
                 .await?;
             let (status, rev) = match outcome {
-                PublishOutcome::Published { rev } => (StatusCode::CREATED, Some(rev)),
+                PublishOutcome::Published { rev } => {
+                    state.metrics().published();
+                    (StatusCode::CREATED, Some(rev))
+                }
                 PublishOutcome::AlreadyPublished => (StatusCode::OK, None),
             };
             Ok(json_response(

@@ -51,9 +51,12 @@ pub async fn respond(
     if etag_matches(headers.if_none_match.as_deref(), &etag) {
         return Ok(not_modified(&etag));
     }
-    // Counted in memory only (a map insert under a lock); the flush task writes the batch.
-    if method == Method::GET && state.registry().config.count_downloads {
-        state.downloads().record(&counted_name, &tarball.version);
+    if method == Method::GET {
+        state.metrics().downloaded();
+        // Counted in memory only (a map insert under a lock); the flush task writes the batch.
+        if state.registry().config.count_downloads {
+            state.downloads().record(&counted_name, &tarball.version);
+        }
     }
     let mut response = Response::new(bytes::Bytes::new().into());
     *response.status_mut() = StatusCode::OK;
