@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use registry_core::blobs::{Blob, BlobStream};
 use registry_core::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -47,17 +48,18 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Sync tasks run at most this many at a time.
 const SYNC_WORKERS: usize = 2;
 
-/// A file a route wants streamed as its response body (a response extension).
+/// A blob a route wants streamed as its response body (a response extension): a local file
+/// or a remote store's stream.
 #[derive(Clone)]
-pub struct StreamFile(Arc<Mutex<Option<std::fs::File>>>);
+pub struct StreamFile(Arc<Mutex<Option<Blob>>>);
 
 impl StreamFile {
-    pub fn new(file: std::fs::File) -> StreamFile {
-        StreamFile(Arc::new(Mutex::new(Some(file))))
+    pub fn new(blob: Blob) -> StreamFile {
+        StreamFile(Arc::new(Mutex::new(Some(blob))))
     }
 
-    fn take(&self) -> Option<std::fs::File> {
-        self.0.lock().ok().and_then(|mut file| file.take())
+    fn take(&self) -> Option<Blob> {
+        self.0.lock().ok().and_then(|mut blob| blob.take())
     }
 }
 
@@ -402,7 +404,8 @@ where
         .remove::<StreamFile>()
         .and_then(|f| f.take());
     let body = match file {
-        Some(file) if method != Method::HEAD => file_body(file),
+        Some(Blob::File(file)) if method != Method::HEAD => file_body(file),
+        Some(Blob::Stream(stream)) if method != Method::HEAD => stream_body(stream),
         _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
     if let Some(path) = path {
@@ -460,6 +463,14 @@ fn file_body(mut file: std::fs::File) -> ResponseBody {
         .map_ok(Frame::data)
         .map_err(|e| -> BoxError { Box::new(e) });
     StreamBody::new(stream).boxed()
+}
+
+/// A remote blob, chunk by chunk as the store sends it: never held whole in memory.
+fn stream_body(stream: BlobStream) -> ResponseBody {
+    let chunks = stream
+        .map_ok(Frame::data)
+        .map_err(|e| -> BoxError { Box::new(e) });
+    StreamBody::new(chunks).boxed()
 }
 
 /// Request paths as logged: a logout carries the token itself in its path, and so may a
