@@ -13,6 +13,8 @@
 # builds from crates.io in about two minutes on two cores and starts in milliseconds, where
 # Garage takes far longer to build and needs a cluster layout before it serves. It is installed
 # once into $REGISTRY_SERVICES_CACHE (default: target/test-services/ of this repository).
+# s3s-fs names each object's metadata file by the base64 of its key, so keys longer than about
+# 160 bytes fail there (S3 allows 1024): keep prefixes under 25 characters with it.
 # PostgreSQL is Debian's `postgresql` package (apt-get when missing; sudo when not root); the
 # server refuses to run as root, so as root it runs as the `postgres` user.
 set -euo pipefail
