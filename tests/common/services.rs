@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use registry_core::config::{Config, Secret};
@@ -44,7 +45,7 @@ impl S3Service {
     /// names a metadata file by the base64 of the key, which caps keys near 160 bytes there
     /// (S3's own limit is 1024), and a blob's key is the prefix plus 135.
     pub fn configure(&self, config: &mut Config, tag: &str) {
-        let unique = format!("{tag}-{:08x}", rand::random::<u32>());
+        let unique = format!("{tag}-{:08x}", unique_u32());
         config.blobs_url = Some(format!("s3://{}/{unique}", self.bucket()));
         config.s3_endpoint = Some(self.endpoint.clone());
         config.s3_region = self.region.clone();
@@ -54,8 +55,25 @@ impl S3Service {
     }
 }
 
+/// The repository's root (this file is also compiled into `cli/tests`, one level down).
+/// Different for every call in this process and, very likely, across processes (the clock's
+/// nanoseconds and the pid); without a random-number crate, which `cli/tests` does not have.
+fn unique_u32() -> u32 {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos
+        ^ std::process::id().rotate_left(16)
+        ^ CALLS.fetch_add(1, Ordering::Relaxed).rotate_left(28)
+}
+
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|dir| dir.join("contrib/services.sh").is_file())
+        .unwrap_or(here)
+        .to_path_buf()
 }
 
 /// Runs `contrib/services.sh ACTION DIR`; for `up`, the exports it printed.
