@@ -170,6 +170,41 @@ impl std::fmt::Display for Registration {
     }
 }
 
+/// AWS's default, which most self-hosted stores accept whatever they are configured with.
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// A credential that `Debug` (and so `registry config show` and logs) never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The S3 blob store's checked settings (see [`Config::s3`]).
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Without slashes at its ends; may be empty.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -230,6 +265,18 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// Binary mirrors served under `/-/binary/`.
     pub binaries: Vec<BinaryConfig>,
+    /// `s3://bucket/prefix`: tarballs in an S3-compatible bucket; `None`: files in the data
+    /// directory. Checked with the other `s3_*` keys by [`Config::s3`].
+    pub blobs_url: Option<String>,
+    /// The S3 API's URL for a store that is not AWS (`http://127.0.0.1:3900`); `None`: AWS.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Bucket in the path (`endpoint/bucket/key`, what most self-hosted stores need) rather
+    /// than in the host name (`bucket.endpoint/key`, AWS's default).
+    pub s3_path_style: bool,
+    /// From the standard `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
     /// Where each value came from: "default", the file's path, "env REGISTRY_X" or "flag".
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -270,6 +317,10 @@ struct FileConfig {
     private: Option<Vec<String>>,
     upstreams: Option<Vec<UpstreamFile>>,
     binaries: Option<Vec<BinaryFile>>,
+    blobs_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
 }
 
 /// Values given on the command line; `None` where the flag was not passed.
@@ -319,6 +370,10 @@ const ENV_KEYS: &[&str] = &[
     "REGISTRY_TLS_KEY",
     "REGISTRY_PRIVATE",
     "REGISTRY_UPSTREAM",
+    "REGISTRY_BLOBS_URL",
+    "REGISTRY_S3_ENDPOINT",
+    "REGISTRY_S3_REGION",
+    "REGISTRY_S3_PATH_STYLE",
     "REGISTRY_CONFIG",
     // Read by the CLI's remote mode, not by the server configuration.
     "REGISTRY_URL",
@@ -361,6 +416,11 @@ impl Default for Config {
             "private",
             "upstreams",
             "binaries",
+            "blobs_url",
+            "s3_endpoint",
+            "s3_region",
+            "s3_path_style",
+            "s3_credentials",
         ] {
             sources.insert(key, "default".to_string());
         }
@@ -397,6 +457,12 @@ impl Default for Config {
             private: Vec::new(),
             upstreams: Vec::new(),
             binaries: Vec::new(),
+            blobs_url: None,
+            s3_endpoint: None,
+            s3_region: DEFAULT_S3_REGION.to_string(),
+            s3_path_style: false,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             sources,
         }
     }
@@ -538,6 +604,26 @@ impl Config {
                     config.set_private(&list, source)?;
                 }
                 "REGISTRY_UPSTREAM" => config.set_upstream_shortcut(&value, source)?,
+                // Empty turns off what the file configured, as for the TLS files.
+                "REGISTRY_BLOBS_URL" => config.set("blobs_url", source, |c| {
+                    c.blobs_url = Some(value.clone()).filter(|v| !v.is_empty());
+                    Ok(())
+                })?,
+                "REGISTRY_S3_ENDPOINT" => config.set("s3_endpoint", source, |c| {
+                    c.s3_endpoint = Some(value.clone()).filter(|v| !v.is_empty());
+                    Ok(())
+                })?,
+                "REGISTRY_S3_REGION" => config.set("s3_region", source, |c| {
+                    c.s3_region = value.clone();
+                    Ok(())
+                })?,
+                "REGISTRY_S3_PATH_STYLE" => {
+                    let on = env_flag(&key, &value)?;
+                    config.set("s3_path_style", source, |c| {
+                        c.s3_path_style = on;
+                        Ok(())
+                    })?;
+                }
                 other => {
                     let limit = other
                         .strip_prefix("REGISTRY_")
@@ -598,8 +684,10 @@ impl Config {
         if let Some(url) = &flags.upstream {
             config.set_upstream_shortcut(url, flag())?;
         }
+        config.set_s3_credentials(&lookup);
         // The halves may come from different layers; only the result must be whole.
         config.tls_files()?;
+        config.s3()?;
         config.fit_attachment_to_body()?;
         if config.metrics_listen == Some(config.listen) {
             return Err(Error::bad_request(format!(
@@ -735,6 +823,30 @@ impl Config {
                 .collect::<Result<Vec<_>>>()
                 .map_err(|e| Error::bad_request(format!("{source}: {e}")))?;
             self.set_upstreams(parsed, src())?;
+        }
+        if let Some(url) = file.blobs_url {
+            self.set("blobs_url", src(), |c| {
+                c.blobs_url = Some(url);
+                Ok(())
+            })?;
+        }
+        if let Some(endpoint) = file.s3_endpoint {
+            self.set("s3_endpoint", src(), |c| {
+                c.s3_endpoint = Some(endpoint);
+                Ok(())
+            })?;
+        }
+        if let Some(region) = file.s3_region {
+            self.set("s3_region", src(), |c| {
+                c.s3_region = region;
+                Ok(())
+            })?;
+        }
+        if let Some(on) = file.s3_path_style {
+            self.set("s3_path_style", src(), |c| {
+                c.s3_path_style = on;
+                Ok(())
+            })?;
         }
         if let Some(binaries) = file.binaries {
             let parsed = binaries
@@ -989,6 +1101,98 @@ impl Config {
                 source("tls_key")
             ))),
         }
+    }
+
+    /// The credentials come from AWS's standard variables only (never from the TOML file, so
+    /// that a secret is not written next to the configuration).
+    fn set_s3_credentials(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let id = env("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
+        let secret = env("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty());
+        if id.is_some() || secret.is_some() {
+            self.sources
+                .insert("s3_credentials", "env AWS_ACCESS_KEY_ID".to_string());
+        }
+        self.s3_access_key_id = id;
+        self.s3_secret_access_key = secret.map(Secret);
+    }
+
+    /// The S3 blob store's settings, checked; `None` when `blobs_url` is unset (the
+    /// filesystem store). Called by `load`, so that a bad value stops start-up.
+    pub fn s3(&self) -> Result<Option<S3Config>> {
+        let Some(url) = &self.blobs_url else {
+            return Ok(None);
+        };
+        let source = |key: &str| self.sources.get(key).map_or("default", String::as_str);
+        let bad = |why: &str| {
+            Error::bad_request(format!("blobs_url {url:?} ({}) {why}", source("blobs_url")))
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| bad("must be s3://bucket or s3://bucket/prefix"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        // S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens.
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok {
+            return Err(bad(
+                "names no valid bucket (3 to 63 lowercase letters, digits, dots and hyphens)",
+            ));
+        }
+        let prefix = prefix.trim_matches('/');
+        let prefix_ok = prefix.is_empty()
+            || prefix.split('/').all(|part| {
+                !part.is_empty()
+                    && part != "."
+                    && part != ".."
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            });
+        if !prefix_ok {
+            return Err(bad(
+                "has an invalid prefix (letters, digits, '-', '_', '.' between single slashes)",
+            ));
+        }
+        if let Some(endpoint) = &self.s3_endpoint {
+            let valid = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                && !endpoint.contains(char::is_whitespace);
+            if !valid {
+                return Err(Error::bad_request(format!(
+                    "s3_endpoint {endpoint:?} ({}) must be an http:// or https:// URL",
+                    source("s3_endpoint")
+                )));
+            }
+        }
+        let region_ok = !self.s3_region.is_empty()
+            && self
+                .s3_region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !region_ok {
+            return Err(Error::bad_request(format!(
+                "s3_region {:?} ({}) must be a region name like us-east-1",
+                self.s3_region,
+                source("s3_region")
+            )));
+        }
+        let (Some(access_key_id), Some(secret_access_key)) =
+            (&self.s3_access_key_id, &self.s3_secret_access_key)
+        else {
+            return Err(bad(
+                "needs credentials: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ));
+        };
+        Ok(Some(S3Config {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            path_style: self.s3_path_style,
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret_access_key.clone(),
+        }))
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -1569,5 +1773,116 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn the_s3_blob_store_comes_from_the_file_and_the_environment() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert!(config.s3()?.is_none(), "unset: the filesystem store");
+
+        let dir = std::env::temp_dir().join(format!("registry-config-s3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("r.toml");
+        std::fs::write(
+            &file,
+            "blobs_url = \"s3://file-bucket\"\ns3_region = \"eu-west-3\"\ns3_path_style = true\n",
+        )?;
+        let loaded = Config::load(
+            Some(&file),
+            env(&[
+                ("REGISTRY_BLOBS_URL", "s3://tarballs/registry/prod/"),
+                ("REGISTRY_S3_ENDPOINT", "http://127.0.0.1:3900"),
+                ("AWS_ACCESS_KEY_ID", "key"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ]),
+            &Overrides::default(),
+        );
+        std::fs::remove_dir_all(&dir)?;
+        let (config, warnings) = loaded?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s3 = config
+            .s3()?
+            .ok_or_else(|| Error::bad_request("expected S3"))?;
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("tarballs", "registry/prod")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!((s3.region.as_str(), s3.path_style), ("eu-west-3", true));
+        assert_eq!(s3.secret_access_key.expose(), "secret");
+        assert_eq!(config.sources["blobs_url"], "env REGISTRY_BLOBS_URL");
+        assert!(config.sources["s3_region"].ends_with("r.toml"));
+        assert!(
+            !format!("{config:?}").contains("secret\""),
+            "Debug never shows the secret"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_s3_settings_are_refused_at_start_up_with_a_reason() {
+        let creds = [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        for (pairs, expected) in [
+            (
+                vec![("REGISTRY_BLOBS_URL", "https://bucket")],
+                "must be s3://",
+            ),
+            (vec![("REGISTRY_BLOBS_URL", "s3://")], "no valid bucket"),
+            (
+                vec![("REGISTRY_BLOBS_URL", "s3://Upper_Case")],
+                "no valid bucket",
+            ),
+            (
+                vec![("REGISTRY_BLOBS_URL", "s3://bucket/a//b")],
+                "invalid prefix",
+            ),
+            (
+                vec![("REGISTRY_BLOBS_URL", "s3://bucket/../x")],
+                "invalid prefix",
+            ),
+            (
+                vec![
+                    ("REGISTRY_BLOBS_URL", "s3://bucket"),
+                    ("REGISTRY_S3_ENDPOINT", "127.0.0.1:9000"),
+                ],
+                "s3_endpoint",
+            ),
+            (
+                vec![
+                    ("REGISTRY_BLOBS_URL", "s3://bucket"),
+                    ("REGISTRY_S3_REGION", ""),
+                ],
+                "s3_region",
+            ),
+            (
+                vec![
+                    ("REGISTRY_BLOBS_URL", "s3://bucket"),
+                    ("REGISTRY_S3_PATH_STYLE", "yes"),
+                ],
+                "true or false",
+            ),
+        ] {
+            let mut all = pairs.clone();
+            all.extend_from_slice(&creds);
+            let err = Config::load(None, env(&all), &Overrides::default())
+                .err()
+                .map(|e| (e.status(), e.to_string()));
+            assert!(
+                matches!(&err, Some((400, text)) if text.contains(expected)),
+                "{pairs:?}: {err:?}"
+            );
+        }
+        let err = Config::load(
+            None,
+            env(&[
+                ("REGISTRY_BLOBS_URL", "s3://bucket"),
+                ("AWS_ACCESS_KEY_ID", "k"),
+            ]),
+            &Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
     }
 }

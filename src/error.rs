@@ -49,7 +49,8 @@ pub enum Error {
     #[error("{0}")]
     InsufficientStorage(String),
     /// 503: the data directory cannot be written (read-only file system, database locked
-    /// read-only). Reads still work.
+    /// read-only; reads still work), or the S3 blob store cannot be reached or refused a
+    /// request. A retry may succeed once the fault is cured.
     #[error("{0}")]
     StorageUnavailable(String),
     /// 502: an upstream registry failed (refused the connection, answered 5xx or garbage,

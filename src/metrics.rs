@@ -9,13 +9,12 @@
 //! bring a registry, locks and label maps that the fixed set of series here does not need.
 
 use std::fmt::{Display, Write};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blobs::BlobStore;
+use crate::blobs::{Blob, BlobStore, StoredObject};
 use crate::error::Result;
 use crate::registry::Registry;
 
@@ -77,12 +76,12 @@ impl BlobStore for MeteredBlobs {
         Ok(())
     }
 
-    fn open(&self, sha512_hex: &str) -> Result<(File, u64)> {
-        let (file, len) = self.inner.open(sha512_hex)?;
+    fn open(&self, sha512_hex: &str) -> Result<(Blob, u64)> {
+        let (blob, len) = self.inner.open(sha512_hex)?;
         // Counted when opened: whoever opens a blob reads it whole (a tarball sent, a backup
         // copied), except a HEAD request, which is not worth a second counter.
         add(&self.metrics.blob_bytes_read, len);
-        Ok((file, len))
+        Ok((blob, len))
     }
 
     fn contains(&self, sha512_hex: &str) -> bool {
@@ -103,6 +102,18 @@ impl BlobStore for MeteredBlobs {
 
     fn check(&self) -> Result<()> {
         self.inner.check()
+    }
+
+    fn list(&self) -> Result<Vec<StoredObject>> {
+        self.inner.list()
+    }
+
+    fn delete(&self, object: &StoredObject) -> Result<()> {
+        self.inner.delete(object)
+    }
+
+    fn opens_locally(&self) -> bool {
+        self.inner.opens_locally()
     }
 }
 

@@ -1,12 +1,11 @@
 //! The registry as one value: configuration, database and blob store, opened together from
 //! the data directory. Read operations that are not worth a module of their own live here.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use crate::accounts::auth::{CredentialCache, Identity};
 use crate::accounts::throttle::LoginThrottle;
-use crate::blobs::{BlobStore, FsBlobStore};
+use crate::blobs::{Blob, BlobStore, FsBlobStore, S3BlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::{MeteredBlobs, Metrics};
@@ -30,7 +29,7 @@ pub struct Registry {
 
 /// An open tarball, ready to stream.
 pub struct TarballFile {
-    pub file: File,
+    pub blob: Blob,
     pub len: u64,
     pub sha512_hex: String,
     /// The version the file is the tarball of (downloads are counted per version).
@@ -51,13 +50,17 @@ impl Registry {
         // Packages from before the search index existed are indexed once, here.
         crate::packages::search::index_pending(&store)?;
         crate::packages::packument::fill_pending(&store)?;
-        let blobs = FsBlobStore::open(&config.blobs_dir())?;
+        let blobs: Box<dyn BlobStore> = match config.s3()? {
+            // Temporary files (a proxied tarball being downloaded) stay local either way.
+            Some(s3) => Box::new(S3BlobStore::open(&s3, &config.blobs_dir().join("tmp"))?),
+            None => Box::new(FsBlobStore::open(&config.blobs_dir())?),
+        };
         let upstreams = Upstreams::new(&config)?;
         let metrics = Arc::new(Metrics::default());
         Ok(Registry {
             config,
             store,
-            blobs: Box::new(MeteredBlobs::new(Box::new(blobs), metrics.clone())),
+            blobs: Box::new(MeteredBlobs::new(blobs, metrics.clone())),
             metrics,
             credentials: CredentialCache::default(),
             login_throttle: LoginThrottle::default(),
@@ -119,14 +122,18 @@ impl Registry {
         self.open_tarball(name, file, version, state)
     }
 
-    /// [`Registry::tarball`] on the calling thread, if a connection is free at once. Opening
-    /// the blob is one `open(2)`; the bytes are read later, by whoever sends them.
+    /// [`Registry::tarball`] on the calling thread, if a connection is free at once and the
+    /// blob store is local. Opening the blob is one `open(2)`; the bytes are read later, by
+    /// whoever sends them. `None` (run it on the blocking pool) for S3, whose open is a GET.
     pub fn tarball_now(
         &self,
         name: &PackageName,
         file: &str,
         reader: Option<&Identity>,
     ) -> Option<Result<Option<TarballFile>>> {
+        if !self.blobs.opens_locally() {
+            return None;
+        }
         let Some(version) = version_of_tarball(name, file) else {
             return Some(Err(tarball_not_found(name, file)));
         };
@@ -150,7 +157,7 @@ impl Registry {
             return Ok(None);
         }
         let (sha512_hex, _) = state.found.ok_or_else(|| tarball_not_found(name, file))?;
-        let (file, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
+        let (blob, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
             Error::MissingBlob(_) => Error::MissingBlob(format!(
                 "the tarball of {name}@{version} is missing from the registry's storage; an \
                  administrator can list every such version with `registry doctor` and restore \
@@ -159,7 +166,7 @@ impl Registry {
             other => other,
         })?;
         Ok(Some(TarballFile {
-            file,
+            blob,
             len,
             sha512_hex,
             version,

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use registry_core::blobs::{Blob, BlobStream};
 use registry_core::config::LogFormat;
 use registry_core::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -56,17 +57,18 @@ const METRICS_CONNECTIONS: usize = 16;
 /// milliseconds, and a scraper opens a new connection when its old one is gone.
 const METRICS_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
-/// A file a route wants streamed as its response body (a response extension).
+/// A blob a route wants streamed as its response body (a response extension): a local file
+/// or a remote store's stream.
 #[derive(Clone)]
-pub struct StreamFile(Arc<Mutex<Option<std::fs::File>>>);
+pub struct StreamFile(Arc<Mutex<Option<Blob>>>);
 
 impl StreamFile {
-    pub fn new(file: std::fs::File) -> StreamFile {
-        StreamFile(Arc::new(Mutex::new(Some(file))))
+    pub fn new(blob: Blob) -> StreamFile {
+        StreamFile(Arc::new(Mutex::new(Some(blob))))
     }
 
-    fn take(&self) -> Option<std::fs::File> {
-        self.0.lock().ok().and_then(|mut file| file.take())
+    fn take(&self) -> Option<Blob> {
+        self.0.lock().ok().and_then(|mut blob| blob.take())
     }
 }
 
@@ -491,7 +493,8 @@ where
         .remove::<StreamFile>()
         .and_then(|f| f.take());
     let body = match file {
-        Some(file) if method != Method::HEAD => file_body(file),
+        Some(Blob::File(file)) if method != Method::HEAD => file_body(file),
+        Some(Blob::Stream(stream)) if method != Method::HEAD => stream_body(stream),
         _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
     let took = started.elapsed();
@@ -568,6 +571,14 @@ fn file_body(mut file: std::fs::File) -> ResponseBody {
         .map_ok(Frame::data)
         .map_err(|e| -> BoxError { Box::new(e) });
     StreamBody::new(stream).boxed()
+}
+
+/// A remote blob, chunk by chunk as the store sends it: never held whole in memory.
+fn stream_body(stream: BlobStream) -> ResponseBody {
+    let chunks = stream
+        .map_ok(Frame::data)
+        .map_err(|e| -> BoxError { Box::new(e) });
+    StreamBody::new(chunks).boxed()
 }
 
 /// Request paths as logged: a logout carries the token itself in its path, and so may a

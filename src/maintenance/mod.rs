@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha512};
 use crate::accounts::auth::Identity;
 use crate::accounts::authz::{require_admin, Admin};
 use crate::accounts::password::{check_password_policy, hash_password};
+use crate::blobs::Blob;
 use crate::clock::now_iso;
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
@@ -219,13 +220,8 @@ fn range_matches_prerelease(range: &semver::VersionReq, version: &semver::Versio
     range.matches(&release)
 }
 
-/// One blob file nothing refers to.
-#[derive(Debug, Clone)]
-pub struct OrphanBlob {
-    pub sha512_hex: String,
-    pub path: PathBuf,
-    pub size: u64,
-}
+/// One stored object nothing refers to: a blob, or a temporary file left by a crash.
+pub type OrphanBlob = crate::blobs::StoredObject;
 
 /// The sha512 of every blob a live version, a proxied tarball or a mirrored binary file
 /// refers to.
@@ -242,47 +238,24 @@ fn referenced_blobs(registry: &Registry) -> Result<HashSet<String>> {
     })
 }
 
-/// Every blob on disk (and leftover temporary file) that no live version refers to.
+/// Every blob in the store (and leftover temporary file) that no live version refers to.
 /// A blob written for a publish whose transaction has not committed yet looks like an orphan
-/// too: files younger than `min_age` are left alone.
+/// too: objects younger than `min_age` are left alone.
 pub fn find_orphans(registry: &Registry, min_age: std::time::Duration) -> Result<Vec<OrphanBlob>> {
     let referenced = referenced_blobs(registry)?;
-    let mut orphans = Vec::new();
-    let root = registry.config.blobs_dir();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            let path = entry.path();
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let young = meta
-                .modified()
-                .ok()
+    let mut orphans: Vec<OrphanBlob> = registry
+        .blobs
+        .list()?
+        .into_iter()
+        .filter(|object| {
+            let young = object
+                .modified
                 .and_then(|m| m.elapsed().ok())
                 .is_some_and(|age| age < min_age);
-            if young {
-                continue;
-            }
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            if !referenced.contains(&file_name) {
-                orphans.push(OrphanBlob {
-                    sha512_hex: file_name,
-                    path,
-                    size: meta.len(),
-                });
-            }
-        }
-    }
-    orphans.sort_by(|a, b| a.path.cmp(&b.path));
+            !young && !referenced.contains(&object.name)
+        })
+        .collect();
+    orphans.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(orphans)
 }
 
@@ -298,14 +271,11 @@ pub fn delete_orphans(
     let mut freed = 0;
     for orphan in orphans {
         progress(orphan);
-        if referenced.contains(&orphan.sha512_hex) {
+        if referenced.contains(&orphan.name) {
             continue;
         }
-        match fs::remove_file(&orphan.path) {
-            Ok(()) => freed += orphan.size,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+        registry.blobs.delete(orphan)?;
+        freed += orphan.size;
     }
     Ok(freed)
 }
@@ -352,13 +322,14 @@ pub fn doctor(registry: &Registry, mut tick: impl FnMut()) -> Result<Vec<Problem
                 ),
                 repair: restore,
             }),
-            Err(_) => problems.push(Problem {
+            Err(Error::MissingBlob(_)) => problems.push(Problem {
                 kind: "missing-blob",
                 package: tarball.package.clone(),
                 version: Some(tarball.version.clone()),
                 detail: format!("the tarball blob {} is missing", tarball.sha512_hex),
                 repair: restore,
             }),
+            Err(other) => return Err(other),
         }
     }
     for (id, name) in registry.store.read(|db| db.all_packages())? {
@@ -424,8 +395,11 @@ pub fn repair_packuments(registry: &Registry, _admin: &Admin<'_>, names: &[Strin
     Ok(())
 }
 
+/// The sha512 of a stored blob; `MissingBlob` when it is not there, and the store's own
+/// error (an S3 outage: 503) when it cannot be read, which doctor must not call missing.
 fn hash_blob(registry: &Registry, sha512_hex: &str) -> Result<String> {
-    let (mut file, _) = registry.blobs.open(sha512_hex)?;
+    let (blob, _) = registry.blobs.open(sha512_hex)?;
+    let mut file = blob.into_reader();
     let mut hasher = Sha512::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -447,7 +421,8 @@ pub struct BackupReport {
 }
 
 /// A consistent online copy of the registry into the new directory `dest`: the database
-/// first (SQLite's backup API: one snapshot), then every blob the copy refers to. Blobs are
+/// first (SQLite's backup API: one snapshot), then every blob the copy refers to, from
+/// whichever store holds them (an S3 bucket's blobs land in `dest/blobs/` too). Blobs are
 /// written before the database transaction that refers to them commits, so every blob the
 /// snapshot needs exists when it is copied.
 pub fn backup(
@@ -483,14 +458,20 @@ pub fn backup(
     let total = wanted.len() as u64;
     for (i, sha) in wanted.iter().enumerate() {
         progress("blobs", i as u64, total);
-        let relative = blob_relative_path(sha)?;
-        let from = registry.config.blobs_dir().join(&relative);
-        let to = dest.join("blobs").join(&relative);
+        let to = dest
+            .join("blobs")
+            .join(crate::blobs::blob_relative_path(sha)?);
         if let Some(parent) = to.parent() {
             fs::create_dir_all(parent)?;
         }
-        report.blob_bytes += fs::copy(&from, &to)
-            .map_err(|e| Error::Storage(format!("cannot copy blob {}: {e}", from.display())))?;
+        let mut file = fs::File::create(&to)?;
+        // File to file, std's copy is copy_file_range, as fs::copy was.
+        let copied = match registry.blobs.open(sha)?.0 {
+            Blob::File(mut from) => std::io::copy(&mut from, &mut file),
+            Blob::Stream(mut from) => std::io::copy(&mut from, &mut file),
+        };
+        report.blob_bytes +=
+            copied.map_err(|e| Error::Storage(format!("cannot copy blob {sha}: {e}")))?;
         report.blobs += 1;
     }
     progress("blobs", total, total);
@@ -555,17 +536,6 @@ pub fn restore(
     report.database_bytes = fs::copy(&src_db, &tmp)?;
     fs::rename(&tmp, &target_db)?;
     Ok(report)
-}
-
-fn blob_relative_path(sha512_hex: &str) -> Result<PathBuf> {
-    if sha512_hex.len() != 128 || !sha512_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Storage(format!(
-            "not a sha512 blob id: {sha512_hex:?}"
-        )));
-    }
-    Ok(Path::new(&sha512_hex[0..2])
-        .join(&sha512_hex[2..4])
-        .join(sha512_hex))
 }
 
 /// Maintainer names of a package, from its stored full packument (used by both backends).

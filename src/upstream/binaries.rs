@@ -9,7 +9,6 @@
 //! filesystem (blobs are named by their sha512).
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use super::config::BinaryConfig;
+use crate::blobs::Blob;
 use crate::clock::iso;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -198,7 +198,7 @@ impl ListQuery {
 
 /// A mirrored file, open for streaming.
 pub struct MirroredFile {
-    pub file: File,
+    pub blob: Blob,
     pub len: u64,
     pub sha512_hex: String,
 }
@@ -326,9 +326,9 @@ async fn fetch_file(
         registry
             .store
             .write(|db| db.put_binary_file(&name, &path, &record))?;
-        let (file, len) = registry.blobs.open(&sha512_hex)?;
+        let (blob, len) = registry.blobs.open(&sha512_hex)?;
         Ok(Answer::File(MirroredFile {
-            file,
+            blob,
             len,
             sha512_hex,
         }))
@@ -350,8 +350,8 @@ async fn open_cached(
             return Ok(None);
         };
         match registry.blobs.open(&record.sha512_hex) {
-            Ok((file, len)) => Ok(Some(MirroredFile {
-                file,
+            Ok((blob, len)) => Ok(Some(MirroredFile {
+                blob,
                 len,
                 sha512_hex: record.sha512_hex,
             })),

@@ -482,8 +482,8 @@ fn open_blob(
     version: &str,
 ) -> Result<Option<TarballFile>> {
     match registry.blobs.open(&cached.sha512_hex) {
-        Ok((file, len)) => Ok(Some(TarballFile {
-            file,
+        Ok((blob, len)) => Ok(Some(TarballFile {
+            blob,
             len,
             sha512_hex: cached.sha512_hex,
             version: version.to_string(),
@@ -554,9 +554,9 @@ async fn fetch_tarball(
         let now = crate::clock::now_iso();
         r.store
             .write(|db| db.put_cached_tarball(stored.as_str(), &version, &cached, &now))?;
-        let (file, len) = r.blobs.open(&cached.sha512_hex)?;
+        let (blob, len) = r.blobs.open(&cached.sha512_hex)?;
         Ok(TarballFile {
-            file,
+            blob,
             len,
             sha512_hex: cached.sha512_hex,
             version,

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod fake_http;
+pub mod services;
 pub mod static_upstream;
 pub mod webdriver;
 

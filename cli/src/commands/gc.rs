@@ -1,4 +1,5 @@
-//! `registry gc [--apply]`: orphan tarball blobs (local only). A dry run by default.
+//! `registry gc [--apply]`: orphan tarball blobs (local only: the data directory's files or
+//! the configured S3 bucket). A dry run by default.
 
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub fn run(backend: &dyn Backend, out: &Out, args: GcArgs) -> anyhow::Result<()>
     if out.json {
         let blobs: Vec<_> = orphans
             .iter()
-            .map(|o| json!({ "sha512": o.sha512_hex, "path": o.path, "size": o.size }))
+            .map(|o| json!({ "sha512": o.name, "path": o.location, "size": o.size }))
             .collect();
         return out.json(&json!({
             "applied": args.apply, "orphans": blobs, "count": orphans.len(),
@@ -36,7 +37,7 @@ pub fn run(backend: &dyn Backend, out: &Out, args: GcArgs) -> anyhow::Result<()>
     }
     if !out.quiet {
         for orphan in &orphans {
-            out.line(format!("{}  {}", bytes(orphan.size), orphan.path.display()))?;
+            out.line(format!("{}  {}", bytes(orphan.size), orphan.location))?;
         }
     }
     if args.apply {

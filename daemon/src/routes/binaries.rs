@@ -96,6 +96,6 @@ fn file_response(file: MirroredFile, if_none_match: Option<&str>) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, value);
     }
-    response.extensions_mut().insert(StreamFile::new(file.file));
+    response.extensions_mut().insert(StreamFile::new(file.blob));
     response
 }

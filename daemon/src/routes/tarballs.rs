@@ -75,7 +75,7 @@ pub async fn respond(
     }
     response
         .extensions_mut()
-        .insert(StreamFile::new(tarball.file));
+        .insert(StreamFile::new(tarball.blob));
     Ok(response)
 }
 
