@@ -172,27 +172,24 @@ pub fn render(registry: &Registry, out: &mut String) {
     let upstreams = registry.upstreams.all();
     let names: Vec<&str> = upstreams.iter().map(|u| u.name()).collect();
     let labels: Vec<[(&str, &str); 1]> = names.iter().map(|name| [("upstream", *name)]).collect();
-    let requests: Vec<(&[(&str, &str)], u64)> = labels
-        .iter()
-        .zip(upstreams.iter())
-        .map(|(labels, u)| (&labels[..], get(&u.counters.requests)))
-        .collect();
+    let per_upstream = |value: fn(&crate::upstream::client::Counters) -> &AtomicU64| {
+        labels
+            .iter()
+            .zip(upstreams.iter())
+            .map(|(labels, u)| (&labels[..], get(value(&u.counters))))
+            .collect::<Vec<(&[(&str, &str)], u64)>>()
+    };
     counter(
         out,
         "registry_upstream_requests_total",
         "Requests sent to each upstream registry.",
-        &requests,
+        &per_upstream(|c| &c.requests),
     );
-    let failures: Vec<(&[(&str, &str)], u64)> = labels
-        .iter()
-        .zip(upstreams.iter())
-        .map(|(labels, u)| (&labels[..], get(&u.counters.failures)))
-        .collect();
     counter(
         out,
         "registry_upstream_failures_total",
         "Upstream requests that failed (no answer, a 5xx, or an invalid answer).",
-        &failures,
+        &per_upstream(|c| &c.failures),
     );
 }
 
