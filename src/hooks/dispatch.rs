@@ -69,8 +69,9 @@ async fn claim(registry: &Arc<Registry>, limit: usize) -> Result<Vec<DueDelivery
             return Ok(Vec::new());
         }
         let at = crate::clock::now_iso();
+        // A lease lost with the machine only makes a delivery due again.
         r.store
-            .write(|db| db.claim_hook_deliveries(now, now + millis(LEASE), limit, &at))
+            .write_unsynced(|db| db.claim_hook_deliveries(now, now + millis(LEASE), limit, &at))
     })
     .await
 }
@@ -178,7 +179,8 @@ async fn deliver(registry: &Registry, clients: &Clients, delivery: &DueDelivery)
 async fn record(registry: &Arc<Registry>, attempts: Vec<(DueDelivery, Attempt)>) {
     let count = attempts.len();
     let recorded = blocking(registry, move |r| {
-        r.store.write(|db| {
+        // An attempt record lost with the machine means a delivery sent again: at least once.
+        r.store.write_unsynced(|db| {
             for (delivery, attempt) in &attempts {
                 let (state, next) = outcome(&r.config, delivery, attempt);
                 let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
@@ -302,16 +304,17 @@ async fn send(
     let endpoint = Endpoint::parse(&delivery.endpoint).map_err(|e| e.public_message())?;
     let addr = resolve(&endpoint, registry.config.hooks_allow_private).await?;
     let client = clients.get(&endpoint, addr)?;
+    let body = delivery.body();
     let response = client
         .post(endpoint.url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(
             "x-npm-signature",
-            signature(&delivery.secret, delivery.body.as_bytes()),
+            signature(&delivery.secret, body.as_bytes()),
         )
         .header("x-npm-event", &delivery.event)
         .header("x-registry-delivery", &delivery.id)
-        .body(delivery.body.clone())
+        .body(body)
         .send()
         .await
         .map_err(|e| {

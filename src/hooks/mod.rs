@@ -116,16 +116,21 @@ impl Delivery {
     }
 }
 
-/// An outbox row to write.
+/// An event to write to the outbox: what its deliveries share.
+pub struct NewEvent<'a> {
+    pub event: &'a str,
+    pub package: &'a str,
+    /// The body sent, but for `hookOwner` ([`DueDelivery::body`] adds it).
+    pub envelope: &'a str,
+    pub now: &'a str,
+    pub now_ms: i64,
+}
+
+/// A delivery of a stored event to one hook, written at once rather than fanned out.
 pub struct NewDelivery<'a> {
     pub id: &'a str,
     pub hook_id: &'a str,
-    pub event: &'a str,
-    pub package: &'a str,
-    /// The exact JSON sent and signed.
-    pub body: &'a str,
-    pub now: &'a str,
-    pub now_ms: i64,
+    pub event_id: i64,
 }
 
 /// A delivery leased to the dispatcher, with what it takes to send it.
@@ -135,12 +140,31 @@ pub struct DueDelivery {
     pub id: String,
     pub hook_id: String,
     pub event: String,
-    pub body: String,
+    /// The event's body without its `hookOwner`, shared by the event's deliveries.
+    pub envelope: String,
+    /// The hook owner's user name.
+    pub owner: String,
     pub endpoint: String,
     pub secret: String,
     /// Attempts so far, this one included.
     pub attempts: u64,
     pub created_ms: i64,
+}
+
+impl DueDelivery {
+    /// The exact JSON sent and signed: the envelope addressed to the hook's owner. The same
+    /// bytes on every attempt.
+    pub fn body(&self) -> String {
+        let owner = serde_json::json!({ "username": self.owner });
+        match self.envelope.strip_prefix('{') {
+            Some(rest) if rest.trim_start().starts_with('}') => {
+                format!("{{\"hookOwner\":{owner}}}")
+            }
+            Some(rest) => format!("{{\"hookOwner\":{owner},{rest}"),
+            // Not an object (no envelope of ours): sent as stored.
+            None => self.envelope.clone(),
+        }
+    }
 }
 
 /// The fields of `POST /-/npm/v1/hooks/hook`, checked.
@@ -380,6 +404,11 @@ pub fn deliveries(
     limit: u64,
 ) -> Result<Vec<Delivery>> {
     let hook = visible_hook(registry, identity, id)?;
+    // Events not yet fanned out (a running dispatcher does it within a second, but the CLI
+    // may have written them with no daemon running) are listed as the deliveries they make.
+    if registry.store.read(|db| db.hook_events_waiting())? {
+        registry.store.write(|db| db.fan_out_hook_events())?;
+    }
     registry
         .store
         .read(|db| db.hook_deliveries(&hook.id, limit.clamp(1, MAX_PAGE)))
@@ -476,5 +505,35 @@ mod tests {
         assert!(page_of(Some("101"), None, 100).is_err());
         assert!(page_of(Some("x"), None, 100).is_err());
         assert!(page_of(None, Some("-1"), 100).is_err());
+    }
+
+    #[test]
+    fn a_delivery_is_its_envelope_addressed_to_the_hook_owner() {
+        let due = |envelope: &str| DueDelivery {
+            row_id: 1,
+            id: "d".into(),
+            hook_id: "h".into(),
+            event: "ping".into(),
+            envelope: envelope.into(),
+            owner: "al\"ice".into(),
+            endpoint: "http://e.example/".into(),
+            secret: "s".into(),
+            attempts: 1,
+            created_ms: 0,
+        };
+        let parsed = |body: String| serde_json::from_str::<Value>(&body).ok();
+        let owner = json!({"username": "al\"ice"});
+        assert_eq!(
+            parsed(due(r#"{"event":"ping","n":1}"#).body()),
+            Some(json!({"event": "ping", "n": 1, "hookOwner": owner}))
+        );
+        assert_eq!(parsed(due("{ }").body()), Some(json!({"hookOwner": owner})));
+        assert_eq!(due("[1]").body(), "[1]");
+        let delivery = due(r#"{"a":1}"#);
+        assert_eq!(
+            delivery.body(),
+            delivery.body(),
+            "the same bytes on every attempt"
+        );
     }
 }

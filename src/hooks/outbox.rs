@@ -1,11 +1,13 @@
-//! The outbox: inside the transaction of a change, one delivery row per hook the change
-//! concerns, holding the exact body that will be signed and sent. A change that rolls back
-//! takes its rows with it; one that commits cannot lose them. This is the only work hooks add
-//! to a request: a lookup of the matching hooks and, if there are any, the inserts.
+//! The outbox: inside the transaction of a change, one event row holding the body its
+//! deliveries share (all but `hookOwner`) and the ids of the hooks the change concerns; the
+//! dispatcher fans it out into one delivery row per hook. A change that rolls back takes its
+//! event with it; one that commits cannot lose it. This is the only work hooks add to a
+//! request: a lookup of the matching hooks and, if there are any, the package's summary and
+//! one insert per change.
 
 use serde_json::{json, Value};
 
-use super::{Hook, NewDelivery};
+use super::{Hook, NewDelivery, NewEvent};
 use crate::accounts::auth::Identity;
 use crate::error::Result;
 use crate::store::{Db, PackageRecord};
@@ -119,10 +121,10 @@ fn summary(db: &Db<'_>, package: &PackageRecord) -> Result<Value> {
     }))
 }
 
-/// Writes the deliveries of `changes` to package `name`, which must exist. Call it inside the
+/// Writes the events of `changes` to package `name`, which must exist. Call it inside the
 /// change's `store.write`, after the change (so that the summary shows it). A hook whose
-/// owner may no longer read a restricted package hears nothing of it. Answers how many rows
-/// were written.
+/// owner may no longer read a restricted package hears nothing of it. Answers how many
+/// deliveries the events will make.
 pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
     if changes.is_empty() {
         return Ok(0);
@@ -147,36 +149,29 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
         return Ok(0);
     }
     let payload = summary(db, &package)?;
+    let hook_ids: Vec<&str> = readers.iter().map(|hook| hook.id.as_str()).collect();
     let now = crate::clock::now_iso();
     let ms = now_ms();
-    let mut written = 0;
     for change in changes {
-        let change_json = change.json();
-        for hook in &readers {
-            let body = json!({
-                "event": change.event(),
-                "name": package.name,
-                "type": "package",
-                "version": PAYLOAD_VERSION,
-                "hookOwner": { "username": hook.owner },
-                "payload": payload,
-                "change": change_json,
-                "time": ms,
-            });
-            let id = new_delivery_id();
-            db.insert_hook_delivery(&NewDelivery {
-                id: &id,
-                hook_id: &hook.id,
-                event: change.event(),
-                package: &package.name,
-                body: &body.to_string(),
-                now: &now,
-                now_ms: ms,
-            })?;
-            written += 1;
-        }
+        let envelope = json!({
+            "event": change.event(),
+            "name": package.name,
+            "type": "package",
+            "version": PAYLOAD_VERSION,
+            "payload": payload,
+            "change": change.json(),
+            "time": ms,
+        });
+        let event = NewEvent {
+            event: change.event(),
+            package: &package.name,
+            envelope: &envelope.to_string(),
+            now: &now,
+            now_ms: ms,
+        };
+        db.insert_hook_event(&event, &hook_ids)?;
     }
-    Ok(written)
+    Ok(changes.len() * hook_ids.len())
 }
 
 fn owner_may_read(db: &Db<'_>, hook: &Hook, package: &PackageRecord) -> Result<bool> {
@@ -196,25 +191,30 @@ fn owner_may_read(db: &Db<'_>, hook: &Hook, package: &PackageRecord) -> Result<b
 pub fn enqueue_ping(db: &Db<'_>, hook: &Hook) -> Result<String> {
     let now = crate::clock::now_iso();
     let ms = now_ms();
-    let body = json!({
+    let envelope = json!({
         "event": "ping",
         "name": hook.name,
         "type": hook.kind.as_str(),
         "version": PAYLOAD_VERSION,
-        "hookOwner": { "username": hook.owner },
         "payload": { "hook": hook.id, "endpoint": hook.endpoint },
         "change": {},
         "time": ms,
     });
+    let event = NewEvent {
+        event: "ping",
+        package: &hook.name,
+        envelope: &envelope.to_string(),
+        now: &now,
+        now_ms: ms,
+    };
+    // Fanned-out events first, so that the ping's delivery takes its place after them.
+    db.fan_out_hook_events()?;
+    let event_id = db.insert_hook_event(&event, &[])?;
     let id = new_delivery_id();
     db.insert_hook_delivery(&NewDelivery {
         id: &id,
         hook_id: &hook.id,
-        event: "ping",
-        package: &hook.name,
-        body: &body.to_string(),
-        now: &now,
-        now_ms: ms,
+        event_id,
     })?;
     Ok(id)
 }

@@ -6,7 +6,7 @@ use rusqlite::OptionalExtension;
 
 use super::Db;
 use crate::error::Result;
-pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewHook};
+pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewEvent, NewHook};
 
 /// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
 const KEPT_DELIVERIES: i64 = 100;
@@ -171,33 +171,94 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Stores an event and the hooks it is for, to be fanned out into deliveries by
+    /// [`Db::fan_out_hook_events`]; answers the event's id.
+    pub fn insert_hook_event(&self, event: &NewEvent<'_>, hook_ids: &[&str]) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO hook_events (event, package, envelope, created_at, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute((
+                event.event,
+                event.package,
+                event.envelope,
+                event.now,
+                event.now_ms,
+            ))?;
+        let id = self.conn.last_insert_rowid();
+        if !hook_ids.is_empty() {
+            let hooks = serde_json::Value::from(hook_ids.to_vec()).to_string();
+            self.conn
+                .prepare_cached("INSERT INTO hook_event_targets (event_id, hooks) VALUES (?1, ?2)")?
+                .execute((id, hooks))?;
+        }
+        Ok(id)
+    }
+
+    /// Writes one delivery of a stored event, due at once.
     pub fn insert_hook_delivery(&self, delivery: &NewDelivery<'_>) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
-                 next_attempt_at, created_at, created_ms) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5)",
+                 next_attempt_at, created_at, created_ms, event_id) \
+                 SELECT ?1, ?2, event, package, 'pending', created_ms, created_at, created_ms, id \
+                 FROM hook_events WHERE id = ?3",
             )?
-            .execute((
-                delivery.id,
-                delivery.hook_id,
-                delivery.event,
-                delivery.package,
-                delivery.now_ms,
-                delivery.now,
-            ))?;
-        self.conn
-            .prepare_cached("INSERT INTO hook_delivery_bodies (id, body) VALUES (?1, ?2)")?
-            .execute((self.conn.last_insert_rowid(), delivery.body))?;
+            .execute((delivery.id, delivery.hook_id, delivery.event_id))?;
         Ok(())
     }
 
-    /// Whether a delivery can be claimed at `now_ms` (a cheap read before a claim).
+    /// Whether events wait to be fanned out.
+    pub fn hook_events_waiting(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM hook_event_targets)")?
+            .query_row([], |row| row.get(0))?)
+    }
+
+    /// Turns stored events into one pending delivery per hook that still exists, oldest event
+    /// first (so that a hook's deliveries keep the order of its events); an event none of
+    /// whose hooks is left is dropped. Answers how many events were fanned out.
+    pub fn fan_out_hook_events(&self) -> Result<usize> {
+        let events: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT event_id FROM hook_event_targets ORDER BY event_id")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut fan_out = self.conn.prepare_cached(
+            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
+             next_attempt_at, created_at, created_ms, event_id) \
+             SELECT lower(hex(randomblob(16))), h.id, e.event, e.package, 'pending', \
+                    e.created_ms, e.created_at, e.created_ms, e.id \
+             FROM hook_event_targets t JOIN hook_events e ON e.id = t.event_id, \
+                  json_each(t.hooks) j JOIN hooks h ON h.id = j.value \
+             WHERE t.event_id = ?1 ORDER BY j.key",
+        )?;
+        let mut done = self
+            .conn
+            .prepare_cached("DELETE FROM hook_event_targets WHERE event_id = ?1")?;
+        let mut drop_event = self
+            .conn
+            .prepare_cached("DELETE FROM hook_events WHERE id = ?1")?;
+        for &event in &events {
+            let written = fan_out.execute([event])?;
+            done.execute([event])?;
+            if written == 0 {
+                drop_event.execute([event])?;
+            }
+        }
+        Ok(events.len())
+    }
+
+    /// Whether a delivery can be claimed at `now_ms`, or an event is to be fanned out (a
+    /// cheap read before a claim).
     pub fn hook_delivery_due(&self, now_ms: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(&format!(
-                "SELECT EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"
+                "SELECT EXISTS (SELECT 1 FROM hook_event_targets) \
+                 OR EXISTS (SELECT 1 FROM {HEADS} WHERE d.next_attempt_at <= ?1)"
             ))?
             .query_row([now_ms], |row| row.get(0))?)
     }
@@ -207,7 +268,10 @@ impl Db<'_> {
     pub fn next_hook_delivery_ms(&self) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .prepare_cached(&format!("SELECT min(d.next_attempt_at) FROM {HEADS}"))?
+            .prepare_cached(&format!(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM hook_event_targets) THEN 0 \
+                 ELSE (SELECT min(d.next_attempt_at) FROM {HEADS}) END"
+            ))?
             .query_row([], |row| row.get(0))?)
     }
 
@@ -222,6 +286,7 @@ impl Db<'_> {
         limit: usize,
         now: &str,
     ) -> Result<Vec<DueDelivery>> {
+        self.fan_out_hook_events()?;
         let mut claim = self.conn.prepare_cached(&format!(
             "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
              last_attempt_at = ?4 \
@@ -242,23 +307,24 @@ impl Db<'_> {
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut target = self
-            .conn
-            .prepare_cached("SELECT endpoint, secret FROM hooks WHERE id = ?1")?;
-        let mut body_of = self
-            .conn
-            .prepare_cached("SELECT body FROM hook_delivery_bodies WHERE id = ?1")?;
+        let mut target = self.conn.prepare_cached(
+            "SELECT h.endpoint, h.secret, u.name, e.envelope FROM hooks h \
+             JOIN users u ON u.id = h.owner_id, hook_deliveries d \
+             JOIN hook_events e ON e.id = d.event_id WHERE h.id = ?1 AND d.id = ?2",
+        )?;
         let mut due = Vec::with_capacity(claimed.len());
         for (row_id, id, hook_id, event, attempts, created_ms) in claimed {
-            let (endpoint, secret): (String, String) =
-                target.query_row([&hook_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let body: String = body_of.query_row([row_id], |row| row.get(0))?;
+            let (endpoint, secret, owner, envelope) = target
+                .query_row((&hook_id, row_id), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?;
             due.push(DueDelivery {
                 row_id,
                 id,
                 hook_id,
                 event,
-                body,
+                envelope,
+                owner,
                 endpoint,
                 secret,
                 attempts: attempts.max(0) as u64,
@@ -335,30 +401,113 @@ impl Db<'_> {
 mod tests {
     use super::super::{schema, Store};
     use crate::error::Result;
+    use crate::hooks::NewEvent;
+
+    const ALICE_AND_HER_HOOK: &str =
+        "INSERT INTO users (id, name, email, password_hash, created_at, updated_at) \
+         VALUES (1, 'alice', 'a@example.com', 'x', 'x', 'x');
+         INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+         updated_at) VALUES ('h1', 1, 'package', 'p', 'http://127.0.0.1:1/', 's', 'x', 'x');";
+
+    fn parsed(body: &str) -> Result<serde_json::Value> {
+        serde_json::from_str(body).map_err(|e| crate::Error::Storage(e.to_string()))
+    }
+
+    fn body_of(store: &Store) -> Result<serde_json::Value> {
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, "now"))?;
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "d1");
+        assert_eq!(due[0].endpoint, "http://127.0.0.1:1/");
+        parsed(&due[0].body())
+    }
 
     #[test]
-    fn pending_deliveries_keep_their_bodies_across_the_move_of_bodies() -> Result<()> {
+    fn pending_deliveries_keep_their_bodies_across_both_moves_of_bodies() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("r.db");
         {
             let mut conn = rusqlite::Connection::open(&path)?;
             schema::migrate_before(&mut conn, "CREATE TABLE hook_delivery_bodies")?;
+            conn.execute_batch(ALICE_AND_HER_HOOK)?;
             conn.execute_batch(
-                "INSERT INTO users (id, name, email, password_hash, created_at, updated_at) \
-                 VALUES (1, 'alice', 'a@example.com', 'x', 'x', 'x');
-                 INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
-                 updated_at) VALUES ('h1', 1, 'package', 'p', 'http://127.0.0.1:1/', 's', 'x', 'x');
-                 INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, body, state, \
-                 next_attempt_at, created_at, created_ms) \
-                 VALUES ('d1', 'h1', 'package:publish', 'p', '{\"sent\":1}', 'pending', 0, 'x', 0);",
+                "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, body, state, \
+                 next_attempt_at, created_at, created_ms) VALUES ('d1', 'h1', 'package:publish', \
+                 'p', '{\"sent\":1,\"hookOwner\":{\"username\":\"alice\"}}', 'pending', 0, 'x', 0);",
             )?;
         }
         let store = Store::open(&path)?;
+        assert_eq!(
+            body_of(&store)?,
+            serde_json::json!({"sent": 1, "hookOwner": {"username": "alice"}})
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_event_is_fanned_out_in_order_to_the_hooks_left_and_goes_with_its_last_delivery(
+    ) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("r.db"))?;
+        let events = |store: &Store| -> Result<(i64, i64, i64)> {
+            store.read(|db| {
+                Ok(db.conn.query_row(
+                    "SELECT (SELECT count(*) FROM hook_events), \
+                     (SELECT count(*) FROM hook_event_targets), \
+                     (SELECT count(*) FROM hook_deliveries)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            })
+        };
+        store.write(|db| {
+            db.conn.execute_batch(ALICE_AND_HER_HOOK)?;
+            db.conn.execute_batch(
+                "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+                 updated_at) VALUES ('h2', 1, 'package', 'p', 'http://127.0.0.1:2/', 't', 'x', 'x');",
+            )?;
+            for (n, hooks) in [(1, vec!["h1", "h2"]), (2, vec!["h2", "h1"]), (3, vec!["gone"])] {
+                let envelope = format!(r#"{{"event":"package:publish","n":{n}}}"#);
+                let event = NewEvent {
+                    event: "package:publish",
+                    package: "p",
+                    envelope: &envelope,
+                    now: "now",
+                    now_ms: 0,
+                };
+                db.insert_hook_event(&event, &hooks)?;
+            }
+            Ok(())
+        })?;
+        assert_eq!(
+            events(&store)?,
+            (3, 3, 0),
+            "nothing is fanned out on the write"
+        );
+        assert!(store.read(|db| db.hook_delivery_due(1))?);
+        assert_eq!(store.read(|db| db.next_hook_delivery_ms())?, Some(0));
+
+        // Each hook gets its oldest event first; the event whose hook is gone is dropped.
         let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, "now"))?;
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].id, "d1");
-        assert_eq!(due[0].body, "{\"sent\":1}");
-        assert_eq!(due[0].endpoint, "http://127.0.0.1:1/");
+        assert_eq!(events(&store)?, (2, 0, 4));
+        let mut sent: Vec<(String, serde_json::Value)> = due
+            .iter()
+            .map(|d| Ok((d.hook_id.clone(), parsed(&d.body())?)))
+            .collect::<Result<_>>()?;
+        sent.sort_by(|a, b| a.0.cmp(&b.0));
+        let body = |n: i64| {
+            serde_json::json!({"event": "package:publish", "n": n,
+                               "hookOwner": {"username": "alice"}})
+        };
+        assert_eq!(sent, vec![("h1".into(), body(1)), ("h2".into(), body(1))]);
+
+        store.write(|db| db.delete_hook("h1"))?;
+        assert_eq!(
+            events(&store)?,
+            (2, 0, 2),
+            "h2's deliveries still need both events"
+        );
+        store.write(|db| db.delete_hook("h2"))?;
+        assert_eq!(events(&store)?, (0, 0, 0));
         Ok(())
     }
 }

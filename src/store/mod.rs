@@ -32,13 +32,13 @@ use rusqlite::{Connection, OpenFlags};
 use crate::access::Visibility;
 use crate::error::{Error, Result};
 use crate::metrics::PoolWaits;
-use writer::GroupWriter;
+use writer::{Durability, GroupWriter};
 
 pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
-pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewHook};
+pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewEvent, NewHook};
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
@@ -154,9 +154,17 @@ impl Store {
     /// to disk) before this returns, or none are. Concurrent writes share one commit
     /// ([`writer`](self::writer) explains how).
     pub fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let out = self.writer.write(f)?;
+        let out = self.writer.write(Durability::Disk, f)?;
         self.committed.notify_one();
         Ok(out)
+    }
+
+    /// [`Store::write`] for bookkeeping that may be lost with the machine (not with the
+    /// process) because it is redone: the commit does not wait for an fsync, so that it holds
+    /// the writer, which every publish waits for, for microseconds rather than milliseconds.
+    /// It does not signal [`Store::committed`]: nothing it writes is for the dispatcher.
+    pub fn write_unsynced<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        self.writer.write(Durability::Process, f)
     }
 
     /// Signalled after every committed write: the hook dispatcher waits on it, so that an

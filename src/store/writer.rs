@@ -41,12 +41,28 @@ pub(super) struct GroupWriter {
 struct WriterState {
     conn: Connection,
     open: Option<OpenBatch>,
+    /// The connection's `synchronous` setting: FULL (true) or NORMAL.
+    synced: bool,
 }
 
 struct OpenBatch {
     id: u64,
     writes: usize,
     started: Instant,
+    /// Whether the batch's writes must be on disk when acknowledged ([`Durability::Disk`]);
+    /// a batch holds writes of one durability.
+    synced: bool,
+}
+
+/// How much a write must survive once acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A power loss: the commit waits for the fsync (`synchronous=FULL`).
+    Disk,
+    /// A crash of the process, not of the machine (`synchronous=NORMAL` in WAL mode). For
+    /// bookkeeping that is redone when lost, such as a hook delivery's lease and attempt
+    /// records (delivery is at least once). The next `Disk` commit syncs it too.
+    Process,
 }
 
 #[derive(Default)]
@@ -60,7 +76,11 @@ struct Outcomes {
 impl GroupWriter {
     pub(super) fn new(conn: Connection) -> GroupWriter {
         GroupWriter {
-            state: Mutex::new(WriterState { conn, open: None }),
+            state: Mutex::new(WriterState {
+                conn,
+                open: None,
+                synced: true,
+            }),
             waiting: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes::default()),
             committed: Condvar::new(),
@@ -69,12 +89,16 @@ impl GroupWriter {
 
     /// Runs `f` in a savepoint of the open batch (beginning one with `BEGIN IMMEDIATE` if none
     /// is open) and returns once that batch is committed.
-    pub(super) fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+    pub(super) fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let locked = self.state.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let mut state = locked.map_err(|_| poisoned())?;
-        let batch = self.join_batch(&mut state)?;
+        let batch = self.join_batch(&mut state, durability)?;
         if let Err(e) = state.conn.execute_batch("SAVEPOINT one_write") {
             return Err(self.abort_batch(&mut state, e.into()));
         }
@@ -118,10 +142,21 @@ impl GroupWriter {
         f(&state.conn)
     }
 
-    fn join_batch(&self, state: &mut WriterState) -> Result<u64> {
+    fn join_batch(&self, state: &mut WriterState, durability: Durability) -> Result<u64> {
+        let synced = durability == Durability::Disk;
         if let Some(batch) = state.open.as_mut() {
-            batch.writes += 1;
-            return Ok(batch.id);
+            if batch.synced == synced {
+                batch.writes += 1;
+                return Ok(batch.id);
+            }
+            // SQLite fixes a transaction's sync level when it begins: the open batch commits
+            // as it is, for its own writers (who hear how it ended), and ours begins anew.
+            let _ = self.end_batch(state, None);
+        }
+        if state.synced != synced {
+            let level = if synced { "FULL" } else { "NORMAL" };
+            state.conn.pragma_update(None, "synchronous", level)?;
+            state.synced = synced;
         }
         state.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut outcomes = self.outcomes.lock().map_err(|_| poisoned())?;
@@ -131,6 +166,7 @@ impl GroupWriter {
             id,
             writes: 1,
             started: Instant::now(),
+            synced,
         });
         Ok(id)
     }
@@ -205,6 +241,46 @@ mod tests {
 
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn an_unsynced_write_is_committed_and_leaves_later_commits_synced() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("registry.db"))?;
+        let synchronous = |store: &Store| {
+            store.writer.with_idle_connection(|conn| {
+                Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))?)
+            })
+        };
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        store.write_unsynced(|db| {
+            db.conn.execute_batch(
+                "CREATE TABLE scratch (n INTEGER); INSERT INTO scratch VALUES (1)",
+            )?;
+            Ok(())
+        })?;
+        let seen: i64 = store.read(|db| {
+            Ok(db
+                .conn
+                .query_row("SELECT n FROM scratch", [], |r| r.get(0))?)
+        })?;
+        assert_eq!(seen, 1, "an acknowledged unsynced write is committed");
+        assert_eq!(
+            synchronous(&store)?,
+            NORMAL,
+            "it committed without an fsync"
+        );
+        store.write(|db| {
+            db.conn.execute_batch("INSERT INTO scratch VALUES (2)")?;
+            Ok(())
+        })?;
+        assert_eq!(
+            synchronous(&store)?,
+            FULL,
+            "a synced write commits with FULL"
+        );
+        Ok(())
+    }
 
     #[test]
     fn concurrent_writes_share_commits_and_a_failed_one_leaves_the_others() -> Result<()> {
