@@ -340,25 +340,43 @@ impl Db<'_> {
             "search_docs d"
         };
         let filter = conditions.join(" AND ");
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM {from} WHERE {filter}"),
-            rusqlite::params_from_iter(params.iter()),
-            |row| row.get(0),
-        )?;
-
-        let relevance = if fts.is_some() {
-            format!("-bm25(search_fts, {BM25_WEIGHTS})")
+        let keywords_only = fts.is_none()
+            && !f.keywords.is_empty()
+            && f.authors.is_empty()
+            && f.maintainers.is_empty()
+            && f.scopes.is_empty()
+            && f.deprecated.is_none()
+            && f.unstable.is_none();
+        let total: i64 = if keywords_only {
+            self.count_by_keywords(f)?
         } else {
-            "0.0".to_string()
+            self.conn.query_row(
+                &format!("SELECT count(*) FROM {from} WHERE {filter}"),
+                rusqlite::params_from_iter(params.iter()),
+                |row| row.get(0),
+            )?
+        };
+
+        // Without free text nothing is exact and every match is as relevant, so the order is
+        // the name alone: the name index then gives the page in order, reading only as far as
+        // the page, where a sort by the constant terms too read and sorted every match.
+        let (relevance, order, page_order) = if fts.is_some() {
+            (
+                format!("-bm25(search_fts, {BM25_WEIGHTS})"),
+                "exact DESC, relevance DESC, d.name",
+                "ranked.exact DESC, ranked.relevance DESC, ranked.name",
+            )
+        } else {
+            ("0.0".to_string(), "d.name", "ranked.name")
         };
         // The sort carries ids, not documents; the page's documents are joined after it.
         let sql = format!(
             "SELECT page.document, ranked.exact, ranked.relevance FROM ( \
                SELECT d.package_id AS id, d.name = ? AS exact, {relevance} AS relevance, \
                d.name AS name FROM {from} WHERE {filter} \
-               ORDER BY exact DESC, relevance DESC, d.name LIMIT ? OFFSET ?) ranked \
+               ORDER BY {order} LIMIT ? OFFSET ?) ranked \
              JOIN search_docs page ON page.package_id = ranked.id \
-             ORDER BY ranked.exact DESC, ranked.relevance DESC, ranked.name"
+             ORDER BY {page_order}"
         );
         let mut page_params = vec![SqlValue::Text(f.exact_name.clone().unwrap_or_default())];
         page_params.extend(params);
@@ -375,6 +393,37 @@ impl Db<'_> {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok((total.max(0) as u64, hits))
+    }
+
+    /// The number of visible, unblocked packages with any of `f.keywords` and none of
+    /// `f.not_keywords`, from the keyword index alone: counting through `search_docs` read
+    /// every indexed package (8 ms at 10,000) to test each one's keywords.
+    fn count_by_keywords(&self, f: &SearchFilter) -> Result<i64> {
+        let mut sql = format!(
+            "SELECT count({}k.package_id) FROM search_keywords k WHERE k.keyword IN ({}) \
+             AND k.package_id NOT IN (SELECT d.package_id FROM package_blocks b \
+             CROSS JOIN search_docs d ON d.name = b.name) AND {}",
+            // A package with two of the keywords has two rows.
+            if f.keywords.len() > 1 {
+                "DISTINCT "
+            } else {
+                ""
+            },
+            placeholders(f.keywords.len()),
+            visible_sql(&f.visibility, "k.package_id"),
+        );
+        if !f.not_keywords.is_empty() {
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM search_keywords n \
+                 WHERE n.package_id = k.package_id AND n.keyword IN ({}))",
+                placeholders(f.not_keywords.len())
+            ));
+        }
+        Ok(self.conn.query_row(
+            &sql,
+            rusqlite::params_from_iter(f.keywords.iter().chain(&f.not_keywords)),
+            |row| row.get(0),
+        )?)
     }
 
     /// [`Self::search_packages`] for free text alone, in the full-text index alone: ranking
