@@ -10,7 +10,9 @@
 # Prints one line per page and round: req/s, p50, p99 and max in ms. Free-text rankings are
 # kept between searches, so wrk's repeated search measures a kept ranking; the rows
 # `search-first` then time the first search after a change to the index (a block and an unblock
-# of an unpublished name by the CLI's local mode), FIRSTS times per round, with curl.
+# of an unpublished name by the CLI's local mode), FIRSTS times per round, with curl, and the
+# rows `search-first-doc` the first search after a change to a package's indexed document (a
+# dist-tag added to one of the 10,000 by the CLI; it is removed again after the search).
 #
 # Needs: the release binary (cargo build --release), wrk, node, and the shared harness
 # (SHARED=…/shared/bench: synth.sh, load.mjs, read.lua). Port 4898 on 127.0.0.1; the registry
@@ -73,5 +75,12 @@ for round in $(seq 1 "$ROUNDS"); do
     curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept: text/html' "$url/-/web/search?q=synth"
   done | sort -n | awk -v round="$round" '{ t[NR] = $1 * 1000 }
     END { printf "search-first\t%s\t-\t%.3f\t%.3f\t%.3f\n", round, t[int((NR + 1) / 2)],
+          t[int(NR * 0.99 + 0.999)], t[NR] }'
+  for i in $(seq 1 "$FIRSTS"); do
+    "$registry" dist-tag add "synth-$i@1.0.0" bench-first --data-dir "$work/data" > /dev/null
+    curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept: text/html' "$url/-/web/search?q=synth"
+    "$registry" dist-tag rm "synth-$i" bench-first --data-dir "$work/data" > /dev/null
+  done | sort -n | awk -v round="$round" '{ t[NR] = $1 * 1000 }
+    END { printf "search-first-doc\t%s\t-\t%.3f\t%.3f\t%.3f\n", round, t[int((NR + 1) / 2)],
           t[int(NR * 0.99 + 0.999)], t[NR] }'
 done

@@ -18,6 +18,7 @@ mod schema;
 mod search;
 mod sessions;
 mod sync;
+mod text_index;
 mod upstream;
 mod users;
 mod writer;

@@ -460,6 +460,26 @@ const MIGRATIONS: &[&str] = &[
         WHEN NOT EXISTS (SELECT 1 FROM hook_deliveries WHERE event_id = OLD.event_id)
         BEGIN DELETE FROM hook_events WHERE id = OLD.event_id; END;
     "#,
+    // What the search's in-memory copy of the full-text index reads: the index's every token
+    // (`search_fts_instances`, a view of FTS5's own data that stores nothing), and a log of the
+    // packages whose index row changed, written in the change's transaction so that a copy in
+    // any process can catch up on the rows alone. The log keeps its latest 5,000 entries; a
+    // copy further behind reads the index again.
+    r#"
+    CREATE VIRTUAL TABLE search_fts_instances USING fts5vocab(search_fts, instance);
+    CREATE TABLE search_log (seq INTEGER PRIMARY KEY, package_id INTEGER NOT NULL);
+    CREATE TRIGGER search_log_inserted AFTER INSERT ON search_docs
+        BEGIN INSERT INTO search_log (package_id) VALUES (new.package_id); END;
+    CREATE TRIGGER search_log_updated AFTER UPDATE ON search_docs
+        BEGIN
+            INSERT INTO search_log (package_id) VALUES (old.package_id);
+            INSERT INTO search_log (package_id) VALUES (new.package_id);
+        END;
+    CREATE TRIGGER search_log_deleted AFTER DELETE ON search_docs
+        BEGIN INSERT INTO search_log (package_id) VALUES (old.package_id); END;
+    CREATE TRIGGER search_log_pruned AFTER INSERT ON search_log
+        BEGIN DELETE FROM search_log WHERE seq <= new.seq - 5000; END;
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
