@@ -126,13 +126,6 @@ pub struct NewEvent<'a> {
     pub now_ms: i64,
 }
 
-/// A delivery of a stored event to one hook, written at once rather than fanned out.
-pub struct NewDelivery<'a> {
-    pub id: &'a str,
-    pub hook_id: &'a str,
-    pub event_id: i64,
-}
-
 /// A delivery leased to the dispatcher, with what it takes to send it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {

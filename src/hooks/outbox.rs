@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Hook, NewDelivery, NewEvent};
+use super::{Hook, NewEvent};
 use crate::accounts::auth::Identity;
 use crate::error::Result;
 use crate::store::{Db, PackageRecord};
@@ -98,10 +98,6 @@ impl Change {
 pub(super) fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn new_delivery_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// The package as a payload summarises it, from inside the change's transaction.
@@ -207,16 +203,11 @@ pub fn enqueue_ping(db: &Db<'_>, hook: &Hook) -> Result<String> {
         now: &now,
         now_ms: ms,
     };
-    // Fanned-out events first, so that the ping's delivery takes its place after them.
+    // Fanned out with the events before it, so that its delivery takes its place after theirs.
+    let event_id = db.insert_hook_event(&event, &[&hook.id])?;
     db.fan_out_hook_events()?;
-    let event_id = db.insert_hook_event(&event, &[])?;
-    let id = new_delivery_id();
-    db.insert_hook_delivery(&NewDelivery {
-        id: &id,
-        hook_id: &hook.id,
-        event_id,
-    })?;
-    Ok(id)
+    db.hook_delivery_id(event_id, &hook.id)?
+        .ok_or_else(|| crate::Error::Storage("the ping's delivery was not written".into()))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use rusqlite::OptionalExtension;
 
 use super::Db;
 use crate::error::Result;
-pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewEvent, NewHook};
+pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook};
 
 /// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
 const KEPT_DELIVERIES: i64 = 100;
@@ -196,17 +196,15 @@ impl Db<'_> {
         Ok(id)
     }
 
-    /// Writes one delivery of a stored event, due at once.
-    pub fn insert_hook_delivery(&self, delivery: &NewDelivery<'_>) -> Result<()> {
-        self.conn
+    /// The id of the delivery an event made to a hook, once fanned out.
+    pub fn hook_delivery_id(&self, event_id: i64, hook_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
             .prepare_cached(
-                "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
-                 next_attempt_at, created_at, created_ms, event_id) \
-                 SELECT ?1, ?2, event, package, 'pending', created_ms, created_at, created_ms, id \
-                 FROM hook_events WHERE id = ?3",
+                "SELECT delivery_id FROM hook_deliveries WHERE event_id = ?1 AND hook_id = ?2",
             )?
-            .execute((delivery.id, delivery.hook_id, delivery.event_id))?;
-        Ok(())
+            .query_row((event_id, hook_id), |row| row.get(0))
+            .optional()?)
     }
 
     /// Whether events wait to be fanned out.
@@ -219,8 +217,8 @@ impl Db<'_> {
 
     /// Turns stored events into one pending delivery per hook that still exists, oldest event
     /// first (so that a hook's deliveries keep the order of its events); an event none of
-    /// whose hooks is left is dropped. Answers how many events were fanned out.
-    pub fn fan_out_hook_events(&self) -> Result<usize> {
+    /// whose hooks is left is dropped.
+    pub fn fan_out_hook_events(&self) -> Result<()> {
         let events: Vec<i64> = self
             .conn
             .prepare_cached("SELECT event_id FROM hook_event_targets ORDER BY event_id")?
@@ -248,7 +246,7 @@ impl Db<'_> {
                 drop_event.execute([event])?;
             }
         }
-        Ok(events.len())
+        Ok(())
     }
 
     /// Whether a delivery can be claimed at `now_ms`, or an event is to be fanned out (a

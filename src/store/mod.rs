@@ -39,7 +39,7 @@ pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
-pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewDelivery, NewEvent, NewHook};
+pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook};
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };

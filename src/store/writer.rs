@@ -41,17 +41,16 @@ pub(super) struct GroupWriter {
 struct WriterState {
     conn: Connection,
     open: Option<OpenBatch>,
-    /// The connection's `synchronous` setting: FULL (true) or NORMAL.
-    synced: bool,
+    /// The connection's `synchronous` setting.
+    durability: Durability,
 }
 
 struct OpenBatch {
     id: u64,
     writes: usize,
     started: Instant,
-    /// Whether the batch's writes must be on disk when acknowledged ([`Durability::Disk`]);
-    /// a batch holds writes of one durability.
-    synced: bool,
+    /// A batch holds writes of one durability.
+    durability: Durability,
 }
 
 /// How much a write must survive once acknowledged.
@@ -63,6 +62,15 @@ pub enum Durability {
     /// bookkeeping that is redone when lost, such as a hook delivery's lease and attempt
     /// records (delivery is at least once). The next `Disk` commit syncs it too.
     Process,
+}
+
+impl Durability {
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Disk => "FULL",
+            Durability::Process => "NORMAL",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -79,7 +87,8 @@ impl GroupWriter {
             state: Mutex::new(WriterState {
                 conn,
                 open: None,
-                synced: true,
+                // What `Store::open` set.
+                durability: Durability::Disk,
             }),
             waiting: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes::default()),
@@ -143,9 +152,8 @@ impl GroupWriter {
     }
 
     fn join_batch(&self, state: &mut WriterState, durability: Durability) -> Result<u64> {
-        let synced = durability == Durability::Disk;
         if let Some(batch) = state.open.as_mut() {
-            if batch.synced == synced {
+            if batch.durability == durability {
                 batch.writes += 1;
                 return Ok(batch.id);
             }
@@ -153,10 +161,11 @@ impl GroupWriter {
             // as it is, for its own writers (who hear how it ended), and ours begins anew.
             let _ = self.end_batch(state, None);
         }
-        if state.synced != synced {
-            let level = if synced { "FULL" } else { "NORMAL" };
-            state.conn.pragma_update(None, "synchronous", level)?;
-            state.synced = synced;
+        if state.durability != durability {
+            state
+                .conn
+                .pragma_update(None, "synchronous", durability.synchronous())?;
+            state.durability = durability;
         }
         state.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut outcomes = self.outcomes.lock().map_err(|_| poisoned())?;
@@ -166,7 +175,7 @@ impl GroupWriter {
             id,
             writes: 1,
             started: Instant::now(),
-            synced,
+            durability,
         });
         Ok(id)
     }
