@@ -917,6 +917,13 @@ fn version_and_tag_paths_return_the_version_manifest() {
     );
     let latest = get_json(&reg, "/hello/latest");
     assert_eq!(latest["version"], "1.1.0");
+    // The manifest is the document's own entry, and follows the document when it changes.
+    let full = get_json(&reg, "/hello");
+    assert_eq!(exact, full["versions"]["1.0.0"]);
+    assert_eq!(latest, full["versions"]["1.1.0"]);
+    assert_eq!(publish(&reg, &token, "hello", "1.2.0"), 201);
+    assert_eq!(get_json(&reg, "/hello/latest")["version"], "1.2.0");
+    assert_eq!(get_json(&reg, "/hello/1.0.0"), exact);
     let scoped_tgz = package_tarball("@s/n", "2.0.0");
     assert_eq!(
         put_publish(

@@ -3,8 +3,10 @@
 //! read checks that ETag against the database first (one indexed lookup), so writes made by
 //! another process (the CLI's local backend) are seen at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -12,6 +14,8 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use registry_core::packages::packument::with_origin;
 use registry_core::packages::packument::PackumentFlavor;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::metrics::CacheCounters;
 
@@ -24,6 +28,44 @@ pub struct Rendered {
     /// The package was fully unpublished and this is its tombstone.
     pub tombstone: bool,
     gzip: OnceLock<Bytes>,
+    versions: OnceLock<Result<VersionIndex, String>>,
+}
+
+/// Where each version's manifest lies in a rendered full document, and what each dist-tag
+/// names: `GET /:pkg/:version` answers a slice of the cached bytes instead of parsing the whole
+/// document (thousands of versions) on every request.
+struct VersionIndex {
+    manifests: HashMap<String, Range<usize>>,
+    tags: HashMap<String, String>,
+}
+
+impl VersionIndex {
+    fn of(json: &[u8]) -> Result<VersionIndex, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Document<'a> {
+            #[serde(rename = "dist-tags", default)]
+            tags: HashMap<String, serde_json::Value>,
+            #[serde(borrow, default)]
+            versions: HashMap<Cow<'a, str>, &'a RawValue>,
+        }
+        let document: Document = serde_json::from_slice(json)?;
+        let start = json.as_ptr() as usize;
+        let manifests = document
+            .versions
+            .into_iter()
+            .map(|(version, raw)| {
+                // A borrowed RawValue is a slice of `json` itself.
+                let offset = raw.get().as_ptr() as usize - start;
+                (version.into_owned(), offset..offset + raw.get().len())
+            })
+            .collect();
+        let tags = document
+            .tags
+            .into_iter()
+            .filter_map(|(tag, version)| Some((tag, version.as_str()?.to_string())))
+            .collect();
+        Ok(VersionIndex { manifests, tags })
+    }
 }
 
 impl Rendered {
@@ -39,7 +81,24 @@ impl Rendered {
             json: Bytes::from(with_origin(stored_json, origin)),
             tombstone,
             gzip: OnceLock::new(),
+            versions: OnceLock::new(),
         }
+    }
+
+    /// The manifest of the version `spec` names (a version, or a dist-tag), as bytes of this
+    /// full document; `Ok(None)` when there is no such version or tag. The index is built on
+    /// first use. An error says the document is not a JSON object.
+    pub fn version_manifest(&self, spec: &str) -> Result<Option<Bytes>, String> {
+        let index = self
+            .versions
+            .get_or_init(|| VersionIndex::of(&self.json).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let version = index.tags.get(spec).map_or(spec, String::as_str);
+        Ok(index
+            .manifests
+            .get(version)
+            .map(|range| self.json.slice(range.clone())))
     }
 
     /// The gzip'd bytes, compressed once on first use.

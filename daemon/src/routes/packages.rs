@@ -92,10 +92,10 @@ pub fn routes(state: AppState) -> Route {
     boxed(read.or(write).unify().or(delete).unify())
 }
 
-/// A GET or HEAD of a packument or a tarball by an anonymous client, the bulk of every install,
-/// answered by the same handler as through the routes but without warp's filter chain. `None`
-/// sends the request through the routes: another method or path, a query string, credentials
-/// (to be checked), or a header that is not text (to be refused there).
+/// A GET or HEAD of a packument, a version or a tarball by an anonymous client, the bulk of
+/// every install, answered by the same handler as through the routes but without warp's filter
+/// chain. `None` sends the request through the routes: another method or path, a query string,
+/// credentials (to be checked), or a header that is not text (to be refused there).
 pub async fn answer_hot_read<B>(state: &AppState, request: &http::Request<B>) -> Option<Response> {
     let method = request.method();
     if (method != http::Method::GET && method != http::Method::HEAD)
@@ -105,7 +105,11 @@ pub async fn answer_hot_read<B>(state: &AppState, request: &http::Request<B>) ->
         return None;
     }
     let route = match crate::package_path::parse(request.uri().path()) {
-        Ok(Some(route @ (PackageRoute::Document(_) | PackageRoute::Tarball(..)))) => route,
+        Ok(Some(
+            route @ (PackageRoute::Document(_)
+            | PackageRoute::Version(..)
+            | PackageRoute::Tarball(..)),
+        )) => route,
         _ => return None,
     };
     // Some(None): absent; None: present but not text.
@@ -371,21 +375,24 @@ async fn version(
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
-    let doc: Value = serde_json::from_slice(&rendered.json).map_err(|e| {
-        reject(Error::Storage(format!(
-            "stored packument of {name} is not JSON: {e}"
-        )))
-    })?;
-    let version = doc["dist-tags"]
-        .get(&spec)
-        .and_then(Value::as_str)
-        .unwrap_or(&spec);
-    let manifest = doc["versions"].get(version).ok_or_else(|| {
-        reject(Error::not_found(format!(
-            "version or tag {spec:?} of {name} not found"
-        )))
-    })?;
-    Ok(json_response(StatusCode::OK, manifest))
+    let manifest = rendered
+        .version_manifest(&spec)
+        .map_err(|e| {
+            reject(Error::Storage(format!(
+                "stored packument of {name} is not JSON: {e}"
+            )))
+        })?
+        .ok_or_else(|| {
+            reject(Error::not_found(format!(
+                "version or tag {spec:?} of {name} not found"
+            )))
+        })?;
+    let mut response = Response::new(manifest.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 async fn write(
