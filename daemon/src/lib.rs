@@ -18,4 +18,4 @@ mod tls;
 mod web;
 
 pub use logging::subscriber;
-pub use server::{serve, serve_with_metrics};
+pub use server::{bind, serve, serve_with_metrics};

@@ -72,6 +72,23 @@ impl StreamFile {
     }
 }
 
+/// Connections the kernel queues for `accept` (it caps the figure at `net.core.somaxconn`):
+/// a burst larger than the queue would see its handshakes dropped and retried seconds later.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on `addr`, for [`serve`] (through
+/// `tokio::net::TcpListener::from_std`), with a listen queue of [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's and std's bind do: a restarted daemon may listen while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// Serves the registry on `listener` until `shutdown` completes: over TLS when the
 /// configuration names a certificate and key, whose loading is the only error returned.
 pub async fn serve(

@@ -49,19 +49,19 @@ impl TestRegistry {
         };
         configure(&mut config);
         let registry = Arc::new(Registry::open(config).expect("open registry"));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
+        // The daemon's own listening socket (its listen queue included).
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = registry_daemon::bind(any_port).expect("bind 127.0.0.1:0");
         let scheme = if registry.config.tls_cert.is_some() {
             "https"
         } else {
             "http"
         };
         let base = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
-        let metrics_listener = registry.config.metrics_listen.map(|addr| {
-            let listener = std::net::TcpListener::bind(addr).expect("bind the metrics address");
-            listener.set_nonblocking(true).expect("nonblocking");
-            listener
-        });
+        let metrics_listener = registry
+            .config
+            .metrics_listen
+            .map(|addr| registry_daemon::bind(addr).expect("bind the metrics address"));
         let metrics_base = metrics_listener.as_ref().map(|listener| {
             format!(
                 "http://{}",

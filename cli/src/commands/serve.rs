@@ -47,13 +47,13 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
+        let listener = registry_daemon::bind(listen)
+            .and_then(tokio::net::TcpListener::from_std)
             .with_context(|| format!("cannot listen on {listen}"))?;
         let metrics = match metrics_listen {
             Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
+                registry_daemon::bind(addr)
+                    .and_then(tokio::net::TcpListener::from_std)
                     .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
             ),
             None => None,
