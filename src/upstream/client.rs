@@ -345,7 +345,8 @@ impl Upstream {
     }
 
     /// Downloads a tarball into `temp_dir`, hashing as it goes, and checks it against the
-    /// document's integrity and shasum. Upstream trouble is a [`Failure`]; a tarball that
+    /// document's integrity and shasum; the file is not synced (the caller does, before it
+    /// enters the blob store). Upstream trouble is a [`Failure`]; a tarball that
     /// does not match is `Ok(Err(reason))`: the upstream answered, wrongly.
     pub async fn fetch_tarball(
         &self,
@@ -393,9 +394,6 @@ impl Upstream {
             if let Err(reason) = verify(integrity, shasum, &sha512, &sha1_hex) {
                 return Ok(Err(reason));
             }
-            file.as_file()
-                .sync_all()
-                .map_err(|e| Failure::Unreachable(format!("cannot sync a temporary file: {e}")))?;
             Ok(Ok(Downloaded {
                 temp: file.into_temp_path(),
                 sha512_hex: hex::encode(sha512),

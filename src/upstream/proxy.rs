@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::client::{http_client, DocumentAnswer, Failure, Upstream};
+use super::client::{http_client, DocumentAnswer, Downloaded, Failure, Upstream};
 use super::config::NamePattern;
 use super::documents::{prepare, Dist, Prepared};
+use crate::blobs::Blob;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::packages::names::PackageName;
@@ -359,8 +360,10 @@ async fn store_answer(
     } = answer;
     let stored = name.clone();
     let source = upstream.name().to_string();
+    // A cached document lost in a crash is only fetched again: its commit does not wait for
+    // the disk.
     blocking(registry, move |r| {
-        r.store.write(|db| {
+        r.store.write_unsynced(|db| {
             db.put_cached_document(
                 stored.as_str(),
                 flavor,
@@ -449,11 +452,68 @@ pub async fn tarball(
         return Ok(opened);
     }
     let key = format!("tgz {name}@{version}");
-    let lock = registry.upstreams.lock_for(key.clone());
-    let _guard = lock.lock().await;
-    let result = fetch_tarball(registry, upstream, name, &version).await;
-    registry.upstreams.release(&key);
-    result
+    let guard = registry.upstreams.lock_for(key.clone()).lock_owned().await;
+    let downloaded = match fetch_tarball(registry, upstream, name, &version).await {
+        Ok(Fetched::Cached(opened)) => {
+            registry.upstreams.release(&key);
+            return Ok(opened);
+        }
+        Ok(Fetched::Downloaded(downloaded)) => downloaded,
+        Err(err) => {
+            registry.upstreams.release(&key);
+            return Err(err);
+        }
+    };
+    // The client is answered from the verified temporary file; the tarball enters the blob
+    // store and the database off the response path. Concurrent requests for it wait on the
+    // lock, which is held until then, and find it stored.
+    let answer = std::fs::File::open(&downloaded.temp).map(|file| TarballFile {
+        blob: Blob::File(file),
+        len: downloaded.size,
+        sha512_hex: downloaded.sha512_hex.clone(),
+        version: version.clone(),
+    });
+    let registry = registry.clone();
+    let stored = name.clone();
+    let source = upstream.name().to_string();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = persist_tarball(&registry, &stored, &version, source, downloaded) {
+            tracing::warn!(package = %stored, %version, "a fetched tarball was not cached: {err}");
+        }
+        registry.upstreams.release(&key);
+        drop(guard);
+    });
+    Ok(answer?)
+}
+
+enum Fetched {
+    Cached(TarballFile),
+    Downloaded(Downloaded),
+}
+
+/// Makes a downloaded tarball durable in the blob store, then records it. The record is a
+/// cache entry: a crash that loses it only means the tarball is fetched again (and the
+/// orphaned blob collected by `registry gc`), so its commit does not wait for the disk.
+fn persist_tarball(
+    registry: &Registry,
+    name: &PackageName,
+    version: &str,
+    upstream: String,
+    downloaded: Downloaded,
+) -> Result<()> {
+    std::fs::File::open(&downloaded.temp)?.sync_all()?;
+    registry
+        .blobs
+        .put_file(&downloaded.sha512_hex, &downloaded.temp)?;
+    let cached = CachedTarball {
+        upstream,
+        sha512_hex: downloaded.sha512_hex,
+        size: downloaded.size,
+    };
+    let now = crate::clock::now_iso();
+    registry
+        .store
+        .write_unsynced(|db| db.put_cached_tarball(name.as_str(), version, &cached, &now))
 }
 
 async fn open_cached_tarball(
@@ -498,10 +558,10 @@ async fn fetch_tarball(
     upstream: &Arc<Upstream>,
     name: &PackageName,
     version: &str,
-) -> Result<TarballFile> {
+) -> Result<Fetched> {
     if let Some(opened) = open_cached_tarball(registry, name, version).await? {
         upstream.counters.hits.fetch_add(1, Ordering::Relaxed);
-        return Ok(opened);
+        return Ok(Fetched::Cached(opened));
     }
     let dist = match cached_dist(registry, name, version).await? {
         Some(dist) => dist,
@@ -541,28 +601,7 @@ async fn fetch_tarball(
             ))
         })?;
     upstream.counters.misses.fetch_add(1, Ordering::Relaxed);
-    let stored = name.clone();
-    let version = version.to_string();
-    let source = upstream.name().to_string();
-    blocking(registry, move |r| {
-        r.blobs.put_file(&downloaded.sha512_hex, &downloaded.temp)?;
-        let cached = CachedTarball {
-            upstream: source,
-            sha512_hex: downloaded.sha512_hex.clone(),
-            size: downloaded.size,
-        };
-        let now = crate::clock::now_iso();
-        r.store
-            .write(|db| db.put_cached_tarball(stored.as_str(), &version, &cached, &now))?;
-        let (blob, len) = r.blobs.open(&cached.sha512_hex)?;
-        Ok(TarballFile {
-            blob,
-            len,
-            sha512_hex: cached.sha512_hex,
-            version,
-        })
-    })
-    .await
+    Ok(Fetched::Downloaded(downloaded))
 }
 
 async fn cached_dist(
