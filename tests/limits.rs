@@ -295,26 +295,92 @@ fn headers_over_max_header_bytes_get_431_with_a_reason_and_other_connections_go_
     let error = error_of(response, 431);
     assert!(error.contains("max_header_bytes"), "{error}");
 
-    // Far over it: hyper refuses before buffering it all (no body), on that connection only.
-    let mut stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    // Far over it: hyper refuses before buffering it all, on that connection only, and its
+    // refusal carries a reason too.
     let huge = format!(
         "GET /-/ping HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
         "p".repeat(100_000)
     );
-    // The server may close before reading everything; the answer is what matters.
-    let _ = stream.write_all(huge.as_bytes());
-    let mut answer = Vec::new();
-    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let (status, reason) = raw_exchange(&reg, huge.as_bytes());
+    assert_eq!(status, 431);
+    assert!(reason.contains("max_header_bytes"), "{reason}");
 
     // The connection opened before, and new ones, are served as usual.
     assert_eq!(
         kept.get(reg.url("/-/ping")).send().expect("ping").status(),
         200
+    );
+    assert_eq!(get_status(&reg, "/-/ping"), 200);
+}
+
+/// Sends `request` on a new connection and reads the answer to the end: hyper's own refusals
+/// close the connection. Answers the status and the JSON body's reason.
+fn raw_exchange(reg: &TestRegistry, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The server may close before reading everything; the answer is what matters.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer}"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{answer}"
+    );
+    let error: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer}"));
+    assert_eq!(error["error"], error["reason"], "{answer}");
+    let reason = error["reason"].as_str().expect("a reason").to_string();
+    (status, reason)
+}
+
+#[test]
+fn heads_hyper_cannot_parse_get_a_json_reason_too() {
+    let reg = TestRegistry::start();
+    let too_many = format!(
+        "GET /-/ping HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("x-h{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    let (status, reason) = raw_exchange(&reg, too_many.as_bytes());
+    assert_eq!(status, 431);
+    assert!(reason.contains("100 header lines"), "{reason}");
+    for malformed in [
+        "GET /a b c\r\n\r\n",
+        "GET / HTTP/1.1\r\nho st: x\r\n\r\n",
+        "\x01\x02 / HTTP/1.1\r\n\r\n",
+    ] {
+        let (status, reason) = raw_exchange(&reg, malformed.as_bytes());
+        assert_eq!(status, 400, "{malformed:?}");
+        assert!(reason.contains("not valid HTTP/1.1"), "{reason}");
+    }
+    // After a good request on the same connection, a bad one is refused the same way.
+    let mut stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nho st: x\r\n\r\n")
+        .expect("two requests");
+    let mut answer = String::new();
+    let _ = stream.take(64 * 1024).read_to_string(&mut answer);
+    let (first, second) = answer
+        .split_once("{}")
+        .unwrap_or_else(|| panic!("no ping answer: {answer}"));
+    assert!(first.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(second.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        second.ends_with("\"reason\":\"the request line or a header is not valid HTTP/1.1\"}"),
+        "{answer}"
     );
     assert_eq!(get_status(&reg, "/-/ping"), 200);
 }

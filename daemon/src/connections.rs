@@ -7,7 +7,10 @@
 //!   request has come, so thousands of half-open connections cost little memory;
 //! - a watchdog closes a connection that sits idle past `idle_timeout`, or stalls in a later
 //!   request's head past `header_timeout`. A request being answered is never cut off: only
-//!   silence between requests counts, and a response nobody reads is silence too.
+//!   silence between requests counts, and a response nobody reads is silence too;
+//! - a head hyper cannot parse (a malformed request line or header, too many header lines,
+//!   headers past its backstop) gets hyper's own bodiless 400, 414 or 431, which [`Watched`]
+//!   rewrites on its way out into a JSON `{error, reason}` answer like every other refusal.
 
 use std::io;
 use std::pin::Pin;
@@ -156,12 +159,16 @@ impl Activity {
 }
 
 /// The connection as hyper sees it: the bytes already read for the first head, then the
-/// stream itself; every read and write is noted in the connection's [`Activity`].
+/// stream itself; every read and write is noted in the connection's [`Activity`], and
+/// hyper's bare refusals are sent as JSON answers.
 pub struct Watched<I> {
     io: I,
     head: Vec<u8>,
     head_read: usize,
     activity: Arc<Activity>,
+    /// A rewritten refusal still to be sent, and how much of it was.
+    rewritten: Vec<u8>,
+    rewritten_sent: usize,
 }
 
 impl<I> Watched<I> {
@@ -171,8 +178,68 @@ impl<I> Watched<I> {
             head,
             head_read: 0,
             activity,
+            rewritten: Vec::new(),
+            rewritten_sent: 0,
         }
     }
+}
+
+impl<I: AsyncWrite + Unpin> Watched<I> {
+    /// Sends what is left of a rewritten refusal; ready once none is.
+    fn poll_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.rewritten_sent < self.rewritten.len() {
+            let rest = &self.rewritten[self.rewritten_sent..];
+            match Pin::new(&mut self.io).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.rewritten_sent += n;
+                    self.activity.wrote();
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// hyper's automatic answer to a head it could not parse, as JSON: `Some(bytes to send
+/// instead)` when `written` is one. Such an answer is a whole bodiless head with
+/// `content-length: 0` and a 400, 414 or 431 status; no route answers those without a body,
+/// so nothing of ours is ever rewritten.
+pub fn json_bare_refusal(written: &[u8]) -> Option<Vec<u8>> {
+    const EMPTY_BODY: &[u8] = b"\r\ncontent-length: 0\r\n";
+    let status = written.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
+    let message = match status {
+        b"400" => "the request line or a header is not valid HTTP/1.1",
+        b"414" => "the request's URI is too long",
+        b"431" => {
+            "the request's headers are too large or too many (at most 100 header lines, \
+             and no more bytes than max_header_bytes allows)"
+        }
+        _ => return None,
+    };
+    if !written.ends_with(b"\r\n\r\n")
+        || written.windows(4).filter(|w| w == b"\r\n\r\n").count() != 1
+    {
+        return None;
+    }
+    let at = written
+        .windows(EMPTY_BODY.len())
+        .position(|w| w == EMPTY_BODY)?;
+    let body = serde_json::json!({ "error": message, "reason": message }).to_string();
+    let mut rewritten = Vec::with_capacity(written.len() + body.len() + 64);
+    rewritten.extend_from_slice(&written[..at]);
+    rewritten.extend_from_slice(
+        format!(
+            "\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    rewritten.extend_from_slice(&written[at + EMPTY_BODY.len()..]);
+    rewritten.extend_from_slice(body.as_bytes());
+    Some(rewritten)
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -210,6 +277,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_rewritten(cx))?;
+        if let Some(rewritten) = json_bare_refusal(data) {
+            // hyper is told the whole of its answer went; ours goes out in its place.
+            this.rewritten = rewritten;
+            this.rewritten_sent = 0;
+            if let Poll::Ready(Err(err)) = this.poll_rewritten(cx) {
+                return Poll::Ready(Err(err));
+            }
+            return Poll::Ready(Ok(data.len()));
+        }
         let polled = Pin::new(&mut this.io).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.wrote();
@@ -223,6 +300,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_rewritten(cx))?;
+        if let [only] = bufs {
+            if json_bare_refusal(only).is_some() {
+                return Pin::new(this).poll_write(cx, only);
+            }
+        }
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.wrote();
@@ -235,11 +318,15 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_rewritten(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_rewritten(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
@@ -290,6 +377,45 @@ mod tests {
         assert!(activity.next_check(quick, quick).is_some(), "answering");
         activity.request_answered();
         assert!(activity.next_check(quick, long).is_some(), "no head begun");
+    }
+
+    #[test]
+    fn only_hypers_bodiless_refusals_are_rewritten() {
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                     content-length: 0\r\ndate: Wed, 02 Dec 2026 01:47:49 GMT\r\n\r\n";
+        let rewritten =
+            String::from_utf8(json_bare_refusal(bare).expect("rewritten")).expect("utf-8");
+        let (head, body) = rewritten.split_once("\r\n\r\n").expect("head");
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(
+            head.contains("\r\ncontent-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{head}"
+        );
+        assert!(
+            head.ends_with("date: Wed, 02 Dec 2026 01:47:49 GMT"),
+            "{head}"
+        );
+        let error: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert!(error["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("too many")));
+
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                     content-length: 20\r\n\r\n";
+        assert!(
+            json_bare_refusal(ours).is_none(),
+            "a head of ours with a body"
+        );
+        let empty_ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        assert!(json_bare_refusal(empty_ok).is_none(), "not a refusal");
+        let with_more = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}";
+        assert!(json_bare_refusal(with_more).is_none(), "more than a head");
+        let partial = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n";
+        assert!(json_bare_refusal(partial).is_none(), "a partial head");
     }
 
     #[test]
