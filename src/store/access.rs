@@ -51,7 +51,7 @@ fn permission_of(writable: bool) -> TeamPermission {
 
 impl Db<'_> {
     pub fn set_package_restricted(&self, package_id: i64, restricted: bool) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE packages SET restricted = ?2 WHERE id = ?1",
             (package_id, restricted),
         )?;
@@ -149,7 +149,7 @@ impl Db<'_> {
     }
 
     pub fn insert_org(&self, name: &str, now: &str) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO orgs (name, created_at) VALUES (?1, ?2)",
             (name, now),
         )?;
@@ -182,7 +182,7 @@ impl Db<'_> {
     }
 
     pub fn set_org_member(&self, org_id: i64, user_id: i64, role: OrgRole) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO org_members (org_id, user_id, role) VALUES (?1, ?2, ?3) \
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
             (org_id, user_id, role.as_str()),
@@ -192,19 +192,19 @@ impl Db<'_> {
 
     /// Removes the user from the org and from every team of it; false if not a member.
     pub fn remove_org_member(&self, org_id: i64, user_id: i64) -> Result<bool> {
-        self.conn.execute(
+        self.execute(
             "DELETE FROM team_members WHERE user_id = ?2 \
                AND team_id IN (SELECT id FROM teams WHERE org_id = ?1)",
             (org_id, user_id),
         )?;
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM org_members WHERE org_id = ?1 AND user_id = ?2",
             (org_id, user_id),
         )? > 0)
     }
 
     pub fn count_org_owners(&self, org_id: i64) -> Result<u64> {
-        let owners: i64 = self.conn.query_row(
+        let owners: i64 = self.query_row(
             "SELECT count(*) FROM org_members WHERE org_id = ?1 AND role = 'owner'",
             [org_id],
             |row| row.get(0),
@@ -239,7 +239,7 @@ impl Db<'_> {
         description: &str,
         now: &str,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO teams (org_id, name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
             (org_id, name, description, now),
         )?;
@@ -247,12 +247,9 @@ impl Db<'_> {
     }
 
     pub fn delete_team(&self, team_id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM team_packages WHERE team_id = ?1", [team_id])?;
-        self.conn
-            .execute("DELETE FROM team_members WHERE team_id = ?1", [team_id])?;
-        self.conn
-            .execute("DELETE FROM teams WHERE id = ?1", [team_id])?;
+        self.execute("DELETE FROM team_packages WHERE team_id = ?1", [team_id])?;
+        self.execute("DELETE FROM team_members WHERE team_id = ?1", [team_id])?;
+        self.execute("DELETE FROM teams WHERE id = ?1", [team_id])?;
         Ok(())
     }
 
@@ -277,7 +274,7 @@ impl Db<'_> {
 
     /// False when the user already was a member.
     pub fn add_team_member(&self, team_id: i64, user_id: i64) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "INSERT OR IGNORE INTO team_members (team_id, user_id) VALUES (?1, ?2)",
             (team_id, user_id),
         )? > 0)
@@ -285,7 +282,7 @@ impl Db<'_> {
 
     /// False when the user was not a member.
     pub fn remove_team_member(&self, team_id: i64, user_id: i64) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2",
             (team_id, user_id),
         )? > 0)
@@ -297,7 +294,7 @@ impl Db<'_> {
         package_id: i64,
         permission: TeamPermission,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO team_packages (team_id, package_id, writable) VALUES (?1, ?2, ?3) \
              ON CONFLICT (team_id, package_id) DO UPDATE SET writable = excluded.writable",
             (team_id, package_id, permission == TeamPermission::ReadWrite),
@@ -307,7 +304,7 @@ impl Db<'_> {
 
     /// False when the team had no grant on the package.
     pub fn revoke_team(&self, team_id: i64, package_id: i64) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM team_packages WHERE team_id = ?1 AND package_id = ?2",
             (team_id, package_id),
         )? > 0)

@@ -43,7 +43,7 @@ impl Db<'_> {
     }
 
     pub fn set_user_admin(&self, user_id: i64, admin: bool, now: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE users SET is_admin = ?2, updated_at = ?3 WHERE id = ?1",
             (user_id, admin, now),
         )?;
@@ -70,9 +70,8 @@ impl Db<'_> {
     /// Deletes an account: its tokens and stars go with it (cascade), it leaves every package
     /// it maintained, and versions it published keep no link to it.
     pub fn delete_user(&self, user_id: i64) -> Result<bool> {
-        self.conn
-            .execute("DELETE FROM maintainers WHERE user_id = ?1", [user_id])?;
-        self.conn.execute(
+        self.execute("DELETE FROM maintainers WHERE user_id = ?1", [user_id])?;
+        self.execute(
             "UPDATE versions SET publisher_id = NULL WHERE publisher_id = ?1",
             [user_id],
         )?;

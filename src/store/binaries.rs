@@ -30,7 +30,7 @@ impl Db<'_> {
         path: &str,
         record: &BinaryFileRecord,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO binary_files (binary, path, sha512, size, fetched_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (binary, path) DO NOTHING",
             (

@@ -65,7 +65,7 @@ impl Db<'_> {
             .optional()?;
         match existing {
             Some(id) => {
-                self.conn.execute(
+                self.execute(
                     "UPDATE package_blocks SET reason = ?2, blocked_by = ?3, updated_at = ?4 \
                      WHERE id = ?1",
                     (id, reason, user_id, now),
@@ -73,7 +73,7 @@ impl Db<'_> {
                 Ok((id, false))
             }
             None => {
-                self.conn.execute(
+                self.execute(
                     "INSERT INTO package_blocks (name, reason, blocked_by, created_at, \
                      updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                     (name, reason, user_id, now),

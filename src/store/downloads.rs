@@ -63,7 +63,7 @@ impl Db<'_> {
         end: &str,
         visibility: &Visibility,
     ) -> Result<u64> {
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.query_row(
             &format!(
                 "SELECT (SELECT coalesce(sum(count), 0) FROM downloads \
                    WHERE day BETWEEN ?1 AND ?2 AND {}) \
@@ -80,7 +80,7 @@ impl Db<'_> {
     /// Whether `name` has download counts to ask for: a local package, or a proxied one
     /// with a cached tarball.
     pub fn has_downloads_subject(&self, name: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
+        Ok(self.query_row(
             "SELECT EXISTS (SELECT 1 FROM packages WHERE name = ?1) \
              OR EXISTS (SELECT 1 FROM upstream_tarballs WHERE name = ?1)",
             [name],
@@ -90,7 +90,7 @@ impl Db<'_> {
 
     /// Total downloads of one package (local or proxied) on the days `start..=end`.
     pub fn package_downloads(&self, name: &str, start: &str, end: &str) -> Result<u64> {
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.query_row(
             &format!("SELECT coalesce(sum(count), 0) FROM ({PACKAGE_ROWS})"),
             (name, start, end),
             |r| r.get(0),

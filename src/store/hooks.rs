@@ -67,7 +67,7 @@ fn delivery_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
 
 impl Db<'_> {
     pub fn insert_hook(&self, hook: &NewHook<'_>) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
              updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             (
@@ -91,7 +91,7 @@ impl Db<'_> {
     }
 
     pub fn count_hooks_of(&self, owner_id: i64) -> Result<u64> {
-        let count: i64 = self.conn.query_row(
+        let count: i64 = self.query_row(
             "SELECT count(*) FROM hooks WHERE owner_id = ?1",
             [owner_id],
             |row| row.get(0),
@@ -109,7 +109,7 @@ impl Db<'_> {
         offset: u64,
     ) -> Result<(Vec<Hook>, u64)> {
         let filter = "(?1 IS NULL OR h.owner_id = ?1) AND (?2 IS NULL OR h.name = ?2)";
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.query_row(
             &format!("SELECT count(*) FROM hooks h WHERE {filter}"),
             (owner_id, name),
             |row| row.get(0),
@@ -125,7 +125,7 @@ impl Db<'_> {
     }
 
     pub fn update_hook(&self, id: &str, endpoint: &str, secret: &str, now: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE hooks SET endpoint = ?2, secret = ?3, updated_at = ?4 WHERE id = ?1",
             (id, endpoint, secret, now),
         )?;
@@ -134,7 +134,7 @@ impl Db<'_> {
 
     /// Deletes a hook and, with it, its deliveries (pending ones are never sent).
     pub fn delete_hook(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
+        self.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
         Ok(())
     }
 

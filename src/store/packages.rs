@@ -99,7 +99,7 @@ impl Db<'_> {
     }
 
     pub fn insert_package(&self, name: &str, now: &str) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO packages (name, created_at, modified_at) VALUES (?1, ?2, ?2)",
             (name, now),
         )?;
@@ -108,7 +108,7 @@ impl Db<'_> {
 
     /// Marks the package as modified now and returns its new revision number.
     pub fn bump_package_revision(&self, package_id: i64, now: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
+        Ok(self.query_row(
             "UPDATE packages SET modified_at = ?2, rev_seq = rev_seq + 1 WHERE id = ?1 \
              RETURNING rev_seq",
             (package_id, now),
@@ -131,7 +131,7 @@ impl Db<'_> {
     }
 
     pub fn insert_version(&self, v: &NewVersion<'_>) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO versions (package_id, version, manifest, readme, tarball_sha512, \
              tarball_sha1, tarball_size, published_at, publisher_id, deprecated) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -231,7 +231,7 @@ impl Db<'_> {
     }
 
     pub fn set_abbreviation(&self, version_id: i64, abbreviated: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE versions SET abbrev_manifest = ?2 WHERE id = ?1",
             (version_id, abbreviated),
         )?;
@@ -240,7 +240,7 @@ impl Db<'_> {
 
     /// Forgets a package's abbreviations, so that the next refresh computes them all again.
     pub fn clear_abbreviations(&self, package_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE versions SET abbrev_manifest = NULL WHERE package_id = ?1",
             [package_id],
         )?;
@@ -318,7 +318,7 @@ impl Db<'_> {
     }
 
     pub fn set_dist_tag(&self, package_id: i64, tag: &str, version: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO dist_tags (package_id, tag, version) VALUES (?1, ?2, ?3) \
              ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
             (package_id, tag, version),
@@ -349,7 +349,7 @@ impl Db<'_> {
     }
 
     pub fn add_maintainer(&self, package_id: i64, user_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT OR IGNORE INTO maintainers (package_id, user_id) VALUES (?1, ?2)",
             (package_id, user_id),
         )?;
@@ -359,7 +359,7 @@ impl Db<'_> {
 
 impl Db<'_> {
     pub fn set_package_unpublished(&self, package_id: i64, at: Option<&str>) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE packages SET unpublished_at = ?2 WHERE id = ?1",
             (package_id, at),
         )?;
@@ -368,7 +368,7 @@ impl Db<'_> {
 
     /// Marks a live version as unpublished; its number stays burnt. False if it was not live.
     pub fn mark_version_deleted(&self, package_id: i64, version: &str, at: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "UPDATE versions SET deleted_at = ?3 \
              WHERE package_id = ?1 AND version = ?2 AND deleted_at IS NULL",
             (package_id, version, at),
@@ -384,7 +384,7 @@ impl Db<'_> {
         manifest: &str,
         deprecated: Option<&str>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE versions SET manifest = ?3, deprecated = ?4, abbrev_manifest = NULL \
              WHERE package_id = ?1 AND version = ?2",
             (package_id, version, manifest, deprecated),
@@ -394,14 +394,14 @@ impl Db<'_> {
 
     /// False if there was no such tag.
     pub fn delete_dist_tag(&self, package_id: i64, tag: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM dist_tags WHERE package_id = ?1 AND tag = ?2",
             (package_id, tag),
         )? > 0)
     }
 
     pub fn remove_maintainer(&self, package_id: i64, user_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "DELETE FROM maintainers WHERE package_id = ?1 AND user_id = ?2",
             (package_id, user_id),
         )?;
@@ -410,12 +410,12 @@ impl Db<'_> {
 
     pub fn set_star(&self, package_id: i64, user_id: i64, starred: bool) -> Result<()> {
         if starred {
-            self.conn.execute(
+            self.execute(
                 "INSERT OR IGNORE INTO stars (package_id, user_id) VALUES (?1, ?2)",
                 (package_id, user_id),
             )?;
         } else {
-            self.conn.execute(
+            self.execute(
                 "DELETE FROM stars WHERE package_id = ?1 AND user_id = ?2",
                 (package_id, user_id),
             )?;

@@ -43,7 +43,7 @@ impl Db<'_> {
 
     /// A 409 when the name is taken.
     pub fn insert_registry(&self, registry: &StoredRegistry) -> Result<()> {
-        let taken: bool = self.conn.query_row(
+        let taken: bool = self.query_row(
             "SELECT EXISTS (SELECT 1 FROM registries WHERE name = ?1 OR id = ?1)",
             [&registry.name],
             |row| row.get(0),
@@ -54,7 +54,7 @@ impl Db<'_> {
                 registry.name
             )));
         }
-        self.conn.execute(
+        self.execute(
             "INSERT INTO registries (id, name, host, change_stream, user_prefix, type, \
              auth_token, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             (

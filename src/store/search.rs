@@ -188,7 +188,7 @@ impl Db<'_> {
     /// Replaces the package's index entry (its row, keywords and FTS row).
     pub fn put_search_entry(&self, e: &SearchEntry<'_>) -> Result<()> {
         self.remove_search_entry(e.package_id)?;
-        self.conn.execute(
+        self.execute(
             "INSERT INTO search_docs (package_id, name, scope, author_name, author_email, \
              publisher, deprecated, unstable, document, summary) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -211,7 +211,7 @@ impl Db<'_> {
         for k in e.keywords {
             keyword.execute((k, e.package_id))?;
         }
-        self.conn.execute(
+        self.execute(
             "INSERT INTO search_fts (rowid, name, keywords, description, maintainers, author) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
@@ -228,13 +228,12 @@ impl Db<'_> {
 
     /// Drops the package from the index (no live version is left). A no-op if absent.
     pub fn remove_search_entry(&self, package_id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM search_fts WHERE rowid = ?1", [package_id])?;
-        self.conn.execute(
+        self.execute("DELETE FROM search_fts WHERE rowid = ?1", [package_id])?;
+        self.execute(
             "DELETE FROM search_keywords WHERE package_id = ?1",
             [package_id],
         )?;
-        self.conn.execute(
+        self.execute(
             "DELETE FROM search_docs WHERE package_id = ?1",
             [package_id],
         )?;
@@ -278,7 +277,7 @@ impl Db<'_> {
     }
 
     pub fn clear_search_backfill(&self, package_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "DELETE FROM search_backfill WHERE package_id = ?1",
             [package_id],
         )?;
@@ -379,7 +378,7 @@ impl Db<'_> {
         let total: i64 = if keywords_only {
             self.count_by_keywords(f)?
         } else {
-            self.conn.query_row(
+            self.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {filter}"),
                 rusqlite::params_from_iter(params.iter()),
                 |row| row.get(0),
@@ -448,7 +447,7 @@ impl Db<'_> {
                 placeholders(f.not_keywords.len())
             ));
         }
-        Ok(self.conn.query_row(
+        Ok(self.query_row(
             &sql,
             rusqlite::params_from_iter(f.keywords.iter().chain(&f.not_keywords)),
             |row| row.get(0),
@@ -596,7 +595,7 @@ impl Db<'_> {
     ) -> Result<ChangedSince> {
         let visible = visible_sql(visibility, "d.package_id");
         // The latest change the reader may see: a hidden package's change must not move it.
-        let latest: Option<String> = self.conn.query_row(
+        let latest: Option<String> = self.query_row(
             &format!(
                 "SELECT max(c.at) FROM changes c JOIN search_docs d ON d.name = c.package \
                  WHERE c.at >= ?1 AND {visible}"

@@ -16,7 +16,7 @@ impl Db<'_> {
         now: &str,
         expires_at: &str,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO web_sessions (secret_hash, user_id, csrf, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
             (secret_hash, user_id, csrf, now, expires_at),
@@ -50,7 +50,7 @@ impl Db<'_> {
 
     /// False when there was no such session.
     pub fn delete_web_session(&self, secret_hash: &[u8]) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM web_sessions WHERE secret_hash = ?1",
             [secret_hash],
         )? > 0)

@@ -32,7 +32,7 @@ impl Db<'_> {
     /// Queues a task; false (and nothing written) when its tree already has a task for the
     /// same package (a name is synced once per tree).
     pub fn insert_sync_task(&self, task: &NewSyncTask<'_>) -> Result<bool> {
-        let inserted = self.conn.execute(
+        let inserted = self.execute(
             "INSERT INTO sync_tasks (id, package, registry, state, options, root_id, parent_id, \
              created_by, created_at, updated_at) \
              VALUES (?1, ?2, ?3, 'waiting', ?4, ?5, ?6, ?7, ?8, ?8) \
@@ -60,7 +60,7 @@ impl Db<'_> {
 
     /// Whether any task waits (a cheap read before a claim on the writer).
     pub fn sync_task_waiting(&self) -> Result<bool> {
-        Ok(self.conn.query_row(
+        Ok(self.query_row(
             "SELECT EXISTS (SELECT 1 FROM sync_tasks WHERE state = 'waiting')",
             [],
             |row| row.get(0),
@@ -89,7 +89,7 @@ impl Db<'_> {
         error: Option<&str>,
         now: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE sync_tasks SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
             (id, state, error, now),
         )?;
@@ -98,7 +98,7 @@ impl Db<'_> {
 
     /// Puts tasks left `processing` by a process that stopped back in the queue; how many.
     pub fn requeue_interrupted_sync_tasks(&self, now: &str) -> Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "UPDATE sync_tasks SET state = 'waiting', claimed_at = NULL, updated_at = ?1 \
              WHERE state = 'processing'",
             [now],
@@ -106,7 +106,7 @@ impl Db<'_> {
     }
 
     pub fn append_sync_log(&self, id: &str, at: &str, line: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO sync_task_logs (task_id, seq, at, line) VALUES (?1, \
              (SELECT coalesce(max(seq), 0) + 1 FROM sync_task_logs WHERE task_id = ?1), ?2, ?3)",
             (id, at, line),
@@ -127,7 +127,7 @@ impl Db<'_> {
     /// conditionally, however recently they were fetched). Nothing is dropped: while the
     /// upstream is down they are still served.
     pub fn expire_cached_documents(&self, name: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE upstream_packuments SET fetched_at = 0 WHERE name = ?1",
             [name],
         )?;

@@ -78,7 +78,7 @@ impl Db<'_> {
         flavor: PackumentFlavor,
         fetched_at_ms: i64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE upstream_packuments SET fetched_at = ?3 WHERE name = ?1 AND flavor = ?2",
             (name, flavor_key(flavor), fetched_at_ms),
         )?;
@@ -125,7 +125,7 @@ impl Db<'_> {
         tarball: &CachedTarball,
         now: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO upstream_tarballs (name, version, upstream, sha512, size, fetched_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name, version) DO NOTHING",
             (

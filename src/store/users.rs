@@ -112,7 +112,7 @@ impl Db<'_> {
 
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], user_from_row).optional()?)
+        Ok(self.query_row(&sql, [id], user_from_row).optional()?)
     }
 
     pub fn insert_user(
@@ -123,7 +123,7 @@ impl Db<'_> {
         is_admin: bool,
         now: &str,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO users (name, email, password_hash, is_admin, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             (name, email, password_hash, is_admin, now),
@@ -132,7 +132,7 @@ impl Db<'_> {
     }
 
     pub fn insert_token(&self, token: &NewToken<'_>) -> Result<i64> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO tokens (key, token_hash, display, user_id, name, readonly, \
              cidr_whitelist, created_at, expires_at, description, limit_packages, limit_scopes, \
              limit_orgs, orgs_permission) \
@@ -195,7 +195,7 @@ impl Db<'_> {
     }
 
     pub fn count_tokens_of_user(&self, user_id: i64) -> Result<u64> {
-        let count: i64 = self.conn.query_row(
+        let count: i64 = self.query_row(
             "SELECT count(*) FROM tokens WHERE user_id = ?1",
             [user_id],
             |row| row.get(0),
@@ -239,7 +239,7 @@ impl Db<'_> {
         profile: &ProfileFields,
         now: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE users SET email = ?2, fullname = ?3, homepage = ?4, twitter = ?5, \
              github = ?6, freenode = ?7, updated_at = ?8 WHERE id = ?1",
             rusqlite::params![
@@ -257,7 +257,7 @@ impl Db<'_> {
     }
 
     pub fn set_password_hash(&self, user_id: i64, password_hash: &str, now: &str) -> Result<()> {
-        self.conn.execute(
+        self.execute(
             "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
             (user_id, password_hash, now),
         )?;
