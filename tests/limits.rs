@@ -313,13 +313,19 @@ fn headers_over_max_header_bytes_get_431_with_a_reason_and_other_connections_go_
     assert_eq!(get_status(&reg, "/-/ping"), 200);
 }
 
-/// Sends `request` on a new connection and reads the answer to the end: hyper's own refusals
-/// close the connection. Answers the status and the JSON body's reason.
-fn raw_exchange(reg: &TestRegistry, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
+/// A plain TCP connection to the registry, with a bounded read.
+fn raw_connection(reg: &TestRegistry) -> TcpStream {
+    let stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
+    stream
+}
+
+/// Sends `request` on a new connection and reads the answer to the end: hyper's own refusals
+/// close the connection. Answers the status and the JSON body's reason.
+fn raw_exchange(reg: &TestRegistry, request: &[u8]) -> (u16, String) {
+    let mut stream = raw_connection(reg);
     // The server may close before reading everything; the answer is what matters.
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
@@ -364,10 +370,7 @@ fn heads_hyper_cannot_parse_get_a_json_reason_too() {
         assert!(reason.contains("not valid HTTP/1.1"), "{reason}");
     }
     // After a good request on the same connection, a bad one is refused the same way.
-    let mut stream = TcpStream::connect(reg.base.trim_start_matches("http://")).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    let mut stream = raw_connection(&reg);
     stream
         .write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nho st: x\r\n\r\n")
         .expect("two requests");

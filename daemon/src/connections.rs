@@ -185,6 +185,21 @@ impl<I> Watched<I> {
 }
 
 impl<I: AsyncWrite + Unpin> Watched<I> {
+    /// `Some` when `data` is a bare refusal of hyper's: its JSON rewrite is taken on (and
+    /// started) in its place, and hyper is told the whole of `data` went.
+    fn poll_write_refusal(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        self.rewritten = json_bare_refusal(data)?;
+        self.rewritten_sent = 0;
+        Some(match self.poll_rewritten(cx) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            _ => Poll::Ready(Ok(data.len())),
+        })
+    }
+
     /// Sends what is left of a rewritten refusal; ready once none is.
     fn poll_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.rewritten_sent < self.rewritten.len() {
@@ -278,14 +293,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         std::task::ready!(this.poll_rewritten(cx))?;
-        if let Some(rewritten) = json_bare_refusal(data) {
-            // hyper is told the whole of its answer went; ours goes out in its place.
-            this.rewritten = rewritten;
-            this.rewritten_sent = 0;
-            if let Poll::Ready(Err(err)) = this.poll_rewritten(cx) {
-                return Poll::Ready(Err(err));
-            }
-            return Poll::Ready(Ok(data.len()));
+        if let Some(polled) = this.poll_write_refusal(cx, data) {
+            return polled;
         }
         let polled = Pin::new(&mut this.io).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
@@ -302,8 +311,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let this = self.get_mut();
         std::task::ready!(this.poll_rewritten(cx))?;
         if let [only] = bufs {
-            if json_bare_refusal(only).is_some() {
-                return Pin::new(this).poll_write(cx, only);
+            if let Some(polled) = this.poll_write_refusal(cx, only) {
+                return polled;
             }
         }
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
