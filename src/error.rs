@@ -32,8 +32,6 @@ pub enum Error {
     /// 431: the request line and headers are longer than `max_header_bytes`.
     #[error("{0}")]
     HeadersTooLarge(String),
-    #[error("{0}")]
-    NotImplemented(String),
     /// 429: too many failed logins, or too many password requests from one address; try
     /// again after this many seconds.
     #[error("{message}")]
@@ -125,7 +123,6 @@ impl Error {
             Error::HeadersTooLarge(_) => 431,
             Error::TooManyAttempts { .. } => 429,
             Error::UnavailableForLegalReasons(_) => 451,
-            Error::NotImplemented(_) => 501,
             Error::StorageUnavailable(_) | Error::UpstreamUnavailable(_) => 503,
             Error::BadGateway(_) => 502,
             Error::GatewayTimeout(_) => 504,

@@ -20,6 +20,12 @@ use super::{
     TopReport, UserInfo, VersionCount,
 };
 
+/// A registry answered 501: it does not have the route (older versions of ours answered
+/// that where they now answer a 4xx). The core has no such error: nothing of ours answers 501.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotSupported(pub String);
+
 pub struct Remote {
     base: String,
     token: Option<String>,
@@ -87,7 +93,7 @@ impl Remote {
             404 => Error::NotFound(message),
             409 => Error::Conflict(message),
             451 => Error::UnavailableForLegalReasons(message),
-            501 => Error::NotImplemented(message),
+            501 => return Err(NotSupported(message).into()),
             _ => Error::Storage(format!("HTTP {status}: {message}")),
         }
         .into())

@@ -131,10 +131,8 @@ fn info(backend: &dyn Backend, out: &Out, name: &str) -> anyhow::Result<()> {
     info.access = match backend.access_get(&PackageName::parse(name)?) {
         Ok(access) => Some(access),
         Err(e)
-            if matches!(
-                e.downcast_ref(),
-                Some(registry_core::Error::NotFound(_) | registry_core::Error::NotImplemented(_))
-            ) =>
+            if matches!(e.downcast_ref(), Some(registry_core::Error::NotFound(_)))
+                || e.is::<crate::backend::remote::NotSupported>() =>
         {
             None
         }
