@@ -315,6 +315,49 @@ mod tests {
         Ok(())
     }
 
+    /// A cascading delete looks up the child rows by the foreign key's column; without an
+    /// index that begins with it, every delete of a parent scans the whole child table (the
+    /// search keywords did, on every publish).
+    #[test]
+    fn every_cascading_foreign_key_is_indexed() -> Result<()> {
+        let dir = tempdir()?;
+        let store = Store::open(&dir.join("r.db"))?;
+        let unindexed = store.read(|db| {
+            let tables: Vec<String> = db
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut unindexed = Vec::new();
+            for table in &tables {
+                let cascading: Vec<String> = db
+                    .conn
+                    .prepare("SELECT \"from\" FROM pragma_foreign_key_list(?1) WHERE on_delete = 'CASCADE'")?
+                    .query_map([table], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let leading: Vec<String> = db
+                    .conn
+                    .prepare(
+                        "SELECT i.name FROM pragma_index_list(?1) l, pragma_index_info(l.name) i \
+                         WHERE i.seqno = 0 \
+                         UNION SELECT name FROM pragma_table_info(?1) WHERE pk = 1",
+                    )?
+                    .query_map([table], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                unindexed.extend(
+                    cascading
+                        .into_iter()
+                        .filter(|column| !leading.contains(column))
+                        .map(|column| format!("{table}.{column}")),
+                );
+            }
+            Ok(unindexed)
+        })?;
+        assert!(unindexed.is_empty(), "unindexed: {unindexed:?}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
     #[test]
     fn readers_cannot_write() -> Result<()> {
         let dir = tempdir()?;

@@ -480,6 +480,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER search_log_pruned AFTER INSERT ON search_log
         BEGIN DELETE FROM search_log WHERE seq <= new.seq - 5000; END;
     "#,
+    // Every reindex deletes a package's keywords, directly and through the cascade from
+    // `search_docs`; keyed by keyword first, that was a scan of every package's keywords,
+    // which made each publish slower as the registry grew.
+    r#"
+    CREATE INDEX search_keywords_package ON search_keywords(package_id);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
