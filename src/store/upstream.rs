@@ -40,6 +40,17 @@ impl Db<'_> {
             .optional()?)
     }
 
+    /// The upstream whose document of `name` is cached (in either flavour), if any.
+    pub fn cached_document_source(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .query_row(
+                "SELECT upstream FROM upstream_packuments WHERE name = ?1 LIMIT 1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
     /// Stores an upstream's answer for a name: a new document (or a 404), replacing the last.
     pub fn put_cached_document(
         &self,

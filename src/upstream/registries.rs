@@ -14,7 +14,6 @@ use super::config::{
 };
 use crate::accounts::authz::Admin;
 use crate::error::{Error, Result};
-use crate::packages::packument::PackumentFlavor;
 use crate::registry::Registry;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -277,21 +276,31 @@ pub fn upstream_named(registry: &Registry, name: &str) -> Result<Option<Arc<Upst
 
 /// For a name no configured upstream serves: the registry added over HTTP that a sync
 /// fetched it from, so that what was synced is served (and revalidated against its source).
-/// Asked only on the way to a 404, never on the hot path. Blocking.
+/// Asked on the way to a 404. Blocking; [`synced_source_now`] first spares the common miss
+/// the hop to a blocking thread.
 pub fn synced_source(registry: &Registry, name: &str) -> Result<Option<Arc<Upstream>>> {
     if registry.upstreams.is_private(name) {
         return Ok(None);
     }
-    let source = registry.store.read(|db| {
-        for flavor in [PackumentFlavor::Abbreviated, PackumentFlavor::Full] {
-            if let Some(cached) = db.cached_document(name, flavor)? {
-                return Ok(Some(cached.upstream));
-            }
-        }
-        Ok(None)
-    })?;
-    match source {
+    match registry.store.read(|db| db.cached_document_source(name))? {
         Some(source) => upstream_named(registry, &source),
         None => Ok(None),
+    }
+}
+
+/// [`synced_source`] on the calling thread, when that takes one indexed statement on a free
+/// connection: a name nothing was synced for (every 404) and one synced from a configured
+/// upstream. `None` when the answer needs the blocking path.
+pub fn synced_source_now(registry: &Registry, name: &str) -> Option<Result<Option<Arc<Upstream>>>> {
+    if registry.upstreams.is_private(name) {
+        return Some(Ok(None));
+    }
+    match registry
+        .store
+        .read_now(|db| db.cached_document_source(name))?
+    {
+        Err(e) => Some(Err(e)),
+        Ok(None) => Some(Ok(None)),
+        Ok(Some(source)) => registry.upstreams.by_name(&source).map(|u| Ok(Some(u))),
     }
 }

@@ -14,6 +14,7 @@ use registry_core::packages::publish::{publish, PublishLimits, PublishOutcome};
 use registry_core::packages::tags;
 use registry_core::packages::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::registry::package_not_found;
+use registry_core::upstream::client::Upstream;
 use registry_core::upstream::guard;
 use registry_core::upstream::proxy::{self, CacheOutcome};
 use registry_core::upstream::registries;
@@ -243,6 +244,21 @@ async fn rendered_packument(
     }
 }
 
+/// The registry a name that no configured upstream serves was synced from, if any; a miss
+/// (every 404) is answered on this thread when a connection is free.
+pub(super) async fn synced_source(
+    state: &AppState,
+    name: &PackageName,
+) -> Result<Option<Arc<Upstream>>, Rejection> {
+    if let Some(source) = registries::synced_source_now(state.registry(), name.as_str()) {
+        return source.map_err(reject);
+    }
+    let lookup = name.clone();
+    state
+        .run(move |state| registries::synced_source(state.registry(), lookup.as_str()))
+        .await
+}
+
 /// A name with no local package: the document of the upstream that serves it, rendered into
 /// the same byte cache as local documents; 404 when no upstream does.
 async fn proxied_packument(
@@ -256,9 +272,7 @@ async fn proxied_packument(
         Some(upstream) => upstream,
         None => {
             // A name synced from a registry added over HTTP is served from what was synced.
-            let lookup = name.clone();
-            state
-                .run(move |state| registries::synced_source(state.registry(), lookup.as_str()))
+            synced_source(state, &name)
                 .await?
                 .ok_or_else(|| reject(package_not_found(&name)))?
         }

@@ -9,7 +9,6 @@ use registry_core::accounts::auth::Identity;
 use registry_core::packages::names::PackageName;
 use registry_core::registry::TarballFile;
 use registry_core::upstream::proxy;
-use registry_core::upstream::registries;
 use registry_core::Error;
 use warp::reply::Response;
 use warp::Rejection;
@@ -91,9 +90,7 @@ async fn proxied(
         Some(upstream) => upstream,
         None => {
             // A name synced from a registry added over HTTP is served from what was synced.
-            let lookup = name.clone();
-            state
-                .run(move |state| registries::synced_source(state.registry(), lookup.as_str()))
+            super::packages::synced_source(state, name)
                 .await?
                 .ok_or_else(|| {
                     reject(Error::not_found(format!(
