@@ -7,15 +7,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 n="${1:-20000}"; work="${2:-/tmp/bench-half-open}"
-shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
-registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
-[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+. "$here/lib.sh"
 rm -rf "$work"; mkdir -p "$work"
 ulimit -n "$(ulimit -Hn)"
 "$registry" serve --listen 127.0.0.1:4899 --data-dir "$work/data" --log-level warn > "$work/registry.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:4899/-/ping && break; sleep 0.05; done
+wait_up http://127.0.0.1:4899
 echo "# half-open.sh ($(date -u +%FT%TZ)) N=$n, open-file limit $(ulimit -Hn)"
 "$shared/rss.sh" "$pid"
 node "$here/half-open.mjs" 127.0.0.1:4899 "$n" 15 &

@@ -17,20 +17,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 corpus="$(cd "${1:?usage: large-install.sh CORPUS_DIR [WORKDIR]}" && pwd)"
 work="${2:-/tmp/bench-large-install}"
 RUNS="${RUNS:-3}"
-shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
-registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
-[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+. "$here/lib.sh"
 rm -rf "$work"; mkdir -p "$work"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "# large-install.sh ($(date -u +%FT%TZ)), RUNS=$RUNS, $(wc -l < "$corpus/index.tsv") versions"
-"$registry" serve --listen 127.0.0.1:4886 --data-dir "$work/ours" --registration open \
-  --log-level warn > "$work/ours.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:4886/-/ping && break; sleep 0.05; done
+pids+=("$(serve_ours 4886 "$work/ours" --registration open)")
 node "$shared/load.mjs" --registry http://127.0.0.1:4886 --corpus "$corpus" -c 8 2>/dev/null | head -1
 node "$shared/nginx/snapshot.mjs" http://127.0.0.1:4886 "$work/static" "$corpus" \
   --public-url http://127.0.0.1:4887 > /dev/null
@@ -49,18 +43,16 @@ for round in $(seq 1 "$RUNS"); do
   echo "round $round/$RUNS done" >&2
 done
 
-samples() { awk -v l="$1" -v k="$2" '$1==l && $2==k {print $3}' "$work/samples"; }
-ratios() { paste <(samples "$1" "$3") <(samples "$2" "$3") | awk '{printf "%.2f\n", $1/$2}'; }
 echo "registry     cold median s  warm median s   per round: cold / warm"
 for label in ours nginx verdaccio; do
-  printf '%-12s %13s %14s   %s / %s\n' "$label" "$(samples "$label" cold | median)" \
-    "$(samples "$label" warm | median)" "$(echo $(samples "$label" cold))" \
-    "$(echo $(samples "$label" warm))"
+  printf '%-12s %13s %14s   %s / %s\n' "$label" "$(samples "$work/samples" "$label" cold | median)" \
+    "$(samples "$work/samples" "$label" warm | median)" "$(echo $(samples "$work/samples" "$label" cold))" \
+    "$(echo $(samples "$work/samples" "$label" warm))"
 done
 echo "ratio (median of per-round ratios)   cold    warm"
 for pair in "ours nginx" "ours verdaccio"; do
   set -- $pair
-  printf '%-36s %5s  %6s\n' "$1 / $2" "$(ratios "$1" "$2" cold | median)" \
-    "$(ratios "$1" "$2" warm | median)"
+  printf '%-36s %5s  %6s\n' "$1 / $2" "$(ratios "$work/samples" "$1" "$2" cold | median)" \
+    "$(ratios "$work/samples" "$1" "$2" warm | median)"
 done
 grep -h "added" "$work/install.log" | head -1

@@ -15,15 +15,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 corpus="$(cd "${1:?usage: publish-scale.sh CORPUS_DIR [WORKDIR]}" && pwd)"
 work="${2:-/tmp/bench-publish-scale}"
 C="${C:-8}"
-shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
-registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
-[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+. "$here/lib.sh"
 rm -rf "$work"; mkdir -p "$work"
-"$registry" serve --listen 127.0.0.1:4898 --data-dir "$work/data" --registration open \
-  --log-level warn > "$work/registry.log" 2>&1 &
-pid=$!
+pid=$(serve_ours 4898 "$work/data" --registration open)
 trap 'kill "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:4898/-/ping && break; sleep 0.05; done
 
 echo "# publish-scale.sh ($(date -u +%FT%TZ)), C=$C, $(wc -l < "$corpus/index.tsv") versions"
 node "$shared/load.mjs" --registry http://127.0.0.1:4898 --corpus "$corpus" -c "$C" \

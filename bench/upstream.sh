@@ -23,27 +23,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 corpus="$(cd "${1:?usage: upstream.sh CORPUS_DIR [WORKDIR]}" && pwd)"
 work="${2:-/tmp/bench-upstream}"
 RUNS="${RUNS:-3}"; DELAY_MS="${DELAY_MS:-30}"
-shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
-registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
-[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+. "$here/lib.sh"
 rm -rf "$work"; mkdir -p "$work"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-
-wait_up() { # $1 = URL
-  for _ in $(seq 1 200); do curl -s -o /dev/null "$1/-/ping" && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; return 1
-}
-serve_ours() { # $1 = port, $2 = data dir, rest = flags; prints the PID
-  local port=$1 data=$2; shift 2
-  "$registry" serve --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn "$@" \
-    > "$data.log" 2>&1 &
-  local pid=$!
-  wait_up "http://127.0.0.1:$port" >&2
-  echo "$pid"
-}
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "# upstream.sh ($(date -u +%FT%TZ)), RUNS=$RUNS, DELAY_MS=$DELAY_MS"
 # 1. Our registry with the corpus published (the local reference), snapshotted twice for nginx:
@@ -91,16 +75,12 @@ for round in $(seq 1 "$RUNS"); do
   proxied verdaccio-delayed http://127.0.0.1:4892 verdaccio "$round"
 done
 
-samples() { awk -v l="$1" -v k="$2" '$1==l && $2==k {print $3}' "$work/samples"; }
-ratios() { # per-round ratios of label $1 to label $2, for kind $3
-  paste <(samples "$1" "$3") <(samples "$2" "$3") | awk '{printf "%.2f\n", $1/$2}'
-}
 echo
 echo "label                cold median s  warm median s   per round: cold / warm"
 for label in local nginx ours-nginx verdaccio-nginx "$delayed" ours-delayed verdaccio-delayed; do
   printf '%-20s %10s %14s      %s / %s\n' "$label" \
-    "$(samples "$label" cold | median)" "$(samples "$label" warm | median)" \
-    "$(echo $(samples "$label" cold))" "$(echo $(samples "$label" warm))"
+    "$(samples "$work/samples" "$label" cold | median)" "$(samples "$work/samples" "$label" warm | median)" \
+    "$(echo $(samples "$work/samples" "$label" cold))" "$(echo $(samples "$work/samples" "$label" warm))"
 done
 echo
 echo "ratio (median of per-round ratios)      cold    warm"
@@ -108,8 +88,8 @@ for pair in "ours-nginx nginx" "verdaccio-nginx nginx" "ours-nginx verdaccio-ngi
             "ours-nginx local" "ours-delayed $delayed" "verdaccio-delayed $delayed" \
             "ours-delayed verdaccio-delayed"; do
   set -- $pair
-  printf '%-38s %6s  %6s\n' "$1 / $2" "$(ratios "$1" "$2" cold | median)" \
-    "$(ratios "$1" "$2" warm | median)"
+  printf '%-38s %6s  %6s\n' "$1 / $2" "$(ratios "$work/samples" "$1" "$2" cold | median)" \
+    "$(ratios "$work/samples" "$1" "$2" warm | median)"
 done
 
 if [[ "${SKIP_READS:-0}" != 1 ]]; then

@@ -22,9 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="${1:-/tmp/bench-web}"
 ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"; FIRSTS="${FIRSTS:-20}"
-shared="$(cd "${SHARED:-$here/../../shared/bench}" && pwd)"
-registry="$(cd "$here/.." && pwd)/${REGISTRY:-target/release/registry}"
-[[ -x "$registry" ]] || { echo "build the release binary first: cargo build --release" >&2; exit 1; }
+. "$here/lib.sh"
 port=4898; url="http://127.0.0.1:$port"
 [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 mkdir -p "$work"
@@ -39,7 +37,7 @@ fresh=""; [[ -d "$work/data" ]] || fresh=1
 "$registry" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --log-level warn \
   --registration open > "$work/registry.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do curl -s -o /dev/null "$url/-/ping" && break; sleep 0.05; done
+wait_up "$url"
 if [[ -n "$fresh" ]]; then
   node "$shared/load.mjs" --registry "$url" --corpus "$work/synth10k" -c 4 | tail -1
   node "$shared/load.mjs" --registry "$url" --corpus "$work/big" -c 1 | tail -1
