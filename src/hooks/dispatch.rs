@@ -1,10 +1,10 @@
 //! The dispatcher: a task `serve` starts, off the request path. It leases due outbox rows
 //! (woken by every commit, and looking again at least every [`IDLE_POLL`] for rows written by
-//! another process), sends each as a signed `POST` with a timeout, at most [`CONCURRENCY`] at
-//! a time and one at a time per hook (in order), and records every attempt. A failure is
-//! retried after `hooks_retry_base_ms × 2^(attempt−1)`, at most `hooks_retry_cap_secs`, with a
-//! little jitter; a delivery still failing [`GIVE_UP_AFTER`] after its event is given up
-//! (`failed`), which unblocks the hook's later events.
+//! another process), sends each as a signed `POST` with a timeout, at most [`CONCURRENCY`]
+//! hooks at a time and each hook's deliveries one after another (in order), and records every
+//! attempt. A failure is retried after `hooks_retry_base_ms × 2^(attempt−1)`, at most
+//! `hooks_retry_cap_secs`, with a little jitter; a delivery still failing [`GIVE_UP_AFTER`]
+//! after its event is given up (`failed`), which unblocks the hook's later events.
 //!
 //! Delivery is at least once: a row is marked delivered only after the endpoint answered 2xx,
 //! and a process that dies mid-delivery leaves the row leased until [`LEASE`] has passed, when
@@ -25,15 +25,23 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::registry::blocking;
 use crate::registry::Registry;
+use crate::store::Db;
 
-/// Deliveries in flight at once.
+/// Hooks delivered to at once.
 pub const CONCURRENCY: usize = 8;
+/// Deliveries of one hook leased together and sent one after another: under a stream of
+/// changes, one claim and one record cover many events rather than one each.
+pub const PER_HOOK: usize = 32;
 /// Each delivery's whole exchange, connecting included.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a claimed row stays leased: longer than a delivery can take.
+/// How long claimed rows stay leased: a hook's deliveries stop being sent before it ends.
 pub const LEASE: Duration = Duration::from_secs(30);
 /// An event not delivered this long after it happened is given up.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+/// How long events a commit wrote wait for the next commits' to join their claim. The writer
+/// is the registry's bottleneck and every publish waits for it: a claim per commit made a
+/// publish with ten hooks cost half as much again.
+const GATHER: Duration = Duration::from_millis(25);
 /// How often an idle dispatcher looks for rows written by another process (the CLI).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const USER_AGENT: &str = concat!("registry/", env!("CARGO_PKG_VERSION"), " (hooks)");
@@ -61,19 +69,92 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Leases up to `limit` due deliveries (a read first: an idle registry costs no writes).
-async fn claim(registry: &Arc<Registry>, limit: usize) -> Result<Vec<DueDelivery>> {
+/// What the dispatcher has to write down: finished attempts, and leased deliveries that were
+/// not sent.
+#[derive(Debug, Default)]
+struct Sent {
+    attempts: Vec<(DueDelivery, Attempt)>,
+    unsent: Vec<DueDelivery>,
+}
+
+impl Sent {
+    fn is_empty(&self) -> bool {
+        self.attempts.is_empty() && self.unsent.is_empty()
+    }
+
+    fn absorb(&mut self, other: Sent) {
+        self.attempts.extend(other.attempts);
+        self.unsent.extend(other.unsent);
+    }
+}
+
+/// One write: records what was sent and, with `hooks` > 0, leases the deliveries of up to that
+/// many hooks (after a read: an idle registry costs no writes). Answers them grouped by hook.
+async fn settle_and_claim(
+    registry: &Arc<Registry>,
+    sent: Sent,
+    hooks: usize,
+) -> Result<Vec<Vec<DueDelivery>>> {
     blocking(registry, move |r| {
         let now = super::outbox::now_ms();
-        if !r.store.read(|db| db.hook_delivery_due(now))? {
+        let due = hooks > 0 && r.store.read(|db| db.hook_delivery_due(now))?;
+        if sent.is_empty() && !due {
             return Ok(Vec::new());
         }
         let at = crate::clock::now_iso();
-        // A lease lost with the machine only makes a delivery due again.
-        r.store
-            .write_unsynced(|db| db.claim_hook_deliveries(now, now + millis(LEASE), limit, &at))
+        // A lease or an attempt record lost with the machine only makes a delivery go out
+        // again: at least once.
+        let claimed = r.store.write_unsynced(|db| {
+            record(db, &r.config, &sent, &at)?;
+            if !due {
+                return Ok(Vec::new());
+            }
+            db.claim_hook_deliveries(now, now + millis(LEASE), hooks, PER_HOOK, &at)
+        })?;
+        Ok(by_hook(claimed))
     })
     .await
+}
+
+/// Rows sorted by hook into one queue per hook.
+fn by_hook(claimed: Vec<DueDelivery>) -> Vec<Vec<DueDelivery>> {
+    let mut queues: Vec<Vec<DueDelivery>> = Vec::new();
+    for delivery in claimed {
+        match queues.last_mut() {
+            Some(queue) if queue[0].hook_id == delivery.hook_id => queue.push(delivery),
+            _ => queues.push(vec![delivery]),
+        }
+    }
+    queues
+}
+
+fn record(db: &Db<'_>, config: &Config, sent: &Sent, at: &str) -> Result<()> {
+    let mut hooks: Vec<&str> = Vec::new();
+    for (delivery, attempt) in &sent.attempts {
+        let (state, next) = outcome(config, delivery, attempt);
+        let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
+        db.record_hook_attempt(
+            delivery.row_id,
+            &delivery.hook_id,
+            state,
+            next,
+            attempt.response_code,
+            duration,
+            attempt.error.as_deref(),
+            at,
+        )?;
+        if !hooks.contains(&delivery.hook_id.as_str()) {
+            hooks.push(&delivery.hook_id);
+        }
+    }
+    let now = super::outbox::now_ms();
+    for delivery in &sent.unsent {
+        db.release_hook_delivery(delivery.row_id, now)?;
+    }
+    for hook in hooks {
+        db.prune_hook_deliveries(hook)?;
+    }
+    Ok(())
 }
 
 /// How long to sleep when nothing can be claimed: until the next row is due, at most
@@ -95,56 +176,93 @@ const RECORD_DELAY: Duration = Duration::from_millis(20);
 
 /// Runs forever (until its task is aborted; deliveries in flight are then dropped and sent
 /// again once their lease runs out). The writer is the registry's bottleneck and every publish
-/// waits for it, so the dispatcher writes in bursts: attempts are recorded together once the
-/// deliveries in flight have all finished (or after [`RECORD_DELAY`]), and new rows are
-/// leased once half the slots are free, not one slot at a time.
+/// waits for it, so the dispatcher writes seldom and in bursts: the events of the commits of
+/// [`GATHER`] are claimed together, up to [`PER_HOOK`] per hook; what was sent is recorded once
+/// the hooks in flight have all finished (or after [`RECORD_DELAY`]), in the same write as the
+/// next claim; and new hooks are claimed once half the slots are free, not one slot at a time.
 pub async fn work(registry: Arc<Registry>) {
-    let mut running: JoinSet<(DueDelivery, Attempt)> = JoinSet::new();
+    let mut running: JoinSet<Sent> = JoinSet::new();
     let clients = Arc::new(Clients::default());
-    let mut finished = Vec::new();
-    let mut first_finished: Option<Instant> = None;
+    let mut sent = Sent::default();
+    let mut first_sent: Option<Instant> = None;
+    // When the events of the commits seen since the last claim are to be claimed.
+    let mut gathered_at: Option<Instant> = None;
     loop {
         while let Some(done) = running.try_join_next() {
-            finished.extend(done.ok());
+            sent.absorb(done.unwrap_or_default());
         }
-        if !finished.is_empty() {
-            let waited = first_finished.get_or_insert_with(Instant::now).elapsed();
-            if running.is_empty() || waited >= RECORD_DELAY {
-                record(&registry, std::mem::take(&mut finished)).await;
-                first_finished = None;
-            }
+        if !sent.is_empty() {
+            first_sent.get_or_insert_with(Instant::now);
         }
         let free = CONCURRENCY.saturating_sub(running.len());
-        if running.is_empty() || free >= CONCURRENCY / 2 {
-            match claim(&registry, free).await {
-                Ok(batch) => {
-                    for delivery in batch {
+        let may_claim = (running.is_empty() || free >= CONCURRENCY / 2)
+            && gathered_at.is_none_or(|at| Instant::now() >= at);
+        let must_record =
+            first_sent.is_some_and(|at| running.is_empty() || at.elapsed() >= RECORD_DELAY);
+        if may_claim || must_record {
+            let hooks = if may_claim { free } else { 0 };
+            match settle_and_claim(&registry, std::mem::take(&mut sent), hooks).await {
+                Ok(queues) => {
+                    for queue in queues {
                         let (registry, clients) = (registry.clone(), clients.clone());
-                        running.spawn(async move {
-                            let attempt = deliver(&registry, &clients, &delivery).await;
-                            (delivery, attempt)
-                        });
+                        running.spawn(
+                            async move { deliver_in_order(&registry, &clients, queue).await },
+                        );
                     }
                 }
-                Err(err) => tracing::warn!("claiming hook deliveries failed (will retry): {err}"),
+                // Their leases run out and they are sent again: at least once.
+                Err(err) => tracing::warn!("recording or claiming hook deliveries failed: {err}"),
+            }
+            first_sent = None;
+            if may_claim {
+                gathered_at = None;
             }
         }
-        // A finished delivery wakes the loop, and so does a commit (new rows); else the next
-        // due row, or the moment the finished attempts must be recorded.
-        let mut wait = if running.is_empty() {
+        // A finished hook wakes the loop, and so does a commit (new rows, claimed once the
+        // gathering is over); else the next due row, or the moment to record what was sent.
+        let mut wait = if running.is_empty() && gathered_at.is_none() {
             idle_wait(&registry).await
         } else {
             IDLE_POLL
         };
-        if let Some(at) = first_finished {
-            wait = wait.min(RECORD_DELAY.saturating_sub(at.elapsed()));
+        for until in [first_sent.map(|at| at + RECORD_DELAY), gathered_at]
+            .into_iter()
+            .flatten()
+        {
+            wait = wait.min(until.saturating_duration_since(Instant::now()));
         }
         tokio::select! {
-            Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
-            () = registry.store.committed().notified() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                sent.absorb(done.unwrap_or_default());
+            }
+            () = registry.store.committed().notified() => {
+                gathered_at.get_or_insert_with(|| Instant::now() + GATHER);
+            }
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Sends one hook's leased deliveries in order, stopping at the first that fails (the rest
+/// wait behind its retry) or when the next might outlast the lease.
+async fn deliver_in_order(registry: &Registry, clients: &Clients, queue: Vec<DueDelivery>) -> Sent {
+    let leased = Instant::now();
+    let mut sent = Sent::default();
+    let mut queue = queue.into_iter();
+    for delivery in queue.by_ref() {
+        if !sent.attempts.is_empty() && leased.elapsed() + DELIVERY_TIMEOUT >= LEASE {
+            sent.unsent.push(delivery);
+            break;
+        }
+        let attempt = deliver(registry, clients, &delivery).await;
+        let failed = attempt.error.is_some();
+        sent.attempts.push((delivery, attempt));
+        if failed {
+            break;
+        }
+    }
+    sent.unsent.extend(queue);
+    sent
 }
 
 /// What one attempt came to.
@@ -173,35 +291,6 @@ async fn deliver(registry: &Registry, clients: &Clients, delivery: &DueDelivery)
         response_code,
         error,
         duration: started.elapsed(),
-    }
-}
-
-async fn record(registry: &Arc<Registry>, attempts: Vec<(DueDelivery, Attempt)>) {
-    let count = attempts.len();
-    let recorded = blocking(registry, move |r| {
-        // An attempt record lost with the machine means a delivery sent again: at least once.
-        r.store.write_unsynced(|db| {
-            for (delivery, attempt) in &attempts {
-                let (state, next) = outcome(&r.config, delivery, attempt);
-                let duration = u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX);
-                db.record_hook_attempt(
-                    delivery.row_id,
-                    &delivery.hook_id,
-                    state,
-                    next,
-                    attempt.response_code,
-                    duration,
-                    attempt.error.as_deref(),
-                    &crate::clock::now_iso(),
-                )?;
-            }
-            Ok(())
-        })
-    })
-    .await;
-    if let Err(err) = recorded {
-        // Their leases run out and they are sent again: at least once.
-        tracing::warn!("recording {count} hook deliveries failed: {err}");
     }
 }
 

@@ -273,28 +273,37 @@ impl Db<'_> {
             .query_row([], |row| row.get(0))?)
     }
 
-    /// Leases up to `limit` due deliveries until `lease_until_ms`, each the oldest pending
-    /// delivery of its hook (so a hook's events go out in order, one at a time), counting the
+    /// Leases the due deliveries of up to `hooks` hooks until `lease_until_ms`: for each hook
+    /// whose oldest pending delivery is due, that one and the next up to `per_hook` in all, so
+    /// that a hook's events go out in order and a burst of them takes one claim. Counts the
     /// attempt. Runs on the writer, so two dispatchers never hold the same row; a lease that
-    /// runs out (the process died) makes the row due again.
+    /// runs out (the process died) makes the rows due again. Answers them by hook, each
+    /// hook's oldest first.
     pub fn claim_hook_deliveries(
         &self,
         now_ms: i64,
         lease_until_ms: i64,
-        limit: usize,
+        hooks: usize,
+        per_hook: usize,
         now: &str,
     ) -> Result<Vec<DueDelivery>> {
         self.fan_out_hook_events()?;
+        // Rows behind a hook's head are never leased on their own, so they are all due.
         let mut claim = self.conn.prepare_cached(&format!(
-            "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
+            "WITH heads(hook) AS (SELECT h.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
+                                  ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
+             UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
              last_attempt_at = ?4 \
-             WHERE id IN (SELECT d.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
-                          ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
+             WHERE id IN (SELECT q.id FROM heads JOIN hook_deliveries q ON q.id IN \
+                          (SELECT p.id FROM hook_deliveries p \
+                           WHERE p.hook_id = heads.hook AND p.state = 'pending' \
+                           ORDER BY p.id LIMIT ?5)) \
              RETURNING id, delivery_id, hook_id, event, attempts, created_ms"
         ))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let claimed = claim
-            .query_map((now_ms, lease_until_ms, limit, now), |row| {
+        let hooks = i64::try_from(hooks).unwrap_or(i64::MAX);
+        let per_hook = i64::try_from(per_hook).unwrap_or(i64::MAX);
+        let mut claimed = claim
+            .query_map((now_ms, lease_until_ms, hooks, now, per_hook), |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
@@ -305,6 +314,7 @@ impl Db<'_> {
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        claimed.sort_by(|a, b| (&a.2, a.0).cmp(&(&b.2, b.0)));
         let mut target = self.conn.prepare_cached(
             "SELECT h.endpoint, h.secret, u.name, e.envelope FROM hooks h \
              JOIN users u ON u.id = h.owner_id, hook_deliveries d \
@@ -334,7 +344,7 @@ impl Db<'_> {
 
     /// Records an attempt. `state` is `delivered`, `failed` (given up) or `pending` (retried
     /// at `next_attempt_ms`). A delivered one marks its hook delivered; every attempt leaves
-    /// its response code on the hook. Old finished deliveries of the hook are pruned.
+    /// its response code on the hook.
     #[allow(clippy::too_many_arguments)]
     pub fn record_hook_attempt(
         &self,
@@ -373,6 +383,24 @@ impl Db<'_> {
                 .prepare_cached("UPDATE hooks SET last_response_code = ?2 WHERE id = ?1")?
                 .execute((hook_id, response_code))?;
         }
+        Ok(())
+    }
+
+    /// Hands back a leased delivery that was not sent (an earlier one of its hook failed, or
+    /// its lease would have run out first): due at once, its attempt not counted.
+    pub fn release_hook_delivery(&self, row_id: i64, now_ms: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts - 1, \
+                 last_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempt_at END \
+                 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute((row_id, now_ms))?;
+        Ok(())
+    }
+
+    /// Prunes a hook's finished deliveries to the latest [`KEPT_DELIVERIES`].
+    pub fn prune_hook_deliveries(&self, hook_id: &str) -> Result<()> {
         self.conn
             .prepare_cached(
                 "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' \
@@ -412,7 +440,7 @@ mod tests {
     }
 
     fn body_of(store: &Store) -> Result<serde_json::Value> {
-        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, "now"))?;
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].id, "d1");
         assert_eq!(due[0].endpoint, "http://127.0.0.1:1/");
@@ -485,7 +513,7 @@ mod tests {
         assert_eq!(store.read(|db| db.next_hook_delivery_ms())?, Some(0));
 
         // Each hook gets its oldest event first; the event whose hook is gone is dropped.
-        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, "now"))?;
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
         assert_eq!(events(&store)?, (2, 0, 4));
         let mut sent: Vec<(String, serde_json::Value)> = due
             .iter()
@@ -506,6 +534,94 @@ mod tests {
         );
         store.write(|db| db.delete_hook("h2"))?;
         assert_eq!(events(&store)?, (0, 0, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_claim_leases_each_hooks_next_deliveries_in_order_and_a_release_hands_one_back(
+    ) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("r.db"))?;
+        store.write(|db| {
+            db.conn.execute_batch(ALICE_AND_HER_HOOK)?;
+            db.conn.execute_batch(
+                "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+                 updated_at) VALUES ('h2', 1, 'package', 'p', 'http://127.0.0.1:2/', 't', 'x', 'x');",
+            )?;
+            for n in 1..=3 {
+                let envelope = format!(r#"{{"n":{n}}}"#);
+                let event = NewEvent {
+                    event: "package:publish",
+                    package: "p",
+                    envelope: &envelope,
+                    now: "now",
+                    now_ms: 0,
+                };
+                db.insert_hook_event(&event, &["h1", "h2"])?;
+            }
+            Ok(())
+        })?;
+        let sent = |due: &[crate::hooks::DueDelivery]| -> Result<Vec<(String, i64)>> {
+            due.iter()
+                .map(|d| {
+                    Ok((
+                        d.hook_id.clone(),
+                        parsed(&d.body())?["n"].as_i64().unwrap_or(0),
+                    ))
+                })
+                .collect()
+        };
+        let due = store.write(|db| db.claim_hook_deliveries(1, 100, 10, 2, "now"))?;
+        assert_eq!(
+            sent(&due)?,
+            [
+                ("h1".into(), 1),
+                ("h1".into(), 2),
+                ("h2".into(), 1),
+                ("h2".into(), 2)
+            ]
+        );
+        assert!(due.iter().all(|d| d.attempts == 1));
+        assert!(
+            store
+                .write(|db| db.claim_hook_deliveries(1, 100, 10, 2, "now"))?
+                .is_empty(),
+            "leased rows are not claimed again, nor those behind them"
+        );
+
+        // h1's first went out and its second was not sent; h2 still holds its lease.
+        store.write(|db| {
+            db.record_hook_attempt(
+                due[0].row_id,
+                "h1",
+                "delivered",
+                1,
+                Some(200),
+                1,
+                None,
+                "now",
+            )?;
+            db.release_hook_delivery(due[1].row_id, 1)
+        })?;
+        let due = store.write(|db| db.claim_hook_deliveries(2, 100, 10, 5, "now"))?;
+        assert_eq!(sent(&due)?, [("h1".into(), 2), ("h1".into(), 3)]);
+        assert_eq!(
+            due.iter().map(|d| d.attempts).collect::<Vec<_>>(),
+            [1, 1],
+            "the released delivery's unsent attempt is not counted"
+        );
+        // Once the lease is over, h2's rows are due again, counted as a second attempt.
+        let due = store.write(|db| db.claim_hook_deliveries(100, 200, 10, 5, "now"))?;
+        assert_eq!(
+            sent(&due)?,
+            [
+                ("h1".into(), 2),
+                ("h1".into(), 3),
+                ("h2".into(), 1),
+                ("h2".into(), 2),
+                ("h2".into(), 3)
+            ]
+        );
         Ok(())
     }
 }
