@@ -113,7 +113,6 @@ impl Db<'_> {
 
     pub fn org_by_name(&self, name: &str) -> Result<Option<OrgRecord>> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT id, name, created_at, \
                    (SELECT count(*) FROM org_members m WHERE m.org_id = orgs.id) \
@@ -171,7 +170,6 @@ impl Db<'_> {
 
     pub fn org_role(&self, org_id: i64, user_id: i64) -> Result<Option<OrgRole>> {
         let role: Option<String> = self
-            .conn
             .query_row(
                 "SELECT role FROM org_members WHERE org_id = ?1 AND user_id = ?2",
                 (org_id, user_id),
@@ -214,7 +212,6 @@ impl Db<'_> {
 
     pub fn team_by_name(&self, org_id: i64, name: &str) -> Result<Option<TeamRecord>> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT id, org_id, name, description, created_at FROM teams \
                  WHERE org_id = ?1 AND name = ?2",

@@ -75,10 +75,7 @@ impl Db<'_> {
             "UPDATE versions SET publisher_id = NULL WHERE publisher_id = ?1",
             [user_id],
         )?;
-        Ok(self
-            .conn
-            .execute("DELETE FROM users WHERE id = ?1", [user_id])?
-            > 0)
+        Ok(self.execute("DELETE FROM users WHERE id = ?1", [user_id])? > 0)
     }
 
     pub fn package_summaries(&self) -> Result<Vec<PackageSummary>> {

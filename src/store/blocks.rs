@@ -56,7 +56,6 @@ impl Db<'_> {
         now: &str,
     ) -> Result<(i64, bool)> {
         let existing: Option<i64> = self
-            .conn
             .query_row(
                 "SELECT id FROM package_blocks WHERE name = ?1",
                 [name],
@@ -85,9 +84,6 @@ impl Db<'_> {
 
     /// False if the name was not blocked.
     pub fn delete_package_block(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM package_blocks WHERE name = ?1", [name])?
-            > 0)
+        Ok(self.execute("DELETE FROM package_blocks WHERE name = ?1", [name])? > 0)
     }
 }

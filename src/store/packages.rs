@@ -78,7 +78,6 @@ pub struct NewVersion<'a> {
 impl Db<'_> {
     pub fn package_by_name(&self, name: &str) -> Result<Option<PackageRecord>> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT id, name, created_at, modified_at, rev_seq, unpublished_at, restricted \
                  FROM packages WHERE name = ?1",
@@ -120,7 +119,6 @@ impl Db<'_> {
     /// version number was ever used.
     pub fn version_state(&self, package_id: i64, version: &str) -> Result<Option<(String, bool)>> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT tarball_sha512, deleted_at IS NOT NULL FROM versions \
                  WHERE package_id = ?1 AND version = ?2",
@@ -338,7 +336,6 @@ impl Db<'_> {
 
     pub fn is_maintainer(&self, package_id: i64, user_id: i64) -> Result<bool> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT 1 FROM maintainers WHERE package_id = ?1 AND user_id = ?2",
                 (package_id, user_id),

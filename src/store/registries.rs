@@ -74,9 +74,6 @@ impl Db<'_> {
 
     /// True if there was such a registry.
     pub fn delete_registry(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM registries WHERE id = ?1", [id])?
-            > 0)
+        Ok(self.execute("DELETE FROM registries WHERE id = ?1", [id])? > 0)
     }
 }

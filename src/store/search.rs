@@ -248,7 +248,6 @@ impl Db<'_> {
         preferred: Option<&str>,
     ) -> Result<Option<LatestVersion>> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT version, manifest, published_at FROM versions \
                  WHERE package_id = ?1 AND deleted_at IS NULL \

@@ -58,14 +58,10 @@ impl Db<'_> {
 
     /// Ends every session of a user (a password change, or "sign out everywhere").
     pub fn delete_web_sessions_of(&self, user_id: i64) -> Result<u64> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])? as u64)
+        Ok(self.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])? as u64)
     }
 
     pub fn delete_expired_web_sessions(&self, now: &str) -> Result<u64> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])? as u64)
+        Ok(self.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])? as u64)
     }
 }

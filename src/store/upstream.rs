@@ -154,12 +154,8 @@ impl Db<'_> {
     /// Drops everything cached of a proxied name; true if there was anything. Its blobs stay
     /// until `registry gc` finds them unreferenced.
     pub fn forget_cached_package(&self, name: &str) -> Result<bool> {
-        let documents = self
-            .conn
-            .execute("DELETE FROM upstream_packuments WHERE name = ?1", [name])?;
-        let tarballs = self
-            .conn
-            .execute("DELETE FROM upstream_tarballs WHERE name = ?1", [name])?;
+        let documents = self.execute("DELETE FROM upstream_packuments WHERE name = ?1", [name])?;
+        let tarballs = self.execute("DELETE FROM upstream_tarballs WHERE name = ?1", [name])?;
         Ok(documents + tarballs > 0)
     }
 

@@ -104,10 +104,7 @@ pub struct NewToken<'a> {
 impl Db<'_> {
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, [name], user_from_row)
-            .optional()?)
+        Ok(self.query_row(&sql, [name], user_from_row).optional()?)
     }
 
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
@@ -161,7 +158,6 @@ impl Db<'_> {
     pub fn token_by_hash(&self, token_hash: &[u8]) -> Result<Option<(TokenRecord, UserRecord)>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1");
         let Some(token) = self
-            .conn
             .query_row(&sql, [token_hash], token_from_row)
             .optional()?
         else {
@@ -172,10 +168,7 @@ impl Db<'_> {
 
     /// Deletes the token with this hash; false if there was none.
     pub fn delete_token_by_hash(&self, token_hash: &[u8]) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM tokens WHERE token_hash = ?1", [token_hash])?
-            > 0)
+        Ok(self.execute("DELETE FROM tokens WHERE token_hash = ?1", [token_hash])? > 0)
     }
 
     /// One page of a user's tokens, oldest first.
@@ -205,17 +198,11 @@ impl Db<'_> {
 
     pub fn token_by_key(&self, key: &str) -> Result<Option<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE key = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, [key], token_from_row)
-            .optional()?)
+        Ok(self.query_row(&sql, [key], token_from_row).optional()?)
     }
 
     pub fn delete_token(&self, token_id: i64) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM tokens WHERE id = ?1", [token_id])?
-            > 0)
+        Ok(self.execute("DELETE FROM tokens WHERE id = ?1", [token_id])? > 0)
     }
 
     /// Records when tokens were last used (token id, ISO time); never moves a time backwards.
