@@ -252,6 +252,28 @@ fn every_change_is_delivered_once_in_order_signed_with_npms_payload() {
         assert!(body["time"].as_u64().is_some_and(|t| t > 1_600_000_000_000));
         assert_eq!(body["payload"]["name"], "hooked");
     }
+    let payload_keys: Vec<&String> = bodies[0]["payload"]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        payload_keys,
+        [
+            "name",
+            "dist-tags",
+            "versions",
+            "maintainers",
+            "time",
+            "unpublished"
+        ]
+    );
+    assert!(bodies[0]["payload"]["time"]["created"].is_string());
+    assert!(bodies[0]["payload"]["time"]["modified"].is_string());
+    assert_eq!(bodies[0]["payload"]["unpublished"], false);
+    assert_eq!(
+        bodies[0]["payload"]["maintainers"],
+        json!([{"name": "alice"}])
+    );
     assert_eq!(bodies[0]["payload"]["versions"], json!(["1.0.0", "1.1.0"]));
     assert_eq!(bodies[0]["payload"]["dist-tags"]["latest"], "1.1.0");
     assert_eq!(

@@ -100,23 +100,6 @@ pub(super) fn now_ms() -> i64 {
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// The package as a payload summarises it, from inside the change's transaction.
-fn summary(db: &Db<'_>, package: &PackageRecord) -> Result<Value> {
-    let maintainers: Vec<Value> = db
-        .maintainers(package.id)?
-        .into_iter()
-        .map(|(name, _)| json!({ "name": name }))
-        .collect();
-    Ok(json!({
-        "name": package.name,
-        "dist-tags": db.dist_tags(package.id)?,
-        "versions": db.live_version_names(package.id)?,
-        "maintainers": maintainers,
-        "time": { "created": package.created_at, "modified": package.modified_at },
-        "unpublished": package.unpublished_at.is_some(),
-    }))
-}
-
 /// Writes the events of `changes` to package `name`, which must exist. Call it inside the
 /// change's `store.write`, after the change (so that the summary shows it). A hook whose
 /// owner may no longer read a restricted package hears nothing of it. Answers how many
@@ -144,24 +127,25 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
     if readers.is_empty() {
         return Ok(0);
     }
-    let payload = summary(db, &package)?;
+    let Some(payload) = db.hook_payload(package.id)? else {
+        return Ok(0);
+    };
     let hook_ids: Vec<&str> = readers.iter().map(|hook| hook.id.as_str()).collect();
     let now = crate::clock::now_iso();
     let ms = now_ms();
     for change in changes {
-        let envelope = json!({
-            "event": change.event(),
-            "name": package.name,
-            "type": "package",
-            "version": PAYLOAD_VERSION,
-            "payload": payload,
-            "change": change.json(),
-            "time": ms,
-        });
+        // The payload is JSON text already: parsing it into a tree to write it out again
+        // would undo what building it in SQL saved.
+        let envelope = format!(
+            r#"{{"event":{},"name":{},"type":"package","version":"{PAYLOAD_VERSION}","payload":{payload},"change":{},"time":{ms}}}"#,
+            Value::from(change.event()),
+            Value::from(package.name.as_str()),
+            change.json(),
+        );
         let event = NewEvent {
             event: change.event(),
             package: &package.name,
-            envelope: &envelope.to_string(),
+            envelope: &envelope,
             now: &now,
             now_ms: ms,
         };

@@ -161,14 +161,30 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The live versions of a package, oldest first (without their manifests).
-    pub fn live_version_names(&self, package_id: i64) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT version FROM versions WHERE package_id = ?1 AND deleted_at IS NULL \
-             ORDER BY id",
-        )?;
-        let rows = stmt.query_map([package_id], |row| row.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    /// The package as a hook payload summarises it, as JSON text: name, dist-tags, live
+    /// versions (oldest first), maintainers, creation and modification times, and whether it
+    /// is unpublished. Built by SQLite in one statement: a package's version list, copied
+    /// into Rust strings and a JSON tree, was most of what a hook cost a publish.
+    pub fn hook_payload(&self, package_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .query_row(
+                "SELECT json_object( \
+                   'name', p.name, \
+                   'dist-tags', (SELECT json_group_object(t.tag, t.version ORDER BY t.tag) \
+                                 FROM dist_tags t WHERE t.package_id = p.id), \
+                   'versions', (SELECT json_group_array(v.version ORDER BY v.id) FROM versions v \
+                                WHERE v.package_id = p.id AND v.deleted_at IS NULL), \
+                   'maintainers', (SELECT json_group_array(json_object('name', u.name) \
+                                                           ORDER BY u.name) \
+                                   FROM maintainers m JOIN users u ON u.id = m.user_id \
+                                   WHERE m.package_id = p.id), \
+                   'time', json_object('created', p.created_at, 'modified', p.modified_at), \
+                   'unpublished', json(iif(p.unpublished_at IS NULL, 'false', 'true'))) \
+                 FROM packages p WHERE p.id = ?1",
+                [package_id],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     /// Stores an event and the hooks it is for, to be fanned out into deliveries by
