@@ -457,6 +457,23 @@ mod tests {
          INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
          updated_at) VALUES ('h1', 1, 'package', 'p', 'http://127.0.0.1:1/', 's', 'x', 'x');";
 
+    const HER_SECOND_HOOK: &str =
+        "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
+         updated_at) VALUES ('h2', 1, 'package', 'p', 'http://127.0.0.1:2/', 't', 'x', 'x');";
+
+    /// A publish event number `n` for `hooks`, written at time 0.
+    fn insert_event(db: &crate::store::Db<'_>, n: i64, hooks: &[&str]) -> Result<i64> {
+        let envelope = format!(r#"{{"event":"package:publish","n":{n}}}"#);
+        let event = NewEvent {
+            event: "package:publish",
+            package: "p",
+            envelope: &envelope,
+            now: "now",
+            now_ms: 0,
+        };
+        db.insert_hook_event(&event, hooks)
+    }
+
     fn parsed(body: &str) -> Result<serde_json::Value> {
         serde_json::from_str(body).map_err(|e| crate::Error::Storage(e.to_string()))
     }
@@ -509,20 +526,13 @@ mod tests {
         };
         store.write(|db| {
             db.conn.execute_batch(ALICE_AND_HER_HOOK)?;
-            db.conn.execute_batch(
-                "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
-                 updated_at) VALUES ('h2', 1, 'package', 'p', 'http://127.0.0.1:2/', 't', 'x', 'x');",
-            )?;
-            for (n, hooks) in [(1, vec!["h1", "h2"]), (2, vec!["h2", "h1"]), (3, vec!["gone"])] {
-                let envelope = format!(r#"{{"event":"package:publish","n":{n}}}"#);
-                let event = NewEvent {
-                    event: "package:publish",
-                    package: "p",
-                    envelope: &envelope,
-                    now: "now",
-                    now_ms: 0,
-                };
-                db.insert_hook_event(&event, &hooks)?;
+            db.conn.execute_batch(HER_SECOND_HOOK)?;
+            for (n, hooks) in [
+                (1, vec!["h1", "h2"]),
+                (2, vec!["h2", "h1"]),
+                (3, vec!["gone"]),
+            ] {
+                insert_event(db, n, &hooks)?;
             }
             Ok(())
         })?;
@@ -566,20 +576,9 @@ mod tests {
         let store = Store::open(&dir.path().join("r.db"))?;
         store.write(|db| {
             db.conn.execute_batch(ALICE_AND_HER_HOOK)?;
-            db.conn.execute_batch(
-                "INSERT INTO hooks (id, owner_id, type, name, endpoint, secret, created_at, \
-                 updated_at) VALUES ('h2', 1, 'package', 'p', 'http://127.0.0.1:2/', 't', 'x', 'x');",
-            )?;
+            db.conn.execute_batch(HER_SECOND_HOOK)?;
             for n in 1..=3 {
-                let envelope = format!(r#"{{"n":{n}}}"#);
-                let event = NewEvent {
-                    event: "package:publish",
-                    package: "p",
-                    envelope: &envelope,
-                    now: "now",
-                    now_ms: 0,
-                };
-                db.insert_hook_event(&event, &["h1", "h2"])?;
+                insert_event(db, n, &["h1", "h2"])?;
             }
             Ok(())
         })?;
@@ -632,7 +631,7 @@ mod tests {
             [1, 1],
             "the released delivery's unsent attempt is not counted"
         );
-        // Once the lease is over, h2's rows are due again, counted as a second attempt.
+        // Once the leases are over, every row is due again.
         let due = store.write(|db| db.claim_hook_deliveries(100, 200, 10, 5, "now"))?;
         assert_eq!(
             sent(&due)?,
@@ -643,6 +642,11 @@ mod tests {
                 ("h2".into(), 2),
                 ("h2".into(), 3)
             ]
+        );
+        assert_eq!(
+            due.iter().map(|d| d.attempts).collect::<Vec<_>>(),
+            [2, 2, 2, 2, 1],
+            "a claim whose lease ran out counts; h2's third was not claimed before"
         );
         Ok(())
     }
