@@ -124,6 +124,25 @@ pub struct NewEvent<'a> {
     pub envelope: &'a str,
     pub now: &'a str,
     pub now_ms: i64,
+    /// The versions still to be listed in the envelope's `payload.versions`.
+    pub versions: Option<PendingVersions>,
+}
+
+/// The versions a payload lists, filled in when its event is fanned out (off the request
+/// path): those of the package up to the newest when the event was written, but for those
+/// unpublished by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingVersions {
+    pub package_id: i64,
+    /// The row id of the package's newest version when the event was written.
+    pub through: i64,
+}
+
+/// A package's summary for a hook payload, as JSON text, with its version list still empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadSummary {
+    pub json: String,
+    pub versions: PendingVersions,
 }
 
 /// A delivery leased to the dispatcher, with what it takes to send it.

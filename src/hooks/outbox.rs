@@ -3,7 +3,9 @@
 //! dispatcher fans it out into one delivery row per hook. A change that rolls back takes its
 //! event with it; one that commits cannot lose it. This is the only work hooks add to a
 //! request: a lookup of the matching hooks and, if there are any, the package's summary and
-//! one insert per change.
+//! one insert per change. The summary's version list, which grows with the package, is left
+//! to the fan-out (see [`super::PendingVersions`]): it lists the versions live at the event
+//! all the same.
 
 use serde_json::{json, Value};
 
@@ -127,9 +129,10 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
     if readers.is_empty() {
         return Ok(0);
     }
-    let Some(payload) = db.hook_payload(package.id)? else {
+    let Some(summary) = db.hook_payload(package.id)? else {
         return Ok(0);
     };
+    let payload = &summary.json;
     let hook_ids: Vec<&str> = readers.iter().map(|hook| hook.id.as_str()).collect();
     let now = crate::clock::now_iso();
     let ms = now_ms();
@@ -148,6 +151,7 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
             envelope: &envelope,
             now: &now,
             now_ms: ms,
+            versions: Some(summary.versions),
         };
         db.insert_hook_event(&event, &hook_ids)?;
     }
@@ -186,6 +190,7 @@ pub fn enqueue_ping(db: &Db<'_>, hook: &Hook) -> Result<String> {
         envelope: &envelope.to_string(),
         now: &now,
         now_ms: ms,
+        versions: None,
     };
     // Fanned out with the events before it, so that its delivery takes its place after theirs.
     let event_id = db.insert_hook_event(&event, &[&hook.id])?;

@@ -6,7 +6,9 @@ use rusqlite::OptionalExtension;
 
 use super::Db;
 use crate::error::Result;
-pub use crate::hooks::{Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook};
+pub use crate::hooks::{
+    Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook, PayloadSummary, PendingVersions,
+};
 
 /// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
 const KEPT_DELIVERIES: i64 = 100;
@@ -161,14 +163,14 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The package as a hook payload summarises it, as JSON text: name, dist-tags, live
-    /// versions (oldest first), maintainers, creation and modification times, and whether it
-    /// is unpublished. Built by SQLite in one statement: a package's version list, copied
-    /// into Rust strings and a JSON tree, was most of what a hook cost a publish. The lists
-    /// are aggregated from ordered subqueries, which walk the indexes in that order, rather
-    /// than with an aggregate's own ORDER BY, which sorts in a temporary B-tree (twice as
-    /// slow at 420 versions).
-    pub fn hook_payload(&self, package_id: i64) -> Result<Option<String>> {
+    /// The package as a hook payload summarises it, as JSON text: name, dist-tags, versions
+    /// (an empty list, filled in at fan-out: see [`PendingVersions`]), maintainers, creation
+    /// and modification times, and whether it is unpublished. Built by SQLite in one
+    /// statement; the version list, which grows with every publish, was most of what a hook
+    /// cost a publish even so. The dist-tags are aggregated from an ordered subquery, which
+    /// walks the index in that order, rather than with an aggregate's own ORDER BY, which
+    /// sorts in a temporary B-tree.
+    pub fn hook_payload(&self, package_id: i64) -> Result<Option<PayloadSummary>> {
         Ok(self
             .query_row(
                 "SELECT json_object( \
@@ -176,19 +178,25 @@ impl Db<'_> {
                    'dist-tags', (SELECT json_group_object(tag, version) FROM \
                                  (SELECT t.tag, t.version FROM dist_tags t \
                                   WHERE t.package_id = p.id ORDER BY t.tag)), \
-                   'versions', (SELECT json_group_array(version) FROM \
-                                (SELECT v.version FROM versions v \
-                                 WHERE v.package_id = p.id AND v.deleted_at IS NULL \
-                                 ORDER BY v.id)), \
+                   'versions', json_array(), \
                    'maintainers', (SELECT json_group_array(json_object('name', u.name) \
                                                            ORDER BY u.name) \
                                    FROM maintainers m JOIN users u ON u.id = m.user_id \
                                    WHERE m.package_id = p.id), \
                    'time', json_object('created', p.created_at, 'modified', p.modified_at), \
-                   'unpublished', json(iif(p.unpublished_at IS NULL, 'false', 'true'))) \
+                   'unpublished', json(iif(p.unpublished_at IS NULL, 'false', 'true'))), \
+                   (SELECT coalesce(max(v.id), 0) FROM versions v WHERE v.package_id = p.id) \
                  FROM packages p WHERE p.id = ?1",
                 [package_id],
-                |row| row.get(0),
+                |row| {
+                    Ok(PayloadSummary {
+                        json: row.get(0)?,
+                        versions: PendingVersions {
+                            package_id,
+                            through: row.get(1)?,
+                        },
+                    })
+                },
             )
             .optional()?)
     }
@@ -198,8 +206,8 @@ impl Db<'_> {
     pub fn insert_hook_event(&self, event: &NewEvent<'_>, hook_ids: &[&str]) -> Result<i64> {
         self.conn
             .prepare_cached(
-                "INSERT INTO hook_events (event, package, envelope, created_at, created_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO hook_events (event, package, envelope, created_at, created_ms, \
+                 package_id, versions_through) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute((
                 event.event,
@@ -207,6 +215,8 @@ impl Db<'_> {
                 event.envelope,
                 event.now,
                 event.now_ms,
+                event.versions.map(|v| v.package_id),
+                event.versions.map(|v| v.through),
             ))?;
         let id = self.conn.last_insert_rowid();
         if !hook_ids.is_empty() {
@@ -238,8 +248,8 @@ impl Db<'_> {
     }
 
     /// Turns stored events into one pending delivery per hook that still exists, oldest event
-    /// first (so that a hook's deliveries keep the order of its events); an event none of
-    /// whose hooks is left is dropped.
+    /// first (so that a hook's deliveries keep the order of its events), after filling in
+    /// their payload's version list; an event none of whose hooks is left is dropped.
     pub fn fan_out_hook_events(&self) -> Result<()> {
         let events: Vec<i64> = self
             .conn
@@ -255,6 +265,21 @@ impl Db<'_> {
                   json_each(t.hooks) j JOIN hooks h ON h.id = j.value \
              WHERE t.event_id = ?1 ORDER BY j.key",
         )?;
+        // The versions up to the event's newest that were live when it was written: those
+        // unpublished since have a `deleted_at` after the event's time. (Both are in
+        // milliseconds: a version unpublished in the millisecond of an event that came before
+        // is left out of that event's list.) The ordered subquery walks the versions'
+        // covering index in publication order.
+        let mut fill_versions = self.conn.prepare_cached(
+            "UPDATE hook_events AS e SET envelope = json_set(e.envelope, '$.payload.versions', \
+               json((SELECT json_group_array(version) FROM \
+                     (SELECT v.version FROM versions v \
+                      WHERE v.package_id = e.package_id AND v.id <= e.versions_through \
+                        AND (v.deleted_at IS NULL OR v.deleted_at > e.created_at) \
+                      ORDER BY v.id)))), \
+             package_id = NULL, versions_through = NULL \
+             WHERE e.id = ?1 AND e.package_id IS NOT NULL AND json_valid(e.envelope)",
+        )?;
         let mut done = self
             .conn
             .prepare_cached("DELETE FROM hook_event_targets WHERE event_id = ?1")?;
@@ -262,6 +287,7 @@ impl Db<'_> {
             .conn
             .prepare_cached("DELETE FROM hook_events WHERE id = ?1")?;
         for &event in &events {
+            fill_versions.execute([event])?;
             let written = fan_out.execute([event])?;
             done.execute([event])?;
             if written == 0 {
@@ -470,6 +496,7 @@ mod tests {
             envelope: &envelope,
             now: "now",
             now_ms: 0,
+            versions: None,
         };
         db.insert_hook_event(&event, hooks)
     }
@@ -566,6 +593,66 @@ mod tests {
         );
         store.write(|db| db.delete_hook("h2"))?;
         assert_eq!(events(&store)?, (0, 0, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_payload_lists_the_versions_live_when_its_event_was_written() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("r.db"))?;
+        let version = |db: &crate::store::Db<'_>, v: &str| -> Result<()> {
+            db.conn.execute(
+                "INSERT INTO versions (package_id, version, manifest, tarball_sha512, \
+                 tarball_sha1, tarball_size, published_at) VALUES (1, ?1, '{}', '', '', 0, 'x')",
+                [v],
+            )?;
+            Ok(())
+        };
+        let unpublish = |db: &crate::store::Db<'_>, v: &str, at: &str| -> Result<()> {
+            db.conn.execute(
+                "UPDATE versions SET deleted_at = ?2 WHERE version = ?1",
+                (v, at),
+            )?;
+            Ok(())
+        };
+        store.write(|db| {
+            db.conn.execute_batch(ALICE_AND_HER_HOOK)?;
+            db.conn.execute_batch(
+                "INSERT INTO packages (id, name, created_at, modified_at) VALUES (1, 'p', 'x', 'x')",
+            )?;
+            for v in ["1.0.0", "1.1.0", "1.2.0"] {
+                version(db, v)?;
+            }
+            unpublish(db, "1.0.0", "2026-01-01T00:00:00.000Z")?;
+            let summary = db
+                .hook_payload(1)?
+                .ok_or_else(|| crate::Error::Storage("no summary".into()))?;
+            assert_eq!(parsed(&summary.json)?["versions"], serde_json::json!([]));
+            let envelope = format!(r#"{{"event":"package:publish","payload":{}}}"#, summary.json);
+            db.insert_hook_event(
+                &NewEvent {
+                    event: "package:publish",
+                    package: "p",
+                    envelope: &envelope,
+                    now: "2026-01-01T00:00:00.000Z",
+                    now_ms: 0,
+                    versions: Some(summary.versions),
+                },
+                &["h1"],
+            )?;
+            // After the event, before its fan-out: one more version, and one less.
+            version(db, "2.0.0")?;
+            unpublish(db, "1.1.0", "2026-01-01T00:00:01.000Z")?;
+            Ok(())
+        })?;
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
+        assert_eq!(due.len(), 1);
+        let body = parsed(&due[0].body())?;
+        assert_eq!(
+            body["payload"]["versions"],
+            serde_json::json!(["1.1.0", "1.2.0"])
+        );
+        assert_eq!(body["payload"]["name"], "p");
         Ok(())
     }
 

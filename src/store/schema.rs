@@ -486,6 +486,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX search_keywords_package ON search_keywords(package_id);
     "#,
+    // An event's payload lists the package's versions, a list that grows with every publish:
+    // building it and writing it in the change's transaction was most of what hooks cost a
+    // publish. The change now writes the payload with an empty list and the id of its newest
+    // version (`versions_through`); the dispatcher fills the list in when it fans the event
+    // out. Events written before have their list already (the column is NULL).
+    r#"
+    ALTER TABLE hook_events ADD COLUMN package_id INTEGER;
+    ALTER TABLE hook_events ADD COLUMN versions_through INTEGER;
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
