@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::registry::blocking;
 use crate::registry::Registry;
-use crate::store::Db;
+use crate::store::{Db, Store};
 
 /// Hooks delivered to at once.
 pub const CONCURRENCY: usize = 8;
@@ -104,16 +104,43 @@ async fn settle_and_claim(
         let at = crate::clock::now_iso();
         // A lease or an attempt record lost with the machine only makes a delivery go out
         // again: at least once.
-        let claimed = r.store.write_unsynced(|db| {
+        let mut claimed = r.store.write_unsynced(|db| {
             record(db, &r.config, &sent, &at)?;
             if !due {
                 return Ok(Vec::new());
             }
             db.claim_hook_deliveries(now, now + millis(LEASE), hooks, PER_HOOK, &at)
         })?;
+        list_versions(&r.store, &mut claimed)?;
         Ok(by_hook(claimed))
     })
     .await
+}
+
+/// Fills in the payload versions of claimed deliveries, once per event, on a read connection:
+/// the list grows with the package, and building it while holding the writer made the
+/// publishes queued behind the claim wait for it.
+fn list_versions(store: &Store, claimed: &mut [DueDelivery]) -> Result<()> {
+    if claimed.iter().all(|delivery| delivery.unlisted.is_none()) {
+        return Ok(());
+    }
+    store.read(|db| {
+        let mut listed: HashMap<i64, String> = HashMap::new();
+        for delivery in claimed.iter_mut() {
+            let Some(unlisted) = delivery.unlisted.take() else {
+                continue;
+            };
+            delivery.envelope = match listed.get(&unlisted.event_id) {
+                Some(envelope) => envelope.clone(),
+                None => {
+                    let envelope = db.list_payload_versions(&delivery.envelope, &unlisted)?;
+                    listed.insert(unlisted.event_id, envelope.clone());
+                    envelope
+                }
+            };
+        }
+        Ok(())
+    })
 }
 
 /// Rows sorted by hook into one queue per hook.

@@ -128,9 +128,10 @@ pub struct NewEvent<'a> {
     pub versions: Option<PendingVersions>,
 }
 
-/// The versions a payload lists, filled in when its event is fanned out (off the request
-/// path): those of the package up to the newest when the event was written, but for those
-/// unpublished by then.
+/// The versions a payload lists, filled in by the dispatcher before it sends (off the request
+/// path, and off the writer: on a read connection): those of the package up to the newest when
+/// the event was written, but for those unpublished by then. Version rows are never deleted
+/// and a version is unpublished once, so every attempt lists the same versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingVersions {
     pub package_id: i64,
@@ -161,6 +162,17 @@ pub struct DueDelivery {
     /// Attempts so far, this one included.
     pub attempts: u64,
     pub created_ms: i64,
+    /// The versions still to be listed in the envelope's payload, as of the event's time.
+    pub unlisted: Option<UnlistedVersions>,
+}
+
+/// A claimed event's payload versions, still to be listed (see [`PendingVersions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlistedVersions {
+    pub event_id: i64,
+    pub versions: PendingVersions,
+    /// When the event was written: versions unpublished later are listed.
+    pub as_of: String,
 }
 
 impl DueDelivery {
@@ -529,6 +541,7 @@ mod tests {
             envelope: envelope.into(),
             owner: "al\"ice".into(),
             endpoint: "http://e.example/".into(),
+            unlisted: None,
             secret: "s".into(),
             attempts: 1,
             created_ms: 0,

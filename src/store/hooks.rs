@@ -8,6 +8,7 @@ use super::Db;
 use crate::error::Result;
 pub use crate::hooks::{
     Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook, PayloadSummary, PendingVersions,
+    UnlistedVersions,
 };
 
 /// Finished deliveries kept per hook for the deliveries API; older ones are pruned.
@@ -248,8 +249,8 @@ impl Db<'_> {
     }
 
     /// Turns stored events into one pending delivery per hook that still exists, oldest event
-    /// first (so that a hook's deliveries keep the order of its events), after filling in
-    /// their payload's version list; an event none of whose hooks is left is dropped.
+    /// first (so that a hook's deliveries keep the order of its events); an event none of
+    /// whose hooks is left is dropped.
     pub fn fan_out_hook_events(&self) -> Result<()> {
         let events: Vec<i64> = self
             .conn
@@ -265,21 +266,6 @@ impl Db<'_> {
                   json_each(t.hooks) j JOIN hooks h ON h.id = j.value \
              WHERE t.event_id = ?1 ORDER BY j.key",
         )?;
-        // The versions up to the event's newest that were live when it was written: those
-        // unpublished since have a `deleted_at` after the event's time. (Both are in
-        // milliseconds: a version unpublished in the millisecond of an event that came before
-        // is left out of that event's list.) The ordered subquery walks the versions'
-        // covering index in publication order.
-        let mut fill_versions = self.conn.prepare_cached(
-            "UPDATE hook_events AS e SET envelope = json_set(e.envelope, '$.payload.versions', \
-               json((SELECT json_group_array(version) FROM \
-                     (SELECT v.version FROM versions v \
-                      WHERE v.package_id = e.package_id AND v.id <= e.versions_through \
-                        AND (v.deleted_at IS NULL OR v.deleted_at > e.created_at) \
-                      ORDER BY v.id)))), \
-             package_id = NULL, versions_through = NULL \
-             WHERE e.id = ?1 AND e.package_id IS NOT NULL AND json_valid(e.envelope)",
-        )?;
         let mut done = self
             .conn
             .prepare_cached("DELETE FROM hook_event_targets WHERE event_id = ?1")?;
@@ -287,7 +273,6 @@ impl Db<'_> {
             .conn
             .prepare_cached("DELETE FROM hook_events WHERE id = ?1")?;
         for &event in &events {
-            fill_versions.execute([event])?;
             let written = fan_out.execute([event])?;
             done.execute([event])?;
             if written == 0 {
@@ -295,6 +280,33 @@ impl Db<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `envelope` with its payload's version list filled in: the versions up to the event's
+    /// newest that were live when it was written (those unpublished since have a `deleted_at`
+    /// after the event's time; both are in milliseconds, so a version unpublished in the
+    /// millisecond of an earlier event is left out of its list). The ordered subquery walks
+    /// the versions' covering index in publication order. A reader's work: it holds no lock.
+    pub fn list_payload_versions(
+        &self,
+        envelope: &str,
+        unlisted: &UnlistedVersions,
+    ) -> Result<String> {
+        Ok(self.query_row(
+            "SELECT CASE WHEN json_valid(?1) THEN json_set(?1, '$.payload.versions', \
+               json((SELECT json_group_array(version) FROM \
+                     (SELECT v.version FROM versions v \
+                      WHERE v.package_id = ?2 AND v.id <= ?3 \
+                        AND (v.deleted_at IS NULL OR v.deleted_at > ?4) \
+                      ORDER BY v.id)))) ELSE ?1 END",
+            (
+                envelope,
+                unlisted.versions.package_id,
+                unlisted.versions.through,
+                &unlisted.as_of,
+            ),
+            |row| row.get(0),
+        )?)
     }
 
     /// Whether a delivery can be claimed at `now_ms`, or an event is to be fanned out (a
@@ -364,15 +376,27 @@ impl Db<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         claimed.sort_by(|a, b| (&a.2, a.0).cmp(&(&b.2, b.0)));
         let mut target = self.conn.prepare_cached(
-            "SELECT h.endpoint, h.secret, u.name, e.envelope FROM hooks h \
+            "SELECT h.endpoint, h.secret, u.name, e.envelope, e.id, e.package_id, \
+             e.versions_through, e.created_at FROM hooks h \
              JOIN users u ON u.id = h.owner_id, hook_deliveries d \
              JOIN hook_events e ON e.id = d.event_id WHERE h.id = ?1 AND d.id = ?2",
         )?;
         let mut due = Vec::with_capacity(claimed.len());
         for (row_id, id, hook_id, event, attempts, created_ms) in claimed {
-            let (endpoint, secret, owner, envelope) = target
-                .query_row((&hook_id, row_id), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            let (endpoint, secret, owner, envelope, unlisted) =
+                target.query_row((&hook_id, row_id), |row| {
+                    let unlisted = match (row.get(5)?, row.get(6)?) {
+                        (Some(package_id), Some(through)) => Some(UnlistedVersions {
+                            event_id: row.get(4)?,
+                            versions: PendingVersions {
+                                package_id,
+                                through,
+                            },
+                            as_of: row.get(7)?,
+                        }),
+                        _ => None,
+                    };
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, unlisted))
                 })?;
             due.push(DueDelivery {
                 row_id,
@@ -385,6 +409,7 @@ impl Db<'_> {
                 secret,
                 attempts: attempts.max(0) as u64,
                 created_ms,
+                unlisted,
             });
         }
         Ok(due)
@@ -645,8 +670,18 @@ mod tests {
             unpublish(db, "1.1.0", "2026-01-01T00:00:01.000Z")?;
             Ok(())
         })?;
-        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
+        let mut due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
         assert_eq!(due.len(), 1);
+        assert_eq!(
+            parsed(&due[0].body())?["payload"]["versions"],
+            serde_json::json!([]),
+            "listed by the dispatcher, not in the claim"
+        );
+        let unlisted = due[0]
+            .unlisted
+            .clone()
+            .ok_or_else(|| crate::Error::Storage("the claim lost the versions".into()))?;
+        due[0].envelope = store.read(|db| db.list_payload_versions(&due[0].envelope, &unlisted))?;
         let body = parsed(&due[0].body())?;
         assert_eq!(
             body["payload"]["versions"],
