@@ -4,8 +4,8 @@
 //! event with it; one that commits cannot lose it. This is the only work hooks add to a
 //! request: a lookup of the matching hooks and, if there are any, the package's summary and
 //! one insert per change. The summary's version list, which grows with the package, is left
-//! to the fan-out (see [`super::PendingVersions`]): it lists the versions live at the event
-//! all the same.
+//! to the dispatcher (see [`super::PendingVersions`]): it lists the versions live at the
+//! event all the same.
 
 use serde_json::{json, Value};
 

@@ -489,8 +489,8 @@ const MIGRATIONS: &[&str] = &[
     // An event's payload lists the package's versions, a list that grows with every publish:
     // building it and writing it in the change's transaction was most of what hooks cost a
     // publish. The change now writes the payload with an empty list and the id of its newest
-    // version (`versions_through`); the dispatcher fills the list in when it fans the event
-    // out. Events written before have their list already (the column is NULL).
+    // version (`versions_through`); the dispatcher fills the list in, on a reader, before it
+    // sends. Events written before have their list already (the column is NULL).
     r#"
     ALTER TABLE hook_events ADD COLUMN package_id INTEGER;
     ALTER TABLE hook_events ADD COLUMN versions_through INTEGER;
