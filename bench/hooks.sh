@@ -4,7 +4,8 @@
 # package (B) whose receiver is up and answers 200 — so that B also delivers while it
 # publishes. Rounds alternate (A B A B …) on the same machine, so that drift hits both alike.
 #
-# Usage: bench/hooks.sh [ROUNDS] [PUBLISHES_PER_ROUND]   (default 4 rounds of 100)
+# Usage: bench/hooks.sh [ROUNDS] [PUBLISHES_PER_ROUND]   (default 20 rounds of 25: short rounds,
+#        so that the machine's drift, as large as the cost measured, falls on both sides alike)
 # Needs: nginx (the receiver; Debian's package), python3 (the publishing client).
 # Env:   BIN=target/release/registry (build it first: cargo build --release)
 #        PORT_A=4887 PORT_B=4888 PORT_RECEIVER=4889
@@ -18,7 +19,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${BIN:-$here/../target/release/registry}"
-rounds="${1:-4}"; per_round="${2:-100}"
+rounds="${1:-20}"; per_round="${2:-25}"
 port_a="${PORT_A:-4887}"; port_b="${PORT_B:-4888}"; port_r="${PORT_RECEIVER:-4889}"
 endpoint_port="$port_r"; retry_setting=""
 case "${ENDPOINTS:-up}" in
