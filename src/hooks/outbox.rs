@@ -115,16 +115,16 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
     };
     let scope = name.split_once('/').map(|(scope, _)| scope);
     let removed = changes.iter().find_map(Change::removed_owner);
-    let hooks = db.hooks_matching(package.id, name, scope, removed)?;
+    let hooks = db.hook_targets(package.id, name, scope, removed)?;
     if hooks.is_empty() {
         return Ok(0);
     }
     let mut readers = Vec::with_capacity(hooks.len());
-    for hook in hooks {
-        if package.restricted && !owner_may_read(db, &hook, &package)? {
+    for (hook_id, owner_id) in hooks {
+        if package.restricted && !owner_may_read(db, owner_id, &package)? {
             continue;
         }
-        readers.push(hook);
+        readers.push(hook_id);
     }
     if readers.is_empty() {
         return Ok(0);
@@ -133,7 +133,7 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
         return Ok(0);
     };
     let payload = &summary.json;
-    let hook_ids: Vec<&str> = readers.iter().map(|hook| hook.id.as_str()).collect();
+    let hook_ids: Vec<&str> = readers.iter().map(String::as_str).collect();
     let now = crate::clock::now_iso();
     let ms = now_ms();
     for change in changes {
@@ -158,8 +158,8 @@ pub fn enqueue(db: &Db<'_>, name: &str, changes: &[Change]) -> Result<usize> {
     Ok(changes.len() * hook_ids.len())
 }
 
-fn owner_may_read(db: &Db<'_>, hook: &Hook, package: &PackageRecord) -> Result<bool> {
-    let Some(user) = db.user_by_id(hook.owner_id)? else {
+fn owner_may_read(db: &Db<'_>, owner_id: i64, package: &PackageRecord) -> Result<bool> {
+    let Some(user) = db.user_by_id(owner_id)? else {
         return Ok(false);
     };
     let owner = Identity { user, token: None };

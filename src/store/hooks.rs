@@ -142,25 +142,28 @@ impl Db<'_> {
     }
 
     /// The hooks a change of package `package_id` (named `name`, of `scope` like `@foo`)
-    /// concerns: hooks on the name, on its scope, and on any of its maintainers or on
-    /// `extra_owner` (a maintainer the change just removed).
-    pub fn hooks_matching(
+    /// concerns, as (id, owner's user id): hooks on the name, on its scope, and on any of its
+    /// maintainers or on `extra_owner` (a maintainer the change just removed). Ids only: it
+    /// runs in every change's transaction, and the rest of a hook is read when it is sent.
+    pub fn hook_targets(
         &self,
         package_id: i64,
         name: &str,
         scope: Option<&str>,
         extra_owner: Option<&str>,
-    ) -> Result<Vec<Hook>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {HOOK_COLUMNS} FROM hooks h JOIN users u ON u.id = h.owner_id \
+    ) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT h.id, h.owner_id FROM hooks h \
              WHERE (h.type = 'package' AND h.name = ?2) \
                 OR (h.type = 'scope' AND h.name = ?3) \
                 OR (h.type = 'owner' AND (h.name = ?4 OR h.name IN ( \
                     SELECT mu.name FROM maintainers m JOIN users mu ON mu.id = m.user_id \
                     WHERE m.package_id = ?1))) \
-             ORDER BY h.id"
-        ))?;
-        let rows = stmt.query_map((package_id, name, scope, extra_owner), hook_of)?;
+             ORDER BY h.id",
+        )?;
+        let rows = stmt.query_map((package_id, name, scope, extra_owner), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
