@@ -541,10 +541,10 @@ mod tests {
             envelope: envelope.into(),
             owner: "al\"ice".into(),
             endpoint: "http://e.example/".into(),
-            unlisted: None,
             secret: "s".into(),
             attempts: 1,
             created_ms: 0,
+            unlisted: None,
         };
         let parsed = |body: String| serde_json::from_str::<Value>(&body).ok();
         let owner = json!({"username": "al\"ice"});

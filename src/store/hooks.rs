@@ -168,7 +168,7 @@ impl Db<'_> {
     }
 
     /// The package as a hook payload summarises it, as JSON text: name, dist-tags, versions
-    /// (an empty list, filled in at fan-out: see [`PendingVersions`]), maintainers, creation
+    /// (an empty list, filled in before sending: see [`PendingVersions`]), maintainers, creation
     /// and modification times, and whether it is unpublished. Built by SQLite in one
     /// statement; the version list, which grows with every publish, was most of what a hook
     /// cost a publish even so. The dist-tags are aggregated from an ordered subquery, which
@@ -668,7 +668,7 @@ mod tests {
                 },
                 &["h1"],
             )?;
-            // After the event, before its fan-out: one more version, and one less.
+            // After the event, before it is claimed: one more version, and one less.
             version(db, "2.0.0")?;
             unpublish(db, "1.1.0", "2026-01-01T00:00:01.000Z")?;
             Ok(())
