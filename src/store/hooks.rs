@@ -17,9 +17,8 @@ const KEPT_DELIVERIES: i64 = 100;
 /// The rows `d` a hook may send: the oldest pending row of each hook. Driven from the hooks
 /// (one index seek each, in the partial index of pending rows), not from the pending rows,
 /// so that a backlog behind a failing endpoint does not make every look at the queue slower.
-const HEADS: &str = "hooks h JOIN hook_deliveries d ON d.id = \
-                     (SELECT min(e.id) FROM hook_deliveries e \
-                      WHERE e.hook_id = h.id AND e.state = 'pending')";
+const HEADS: &str = "hooks h JOIN hook_queue d ON d.id = \
+                     (SELECT min(e.id) FROM hook_queue e WHERE e.hook_id = h.id)";
 
 const HOOK_COLUMNS: &str = "h.id, h.owner_id, u.name, h.type, h.name, h.endpoint, h.secret, \
                             h.created_at, h.updated_at, h.delivered, h.last_delivery, \
@@ -232,12 +231,12 @@ impl Db<'_> {
         Ok(id)
     }
 
-    /// The id of the delivery an event made to a hook, once fanned out.
+    /// The id of the delivery an event made to a hook, once fanned out (and not yet sent).
     pub fn hook_delivery_id(&self, event_id: i64, hook_id: &str) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT delivery_id FROM hook_deliveries WHERE event_id = ?1 AND hook_id = ?2",
+                "SELECT delivery_id FROM hook_queue WHERE event_id = ?1 AND hook_id = ?2",
             )?
             .query_row((event_id, hook_id), |row| row.get(0))
             .optional()?)
@@ -261,9 +260,9 @@ impl Db<'_> {
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut fan_out = self.conn.prepare_cached(
-            "INSERT INTO hook_deliveries (delivery_id, hook_id, event, package, state, \
+            "INSERT INTO hook_queue (delivery_id, hook_id, event, package, \
              next_attempt_at, created_at, created_ms, event_id) \
-             SELECT lower(hex(randomblob(16))), h.id, e.event, e.package, 'pending', \
+             SELECT lower(hex(randomblob(16))), h.id, e.event, e.package, \
                     e.created_ms, e.created_at, e.created_ms, e.id \
              FROM hook_event_targets t JOIN hook_events e ON e.id = t.event_id, \
                   json_each(t.hooks) j JOIN hooks h ON h.id = j.value \
@@ -355,11 +354,10 @@ impl Db<'_> {
         let mut claim = self.conn.prepare_cached(&format!(
             "WITH heads(hook) AS (SELECT h.id FROM {HEADS} WHERE d.next_attempt_at <= ?1 \
                                   ORDER BY d.next_attempt_at, d.id LIMIT ?3) \
-             UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts + 1, \
+             UPDATE hook_queue SET next_attempt_at = ?2, attempts = attempts + 1, \
              last_attempt_at = ?4 \
-             WHERE id IN (SELECT q.id FROM heads JOIN hook_deliveries q ON q.id IN \
-                          (SELECT p.id FROM hook_deliveries p \
-                           WHERE p.hook_id = heads.hook AND p.state = 'pending' \
+             WHERE id IN (SELECT q.id FROM heads JOIN hook_queue q ON q.id IN \
+                          (SELECT p.id FROM hook_queue p WHERE p.hook_id = heads.hook \
                            ORDER BY p.id LIMIT ?5)) \
              RETURNING id, delivery_id, hook_id, event, attempts, created_ms"
         ))?;
@@ -381,7 +379,7 @@ impl Db<'_> {
         let mut target = self.conn.prepare_cached(
             "SELECT h.endpoint, h.secret, u.name, e.envelope, e.id, e.package_id, \
              e.versions_through, e.created_at FROM hooks h \
-             JOIN users u ON u.id = h.owner_id, hook_deliveries d \
+             JOIN users u ON u.id = h.owner_id, hook_queue d \
              JOIN hook_events e ON e.id = d.event_id WHERE h.id = ?1 AND d.id = ?2",
         )?;
         let mut due = Vec::with_capacity(claimed.len());
@@ -418,9 +416,10 @@ impl Db<'_> {
         Ok(due)
     }
 
-    /// Records an attempt. `state` is `delivered`, `failed` (given up) or `pending` (retried
-    /// at `next_attempt_ms`). A delivered one marks its hook delivered; every attempt leaves
-    /// its response code on the hook.
+    /// Records an attempt. `state` is `delivered` or `failed` (given up), which moves the
+    /// delivery from the queue to the log, or `pending` (retried at `next_attempt_ms`). A
+    /// delivered one marks its hook delivered; every attempt leaves its response code on the
+    /// hook.
     #[allow(clippy::too_many_arguments)]
     pub fn record_hook_attempt(
         &self,
@@ -434,19 +433,27 @@ impl Db<'_> {
         now: &str,
     ) -> Result<()> {
         let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
-        self.conn
-            .prepare_cached(
-                "UPDATE hook_deliveries SET state = ?2, next_attempt_at = ?3, \
-                 response_code = ?4, duration_ms = ?5, error = ?6 WHERE id = ?1",
-            )?
-            .execute((
-                row_id,
-                state,
-                next_attempt_ms,
-                response_code,
-                duration,
-                error,
-            ))?;
+        if state == "pending" {
+            self.conn
+                .prepare_cached(
+                    "UPDATE hook_queue SET next_attempt_at = ?2, response_code = ?3, \
+                     duration_ms = ?4, error = ?5 WHERE id = ?1",
+                )?
+                .execute((row_id, next_attempt_ms, response_code, duration, error))?;
+        } else {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO hook_delivery_log (hook_id, id, delivery_id, event, package, \
+                     state, attempts, response_code, duration_ms, error, created_at, \
+                     last_attempt_at) \
+                     SELECT hook_id, id, delivery_id, event, package, ?2, attempts, ?3, ?4, ?5, \
+                            created_at, last_attempt_at FROM hook_queue WHERE id = ?1",
+                )?
+                .execute((row_id, state, response_code, duration, error))?;
+            self.conn
+                .prepare_cached("DELETE FROM hook_queue WHERE id = ?1")?
+                .execute([row_id])?;
+        }
         if state == "delivered" {
             self.conn
                 .prepare_cached(
@@ -467,9 +474,9 @@ impl Db<'_> {
     pub fn release_hook_delivery(&self, row_id: i64, now_ms: i64) -> Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE hook_deliveries SET next_attempt_at = ?2, attempts = attempts - 1, \
+                "UPDATE hook_queue SET next_attempt_at = ?2, attempts = attempts - 1, \
                  last_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempt_at END \
-                 WHERE id = ?1 AND state = 'pending'",
+                 WHERE id = ?1",
             )?
             .execute((row_id, now_ms))?;
         Ok(())
@@ -479,18 +486,25 @@ impl Db<'_> {
     pub fn prune_hook_deliveries(&self, hook_id: &str) -> Result<()> {
         self.conn
             .prepare_cached(
-                "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND state != 'pending' \
-                 AND id <= (SELECT id FROM hook_deliveries WHERE hook_id = ?1 \
-                 AND state != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                "DELETE FROM hook_delivery_log WHERE hook_id = ?1 \
+                 AND id <= (SELECT id FROM hook_delivery_log WHERE hook_id = ?1 \
+                 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
             )?
             .execute((hook_id, KEPT_DELIVERIES))?;
         Ok(())
     }
 
-    /// A hook's most recent deliveries, newest first.
+    /// A hook's most recent deliveries, pending and finished, newest first.
     pub fn hook_deliveries(&self, hook_id: &str, limit: u64) -> Result<Vec<Delivery>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM hook_deliveries WHERE hook_id = ?1 \
+            "SELECT {DELIVERY_COLUMNS} FROM ( \
+               SELECT id, delivery_id, event, package, 'pending' AS state, attempts, \
+                      response_code, duration_ms, error, created_at, last_attempt_at, \
+                      next_attempt_at FROM hook_queue WHERE hook_id = ?1 \
+               UNION ALL \
+               SELECT id, delivery_id, event, package, state, attempts, response_code, \
+                      duration_ms, error, created_at, last_attempt_at, 0 \
+               FROM hook_delivery_log WHERE hook_id = ?1) \
              ORDER BY id DESC LIMIT ?2"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -564,6 +578,77 @@ mod tests {
     }
 
     #[test]
+    fn finished_deliveries_move_to_the_log_and_new_ones_list_after_them() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path)?;
+            schema::migrate_before(&mut conn, "CREATE TABLE hook_delivery_log")?;
+            conn.execute_batch(ALICE_AND_HER_HOOK)?;
+            conn.execute_batch(
+                "INSERT INTO hook_events (id, event, package, envelope, created_at, created_ms) \
+                 VALUES (1, 'package:publish', 'p', '{\"n\":1}', 'x', 0), \
+                        (2, 'package:publish', 'p', '{\"n\":2}', 'x', 0);
+                 INSERT INTO hook_deliveries (id, delivery_id, hook_id, event, package, state, \
+                 attempts, next_attempt_at, response_code, created_at, created_ms, event_id) \
+                 VALUES (7, 'sent', 'h1', 'package:publish', 'p', 'delivered', 1, 0, 200, 'x', 0, 1), \
+                        (4, 'waits', 'h1', 'package:publish', 'p', 'pending', 2, 0, 500, 'x', 0, 2);",
+            )?;
+        }
+        let store = Store::open(&path)?;
+        let listed = |store: &Store| -> Result<Vec<(String, String)>> {
+            Ok(store
+                .read(|db| db.hook_deliveries("h1", 10))?
+                .into_iter()
+                .map(|d| (d.id, d.state))
+                .collect())
+        };
+        assert_eq!(
+            listed(&store)?,
+            [
+                ("sent".into(), "delivered".into()),
+                ("waits".into(), "pending".into())
+            ]
+        );
+        let events: i64 = store.read(|db| {
+            Ok(db
+                .conn
+                .query_row("SELECT count(*) FROM hook_events", [], |r| r.get(0))?)
+        })?;
+        assert_eq!(events, 1, "only the pending delivery's event is kept");
+
+        // A new delivery lists before both, and the one waiting is still sent first.
+        store.write(|db| {
+            insert_event(db, 3, &["h1"])?;
+            db.fan_out_hook_events()
+        })?;
+        let ids: Vec<String> = listed(&store)?.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(&ids[1..], ["sent", "waits"]);
+        let due = store.write(|db| db.claim_hook_deliveries(1, 2, 10, 1, "now"))?;
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "waits");
+        assert_eq!(due[0].attempts, 3);
+
+        // Delivered, it moves to the log, and its event goes with it.
+        store.write(|db| {
+            db.record_hook_attempt(
+                due[0].row_id,
+                "h1",
+                "delivered",
+                1,
+                Some(204),
+                3,
+                None,
+                "now",
+            )
+        })?;
+        let states: Vec<String> = listed(&store)?.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(states, ["pending", "delivered", "delivered"]);
+        Ok(())
+    }
+
+    #[test]
     fn an_event_is_fanned_out_in_order_to_the_hooks_left_and_goes_with_its_last_delivery(
     ) -> Result<()> {
         let dir = tempfile::tempdir()?;
@@ -573,7 +658,7 @@ mod tests {
                 Ok(db.conn.query_row(
                     "SELECT (SELECT count(*) FROM hook_events), \
                      (SELECT count(*) FROM hook_event_targets), \
-                     (SELECT count(*) FROM hook_deliveries)",
+                     (SELECT count(*) FROM hook_queue)",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )?)
