@@ -285,6 +285,106 @@ fn timeouts_are_504_and_the_breaker_stops_asking_a_failing_upstream() {
     assert_eq!(upstream.seen().len(), before, "nothing asked while skipped");
 }
 
+/// Waits (at most 10 s) until `done` holds.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_name() {
+    let upstream = StaticUpstream::start();
+    upstream.add_package_with(
+        "pf-app",
+        &["1.0.0", "2.0.0"],
+        json!({"dependencies": {
+            "pf-lib": "^1.0.0",
+            "pf-alias": "npm:pf-real@^1.0.0",
+            "@here/local": "^1.0.0",
+            "@private/x": "^1.0.0",
+        }}),
+    );
+    upstream.add_package_with(
+        "pf-lib",
+        &["1.0.0"],
+        json!({"dependencies": {"pf-deep": "1"}}),
+    );
+    upstream.add_package("pf-deep", &["1.0.0"]);
+    upstream.add_package("pf-real", &["1.0.0"]);
+    upstream.add_package("@here/local", &["1.0.0"]);
+    upstream.add_package("@private/x", &["1.0.0"]);
+    let proxy = TestRegistry::start_with(|c| {
+        proxy_to(c, &upstream.base, |_| {});
+        c.private =
+            vec![registry_core::upstream::config::NamePattern::parse("@private/*").expect("glob")];
+    });
+    let token = proxy.user_with_token("erin");
+    assert_eq!(publish(&proxy, &token, "@here/local", "1.0.0"), 201);
+
+    let app = get_abbreviated(&proxy.url("/pf-app"));
+    assert_eq!(app.status(), 200);
+    assert_eq!(cache_status(&app), "miss");
+    eventually("the dependencies' documents, two levels down", || {
+        ["/pf-lib", "/pf-real", "/pf-deep"]
+            .iter()
+            .all(|path| upstream.count(path) == 1)
+    });
+    // The client's own requests for them find them cached.
+    for name in ["pf-lib", "pf-real", "pf-deep"] {
+        let response = get_abbreviated(&proxy.url(&format!("/{name}")));
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(cache_status(&response), "hit", "{name}");
+    }
+    let seen = upstream.seen();
+    assert!(
+        seen.iter().all(|r| !r.path.contains("here")
+            && !r.path.contains("private")
+            && !r.path.contains("pf-alias")
+            && !r.path.ends_with(".tgz")),
+        "no local, private or alias name, and no tarball, was fetched ahead: {seen:?}"
+    );
+    let local = document(
+        &get_abbreviated(&proxy.url("/@here%2flocal"))
+            .text()
+            .expect("body"),
+    );
+    assert!(
+        local["versions"]["1.0.0"]["dist"]["tarball"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(&proxy.url("/"))),
+        "the local package is still the one published here: {local}"
+    );
+
+    // The full document (`npm view`, not an install) fetches nothing ahead.
+    let before = upstream.seen().len();
+    assert_eq!(get(&proxy.url("/pf-app")).status(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(upstream.seen().len(), before + 1, "{:?}", upstream.seen());
+}
+
+#[test]
+fn with_prefetch_off_only_what_is_asked_is_fetched() {
+    let upstream = StaticUpstream::start();
+    upstream.add_package_with(
+        "po-app",
+        &["1.0.0"],
+        json!({"dependencies": {"po-lib": "1"}}),
+    );
+    upstream.add_package("po-lib", &["1.0.0"]);
+    let proxy = TestRegistry::start_with(|c| proxy_to(c, &upstream.base, |u| u.prefetch = false));
+    assert_eq!(get_abbreviated(&proxy.url("/po-app")).status(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(upstream.count("/po-lib"), 0, "{:?}", upstream.seen());
+    let lib = get_abbreviated(&proxy.url("/po-lib"));
+    assert_eq!(cache_status(&lib), "miss");
+}
+
 #[test]
 fn private_names_are_never_looked_up_upstream() {
     let upstream = StaticUpstream::start();

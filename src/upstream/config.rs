@@ -89,6 +89,10 @@ pub struct UpstreamConfig {
     /// start-up and never printed).
     pub token_env: Option<String>,
     pub token: Option<String>,
+    /// Whether the first fetch of a document also fetches, in the background, the documents
+    /// of what its `latest` version depends on (and so on down), so that a client's cold
+    /// install does not wait for the upstream once per level of its dependency tree.
+    pub prefetch: bool,
 }
 
 impl UpstreamConfig {
@@ -169,6 +173,7 @@ impl UpstreamConfig {
             fail_timeout,
             token_env: file.token_env,
             token,
+            prefetch: file.prefetch.unwrap_or(true),
         })
     }
 
@@ -194,6 +199,7 @@ pub struct UpstreamFile {
     pub max_fails: Option<u32>,
     pub fail_timeout: Option<String>,
     pub token_env: Option<String>,
+    pub prefetch: Option<bool>,
 }
 
 /// A binary mirror (cnpmcore's Binary Sync API): files under `dist_url`, listed from its index.

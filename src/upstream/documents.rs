@@ -2,6 +2,8 @@
 //! this registry (under the placeholder origin the daemon fills in, as for local documents),
 //! and each version's original tarball URL and checksums kept aside for the tarball fetch.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +17,8 @@ pub struct Prepared {
     pub etag: String,
     /// JSON `{version: [url, integrity, shasum]}`.
     pub dists: String,
+    /// The names the version `latest` depends on: what a client installing it asks for next.
+    pub latest_dependencies: BTreeSet<String>,
 }
 
 /// Where a version's tarball is upstream, and what it must hash to.
@@ -88,13 +92,51 @@ pub fn prepare(name: &PackageName, upstream_url: &str, bytes: &[u8]) -> Result<P
             );
         }
     }
+    let latest_dependencies = match (
+        map.get("versions").and_then(Value::as_object),
+        map.get("dist-tags")
+            .and_then(|tags| tags.get("latest"))
+            .and_then(Value::as_str),
+    ) {
+        (Some(versions), Some(latest)) => dependencies_of(versions, &[latest.to_string()]),
+        _ => BTreeSet::new(),
+    };
     let body = serde_json::to_vec(&doc).map_err(|e| format!("cannot serialise: {e}"))?;
     let digest = Sha256::digest(&body);
     Ok(Prepared {
         etag: format!("\"u{}\"", hex::encode(&digest[..12])),
         body,
         dists: Value::Object(dists).to_string(),
+        latest_dependencies,
     })
+}
+
+/// The names the given versions depend on (`dependencies`, `optionalDependencies`,
+/// `peerDependencies`), an alias (`npm:real@1`) counting as its real name.
+pub fn dependencies_of(versions: &Map<String, Value>, wanted: &[String]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for version in wanted {
+        let Some(manifest) = versions.get(version) else {
+            continue;
+        };
+        for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
+            let Some(map) = manifest.get(field).and_then(Value::as_object) else {
+                continue;
+            };
+            for (key, spec) in map {
+                let real = spec
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("npm:"))
+                    .map(|aliased| match aliased.rfind('@') {
+                        Some(at) if at > 0 => &aliased[..at],
+                        _ => aliased,
+                    })
+                    .unwrap_or(key);
+                names.insert(real.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// `https://host[:port]` of a URL.
@@ -118,10 +160,13 @@ mod tests {
         let name = PackageName::parse("@s/p")?;
         let upstream = json!({
             "name": "@s/p",
+            "dist-tags": {"latest": "1.0.0"},
             "versions": {
                 "1.0.0": {"dist": {"tarball": "https://cdn.example/p.tgz",
-                                   "integrity": "sha512-x", "shasum": "ab"}},
-                "1.1.0": {"dist": {"tarball": "/@s/p/-/p-1.1.0.tgz"}}
+                                   "integrity": "sha512-x", "shasum": "ab"},
+                          "dependencies": {"a": "^1"}},
+                "1.1.0": {"dist": {"tarball": "/@s/p/-/p-1.1.0.tgz"},
+                          "dependencies": {"b": "^1"}}
             },
             "_attachments": {}
         });
@@ -146,6 +191,11 @@ mod tests {
             dists["1.1.0"][0], "https://r.example/@s/p/-/p-1.1.0.tgz",
             "relative URLs resolve against the upstream's origin"
         );
+        assert_eq!(
+            Vec::from_iter(prepared.latest_dependencies),
+            ["a"],
+            "what the version `latest` names depends on, not another version"
+        );
         Ok(())
     }
 
@@ -156,5 +206,18 @@ mod tests {
         assert!(prepare(&name, "http://x", b"<html>").is_err());
         assert!(prepare(&name, "http://x", b"[1]").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn dependencies_are_the_names_of_every_kind_and_aliases_resolve() {
+        let versions = json!({
+            "1.0.0": {"dependencies": {"a": "^1", "b": "npm:@s/real@2"},
+                      "peerDependencies": {"p": "*"}, "devDependencies": {"dev": "1"}},
+            "2.0.0": {"optionalDependencies": {"o": "1"}},
+        });
+        let map = versions.as_object().cloned().unwrap_or_default();
+        let names = dependencies_of(&map, &["1.0.0".to_string()]);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["@s/real", "a", "p"]);
     }
 }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod documents;
 pub mod guard;
+pub mod prefetch;
 pub mod proxy;
 pub mod registries;
 pub mod search;

@@ -6,7 +6,7 @@
 //! The caller has already found that the name is not local (no version was ever published
 //! here) and not blocked: those rules come first and live with the local packages.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::client::{http_client, DocumentAnswer, Downloaded, Failure, Upstream};
 use super::config::NamePattern;
 use super::documents::{prepare, Dist, Prepared};
+use super::prefetch::Prefetch;
 use crate::blobs::Blob;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -34,10 +35,11 @@ pub struct Upstreams {
     /// Documents known fresh, so that a hot proxied read asks neither the upstream nor the
     /// database (`None`: the upstream has no such package).
     fresh: Mutex<HashMap<(String, PackumentFlavor), Fresh>>,
+    pub(super) prefetch: Prefetch,
 }
 
 #[derive(Clone)]
-struct Fresh {
+pub(super) struct Fresh {
     until: Instant,
     etag: Option<String>,
 }
@@ -73,6 +75,26 @@ pub struct ProxiedDocument {
     pub etag: String,
     pub outcome: CacheOutcome,
     pub upstream: String,
+    /// When this request fetched the name for the first time: what its `latest` depends on.
+    pub new_dependencies: BTreeSet<String>,
+}
+
+/// What refreshing a document under its lock found.
+struct Refreshed {
+    /// `None`: the upstream has no such package.
+    etag: Option<String>,
+    outcome: CacheOutcome,
+    new_dependencies: BTreeSet<String>,
+}
+
+impl Refreshed {
+    fn cached(etag: Option<String>, outcome: CacheOutcome) -> Refreshed {
+        Refreshed {
+            etag,
+            outcome,
+            new_dependencies: BTreeSet::new(),
+        }
+    }
 }
 
 impl Upstreams {
@@ -89,6 +111,7 @@ impl Upstreams {
             client: http_client()?,
             inflight: Mutex::new(HashMap::new()),
             fresh: Mutex::new(HashMap::new()),
+            prefetch: Prefetch::default(),
         })
     }
 
@@ -133,7 +156,7 @@ impl Upstreams {
         }
     }
 
-    fn fresh(&self, name: &str, flavor: PackumentFlavor) -> Option<Fresh> {
+    pub(super) fn fresh(&self, name: &str, flavor: PackumentFlavor) -> Option<Fresh> {
         let fresh = self.fresh.lock().ok()?;
         fresh
             .get(&(name.to_string(), flavor))
@@ -199,25 +222,25 @@ pub async fn document(
     flavor: PackumentFlavor,
 ) -> Result<ProxiedDocument> {
     let upstreams = &registry.upstreams;
-    let answer = |etag: Option<String>, outcome: CacheOutcome| match etag {
+    let answer = |refreshed: Refreshed| match refreshed.etag {
         Some(etag) => Ok(ProxiedDocument {
             etag,
-            outcome,
+            outcome: refreshed.outcome,
             upstream: upstream.name().to_string(),
+            new_dependencies: refreshed.new_dependencies,
         }),
         None => Err(not_found_upstream(name, upstream)),
     };
     if let Some(fresh) = upstreams.fresh(name.as_str(), flavor) {
         upstream.counters.hits.fetch_add(1, Ordering::Relaxed);
-        return answer(fresh.etag, CacheOutcome::Hit);
+        return answer(Refreshed::cached(fresh.etag, CacheOutcome::Hit));
     }
     let key = format!("doc {flavor:?} {name}");
     let lock = upstreams.lock_for(key.clone());
     let _guard = lock.lock().await;
     let result = refresh_document(registry, upstream, name, flavor).await;
     upstreams.release(&key);
-    let (etag, outcome) = result?;
-    answer(etag, outcome)
+    answer(result?)
 }
 
 /// Under the name's lock: the cached row if fresh, else the upstream's answer.
@@ -226,13 +249,13 @@ async fn refresh_document(
     upstream: &Arc<Upstream>,
     name: &PackageName,
     flavor: PackumentFlavor,
-) -> Result<(Option<String>, CacheOutcome)> {
+) -> Result<Refreshed> {
     let upstreams = &registry.upstreams;
     let counters = &upstream.counters;
     // Someone else may have fetched it while this request waited for the lock.
     if let Some(fresh) = upstreams.fresh(name.as_str(), flavor) {
         counters.hits.fetch_add(1, Ordering::Relaxed);
-        return Ok((fresh.etag, CacheOutcome::Hit));
+        return Ok(Refreshed::cached(fresh.etag, CacheOutcome::Hit));
     }
     let max_age = upstream.config.max_age;
     let lookup = name.clone();
@@ -246,15 +269,15 @@ async fn refresh_document(
             let etag = cached.found.then(|| cached.etag.clone());
             upstreams.mark_fresh(name.as_str(), flavor, until, etag.clone());
             counters.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok((etag, CacheOutcome::Hit));
+            return Ok(Refreshed::cached(etag, CacheOutcome::Hit));
         }
     }
-    let stale_or = |failure: Failure| -> Result<(Option<String>, CacheOutcome)> {
+    let stale_or = |failure: Failure| -> Result<Refreshed> {
         match &cached {
             Some(cached) => {
                 counters.stale.fetch_add(1, Ordering::Relaxed);
                 counters.hits.fetch_add(1, Ordering::Relaxed);
-                Ok((
+                Ok(Refreshed::cached(
                     cached.found.then(|| cached.etag.clone()),
                     CacheOutcome::Stale,
                 ))
@@ -295,7 +318,7 @@ async fn refresh_document(
             upstreams.mark_fresh(name.as_str(), flavor, until, etag.clone());
             counters.revalidated.fetch_add(1, Ordering::Relaxed);
             counters.hits.fetch_add(1, Ordering::Relaxed);
-            Ok((etag, CacheOutcome::Revalidated))
+            Ok(Refreshed::cached(etag, CacheOutcome::Revalidated))
         }
         Ok(DocumentAnswer::NotModified) => stale_or(Failure::Invalid(
             "304 Not Modified to an unconditional request".to_string(),
@@ -310,18 +333,24 @@ async fn refresh_document(
             store_answer(registry, upstream, name, flavor, answer).await?;
             upstreams.mark_fresh(name.as_str(), flavor, until, None);
             counters.misses.fetch_add(1, Ordering::Relaxed);
-            Ok((None, CacheOutcome::Miss))
+            Ok(Refreshed::cached(None, CacheOutcome::Miss))
         }
         Ok(DocumentAnswer::Modified {
             body,
             etag: upstream_etag,
             last_modified,
         }) => {
-            let prepared = match prepare(name, &upstream.config.url, &body) {
+            let mut prepared = match prepare(name, &upstream.config.url, &body) {
                 Ok(prepared) => prepared,
                 Err(reason) => return stale_or(Failure::Invalid(reason)),
             };
             let etag = prepared.etag.clone();
+            // Only a first fetch: a changed document's dependencies were asked for before.
+            let new_dependencies = if cached.is_none() {
+                std::mem::take(&mut prepared.latest_dependencies)
+            } else {
+                BTreeSet::new()
+            };
             let answer = Answer {
                 prepared: Some(prepared),
                 upstream_etag,
@@ -331,7 +360,11 @@ async fn refresh_document(
             store_answer(registry, upstream, name, flavor, answer).await?;
             upstreams.mark_fresh(name.as_str(), flavor, until, Some(etag.clone()));
             counters.misses.fetch_add(1, Ordering::Relaxed);
-            Ok((Some(etag), CacheOutcome::Miss))
+            Ok(Refreshed {
+                etag: Some(etag),
+                outcome: CacheOutcome::Miss,
+                new_dependencies,
+            })
         }
     }
 }

@@ -271,6 +271,8 @@ pub fn upstream_named(registry: &Registry, name: &str) -> Result<Option<Arc<Upst
         fail_timeout: DEFAULT_FAIL_TIMEOUT,
         token_env: None,
         token: stored.auth_token,
+        // It serves the names synced from it, not their dependencies.
+        prefetch: false,
     }))))
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::client::Upstream;
+use super::documents::dependencies_of;
 use super::proxy;
 use super::registries;
 use crate::accounts::authz::{require_admin, Writer};
@@ -387,7 +388,7 @@ pub async fn run(registry: &Arc<Registry>, task: SyncTask) {
 }
 
 /// Why a package is not synced at all (the task still succeeds).
-fn skip_reason(registry: &Registry, name: &PackageName) -> Result<Option<String>> {
+pub(super) fn skip_reason(registry: &Registry, name: &PackageName) -> Result<Option<String>> {
     let (local, block) = registry.store.read(|db| {
         Ok((
             db.package_by_name(name.as_str())?.is_some(),
@@ -566,37 +567,6 @@ async fn upstream_of(
     }
 }
 
-/// The names the given versions depend on (`dependencies`, `optionalDependencies`,
-/// `peerDependencies`), an alias (`npm:real@1`) counting as its real name.
-fn dependencies_of(
-    versions: &serde_json::Map<String, Value>,
-    wanted: &[String],
-) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for version in wanted {
-        let Some(manifest) = versions.get(version) else {
-            continue;
-        };
-        for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
-            let Some(map) = manifest.get(field).and_then(Value::as_object) else {
-                continue;
-            };
-            for (key, spec) in map {
-                let real = spec
-                    .as_str()
-                    .and_then(|s| s.strip_prefix("npm:"))
-                    .map(|aliased| match aliased.rfind('@') {
-                        Some(at) if at > 0 => &aliased[..at],
-                        _ => aliased,
-                    })
-                    .unwrap_or(key);
-                names.insert(real.to_string());
-            }
-        }
-    }
-    names
-}
-
 async fn queue_dependencies(
     registry: &Arc<Registry>,
     task: &SyncTask,
@@ -695,18 +665,5 @@ mod tests {
             assert!(SyncOptions::from_json(&bad).is_err(), "{bad} refused");
         }
         Ok(())
-    }
-
-    #[test]
-    fn dependencies_are_the_names_of_every_kind_and_aliases_resolve() {
-        let versions = json!({
-            "1.0.0": {"dependencies": {"a": "^1", "b": "npm:@s/real@2"},
-                      "peerDependencies": {"p": "*"}, "devDependencies": {"dev": "1"}},
-            "2.0.0": {"optionalDependencies": {"o": "1"}},
-        });
-        let map = versions.as_object().cloned().unwrap_or_default();
-        let names = dependencies_of(&map, &["1.0.0".to_string()]);
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        assert_eq!(names, ["@s/real", "a", "p"]);
     }
 }

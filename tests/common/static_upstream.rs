@@ -96,25 +96,32 @@ impl StaticUpstream {
 
     /// Serves `name` with these versions (each a minimal real tarball), `latest` the last.
     pub fn add_package(&self, name: &str, versions: &[&str]) {
+        self.add_package_with(name, versions, json!({}));
+    }
+
+    /// [`add_package`](Self::add_package) with `extra`'s fields (dependencies, …) in every
+    /// version's manifest.
+    pub fn add_package_with(&self, name: &str, versions: &[&str], extra: Value) {
         let bare = name.rsplit('/').next().unwrap_or(name);
         let mut manifests = serde_json::Map::new();
         let mut times = serde_json::Map::new();
         for version in versions {
             let tgz = package_tarball(name, version);
             let tarball_path = format!("/{name}/-/{bare}-{version}.tgz");
-            manifests.insert(
-                version.to_string(),
-                json!({
-                    "name": name,
-                    "version": version,
-                    "main": "index.js",
-                    "dist": {
-                        "tarball": format!("{}{tarball_path}", self.base),
-                        "integrity": integrity(&tgz),
-                        "shasum": shasum(&tgz),
-                    }
-                }),
-            );
+            let mut manifest = json!({
+                "name": name,
+                "version": version,
+                "main": "index.js",
+                "dist": {
+                    "tarball": format!("{}{tarball_path}", self.base),
+                    "integrity": integrity(&tgz),
+                    "shasum": shasum(&tgz),
+                }
+            });
+            if let (Some(fields), Some(extra)) = (manifest.as_object_mut(), extra.as_object()) {
+                fields.extend(extra.clone());
+            }
+            manifests.insert(version.to_string(), manifest);
             times.insert(version.to_string(), json!("2026-01-01T00:00:00.000Z"));
             self.put(&tarball_path, "application/octet-stream", tgz);
         }

@@ -16,6 +16,7 @@ use registry_core::packages::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::registry::package_not_found;
 use registry_core::upstream::client::Upstream;
 use registry_core::upstream::guard;
+use registry_core::upstream::prefetch;
 use registry_core::upstream::proxy::{self, CacheOutcome};
 use registry_core::upstream::registries;
 use registry_core::Error;
@@ -280,6 +281,9 @@ async fn proxied_packument(
     let document = proxy::document(registry, &upstream, &name, flavor)
         .await
         .map_err(reject)?;
+    if flavor == PackumentFlavor::Abbreviated {
+        prefetch::dependencies(registry, document.new_dependencies);
+    }
     let outcome = Some(document.outcome);
     if let Some(hit) = state
         .packuments()
