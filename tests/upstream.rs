@@ -361,11 +361,47 @@ fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_na
         "the local package is still the one published here: {local}"
     );
 
-    // The full document (`npm view`, not an install) fetches nothing ahead.
+    // The full document without an installing npm command fetches nothing ahead.
     let before = upstream.seen().len();
     assert_eq!(get(&proxy.url("/pf-app")).status(), 200);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(upstream.seen().len(), before + 1, "{:?}", upstream.seen());
+}
+
+#[test]
+fn npm_installs_read_full_documents_and_have_theirs_fetched_ahead_but_npm_view_does_not() {
+    let upstream = StaticUpstream::start();
+    upstream.add_package_with(
+        "nv-app",
+        &["1.0.0"],
+        json!({"dependencies": {"nv-lib": "1"}}),
+    );
+    upstream.add_package("nv-lib", &["1.0.0"]);
+    upstream.add_package_with(
+        "ni-app",
+        &["1.0.0"],
+        json!({"dependencies": {"ni-lib": "1"}}),
+    );
+    upstream.add_package("ni-lib", &["1.0.0"]);
+    let proxy = TestRegistry::start_with(|c| proxy_to(c, &upstream.base, |_| {}));
+    let full = |name: &str, command: &str| {
+        client()
+            .get(proxy.url(&format!("/{name}")))
+            .header("accept", "application/json")
+            .header("npm-command", command)
+            .send()
+            .expect("GET")
+    };
+    assert_eq!(full("nv-app", "view").status(), 200);
+    assert_eq!(full("ni-app", "install").status(), 200);
+    eventually("ni-lib's full document", || upstream.count("/ni-lib") == 1);
+    assert_eq!(cache_status(&full("ni-lib", "install")), "hit");
+    assert_eq!(upstream.count("/nv-lib"), 0, "{:?}", upstream.seen());
+    assert_eq!(
+        cache_status(&get_abbreviated(&proxy.url("/ni-lib"))),
+        "miss",
+        "the abbreviated flavour is another document, not fetched ahead"
+    );
 }
 
 #[test]

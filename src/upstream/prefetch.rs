@@ -1,5 +1,5 @@
 //! Documents fetched ahead of the client. A cold `npm install` asks for a package's
-//! (abbreviated) document, reads which versions its dependencies need, asks for theirs, and so
+//! document, reads which versions its dependencies need, asks for theirs, and so
 //! on down: through a proxy, each level of the tree waits for the upstream once more. When an
 //! install's document is fetched for the first time, the documents of what its `latest`
 //! version depends on are fetched in the background (and theirs in turn), so that most of the
@@ -57,10 +57,10 @@ impl Prefetch {
     }
 }
 
-/// Fetches the abbreviated documents (what installs read) of `names` in the background, those
-/// an upstream that prefetches serves and that are not known fresh already. Needs a Tokio
-/// runtime.
-pub fn dependencies(registry: &Arc<Registry>, names: BTreeSet<String>) {
+/// Fetches the documents of `names` in `flavor` (the one the install reads) in the
+/// background, those an upstream that prefetches serves and that are not known fresh already.
+/// Needs a Tokio runtime.
+pub fn dependencies(registry: &Arc<Registry>, flavor: PackumentFlavor, names: BTreeSet<String>) {
     let upstreams = &registry.upstreams;
     for name in names {
         let Ok(name) = PackageName::parse(&name) else {
@@ -70,19 +70,17 @@ pub fn dependencies(registry: &Arc<Registry>, names: BTreeSet<String>) {
             continue;
         };
         if !upstream.config.prefetch
-            || upstreams
-                .fresh(name.as_str(), PackumentFlavor::Abbreviated)
-                .is_some()
+            || upstreams.fresh(name.as_str(), flavor).is_some()
             || !upstreams.prefetch.admit(name.as_str())
         {
             continue;
         }
         let registry = registry.clone();
         tokio::spawn(async move {
-            let fetched = fetch(&registry, &upstream, &name).await;
+            let fetched = fetch(&registry, &upstream, &name, flavor).await;
             registry.upstreams.prefetch.done(name.as_str());
             match fetched {
-                Ok(next) => dependencies(&registry, next),
+                Ok(next) => dependencies(&registry, flavor, next),
                 Err(err) => tracing::debug!(
                     upstream = upstream.name(),
                     package = %name,
@@ -99,6 +97,7 @@ async fn fetch(
     registry: &Arc<Registry>,
     upstream: &Arc<Upstream>,
     name: &PackageName,
+    flavor: PackumentFlavor,
 ) -> Result<BTreeSet<String>> {
     let _permit = registry
         .upstreams
@@ -114,6 +113,6 @@ async fn fetch(
     {
         return Ok(BTreeSet::new());
     }
-    let document = proxy::document(registry, upstream, name, PackumentFlavor::Abbreviated).await?;
+    let document = proxy::document(registry, upstream, name, flavor).await?;
     Ok(document.new_dependencies)
 }

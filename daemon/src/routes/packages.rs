@@ -47,17 +47,47 @@ pub struct ReadHeaders {
     pub accept: Option<String>,
     pub accept_encoding: Option<String>,
     pub if_none_match: Option<String>,
+    /// npm's name for the command it runs (`install`, `view`, …).
+    pub npm_command: Option<String>,
 }
+
+impl ReadHeaders {
+    /// Whether the request resolves an install, which asks for the dependencies' documents
+    /// next: every abbreviated one (pnpm, yarn, older npm), and npm 11's full ones when its
+    /// command installs.
+    fn installs(&self, flavor: PackumentFlavor) -> bool {
+        flavor == PackumentFlavor::Abbreviated
+            || self
+                .npm_command
+                .as_deref()
+                .is_some_and(|command| INSTALLING_COMMANDS.contains(&command))
+    }
+}
+
+/// The npm commands that resolve a dependency tree from the registry's documents.
+const INSTALLING_COMMANDS: &[&str] = &[
+    "install",
+    "update",
+    "exec",
+    "install-test",
+    "install-ci-test",
+    "dedupe",
+];
+const NPM_COMMAND: &str = "npm-command";
 
 fn read_headers() -> impl Filter<Extract = (ReadHeaders,), Error = Rejection> + Clone {
     warp::header::optional::<String>("accept")
         .and(warp::header::optional::<String>("accept-encoding"))
         .and(warp::header::optional::<String>("if-none-match"))
-        .map(|accept, accept_encoding, if_none_match| ReadHeaders {
-            accept,
-            accept_encoding,
-            if_none_match,
-        })
+        .and(warp::header::optional::<String>(NPM_COMMAND))
+        .map(
+            |accept, accept_encoding, if_none_match, npm_command| ReadHeaders {
+                accept,
+                accept_encoding,
+                if_none_match,
+                npm_command,
+            },
+        )
 }
 
 pub fn routes(state: AppState) -> Route {
@@ -123,6 +153,7 @@ pub async fn answer_hot_read<B>(state: &AppState, request: &http::Request<B>) ->
         accept: text(header::ACCEPT)?,
         accept_encoding: text(header::ACCEPT_ENCODING)?,
         if_none_match: text(header::IF_NONE_MATCH)?,
+        npm_command: text(header::HeaderName::from_static(NPM_COMMAND))?,
     };
     let origin = super::origin_of(state, text(header::HOST)?.as_deref());
     read(
@@ -188,6 +219,7 @@ async fn rendered_packument(
     name: PackageName,
     flavor: PackumentFlavor,
     origin: String,
+    installing: bool,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
     // The hot path: one indexed statement (block, revision, access) on this thread, and a
     // cache hit, with no hop to a blocking thread. It is read on every request, before the
@@ -198,7 +230,7 @@ async fn rendered_packument(
         .packument_etag_now(&name, flavor, caller.as_deref())
     {
         match etag.map_err(reject)? {
-            None => return proxied_packument(state, name, flavor, origin).await,
+            None => return proxied_packument(state, name, flavor, origin, installing).await,
             Some(etag) => {
                 if let Some(hit) = state
                     .packuments()
@@ -241,7 +273,7 @@ async fn rendered_packument(
         .await?;
     match local {
         Some(rendered) => Ok((rendered, None)),
-        None => proxied_packument(state, name, flavor, origin).await,
+        None => proxied_packument(state, name, flavor, origin, installing).await,
     }
 }
 
@@ -261,12 +293,14 @@ pub(super) async fn synced_source(
 }
 
 /// A name with no local package: the document of the upstream that serves it, rendered into
-/// the same byte cache as local documents; 404 when no upstream does.
+/// the same byte cache as local documents; 404 when no upstream does. An install's first fetch
+/// of it fetches its dependencies' documents ahead.
 async fn proxied_packument(
     state: &AppState,
     name: PackageName,
     flavor: PackumentFlavor,
     origin: String,
+    installing: bool,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
     let registry = state.registry();
     let upstream = match registry.upstreams.for_name(name.as_str()) {
@@ -281,8 +315,8 @@ async fn proxied_packument(
     let document = proxy::document(registry, &upstream, &name, flavor)
         .await
         .map_err(reject)?;
-    if flavor == PackumentFlavor::Abbreviated {
-        prefetch::dependencies(registry, document.new_dependencies);
+    if installing {
+        prefetch::dependencies(registry, flavor, document.new_dependencies);
     }
     let outcome = Some(document.outcome);
     if let Some(hit) = state
@@ -318,8 +352,9 @@ async fn packument(
     } else {
         PackumentFlavor::Full
     };
+    let installing = headers.installs(flavor);
     let (rendered, cache_outcome) =
-        rendered_packument(&state, caller, name.clone(), flavor, origin).await?;
+        rendered_packument(&state, caller, name.clone(), flavor, origin, installing).await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
@@ -388,8 +423,15 @@ async fn version(
     spec: String,
     origin: String,
 ) -> Result<Response, Rejection> {
-    let (rendered, _) =
-        rendered_packument(&state, caller, name.clone(), PackumentFlavor::Full, origin).await?;
+    let (rendered, _) = rendered_packument(
+        &state,
+        caller,
+        name.clone(),
+        PackumentFlavor::Full,
+        origin,
+        false,
+    )
+    .await?;
     if rendered.tombstone {
         return Ok(tombstone_response(&name, &rendered));
     }
