@@ -312,7 +312,7 @@ fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_na
     );
     upstream.add_package_with(
         "pf-lib",
-        &["1.0.0"],
+        &["1.0.0", "1.1.0", "2.0.0"],
         json!({"dependencies": {"pf-deep": "1"}}),
     );
     upstream.add_package("pf-deep", &["1.0.0"]);
@@ -330,10 +330,17 @@ fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_na
     let app = get_abbreviated(&proxy.url("/pf-app"));
     assert_eq!(app.status(), 200);
     assert_eq!(cache_status(&app), "miss");
-    eventually("the dependencies' documents, two levels down", || {
-        ["/pf-lib", "/pf-real", "/pf-deep"]
-            .iter()
-            .all(|path| upstream.count(path) == 1)
+    let ahead = [
+        "/pf-lib",
+        "/pf-real",
+        "/pf-deep",
+        // The versions the ranges pick: ^1.0.0 of pf-lib is 1.1.0 (latest, 2.0.0, is not).
+        "/pf-lib/-/pf-lib-1.1.0.tgz",
+        "/pf-real/-/pf-real-1.0.0.tgz",
+        "/pf-deep/-/pf-deep-1.0.0.tgz",
+    ];
+    eventually("documents two levels down, and their tarballs", || {
+        ahead.iter().all(|path| upstream.count(path) == 1)
     });
     // The client's own requests for them find them cached.
     for name in ["pf-lib", "pf-real", "pf-deep"] {
@@ -341,14 +348,19 @@ fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_na
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(cache_status(&response), "hit", "{name}");
     }
+    let tarball = get(&proxy.url("/pf-lib/-/pf-lib-1.1.0.tgz"));
+    assert_eq!(tarball.status(), 200);
+    assert_eq!(
+        &tarball.bytes().expect("tarball")[..],
+        &package_tarball("pf-lib", "1.1.0")[..]
+    );
     let seen = upstream.seen();
     assert!(
-        seen.iter().all(|r| !r.path.contains("here")
-            && !r.path.contains("private")
-            && !r.path.contains("pf-alias")
-            && !r.path.ends_with(".tgz")),
-        "no local, private or alias name, and no tarball, was fetched ahead: {seen:?}"
+        seen.iter()
+            .all(|r| ahead.contains(&r.path.as_str()) || r.path == "/pf-app"),
+        "nothing else was asked (no local, private or alias name, no other tarball): {seen:?}"
     );
+    assert_eq!(seen.len(), ahead.len() + 1, "each once: {seen:?}");
     let local = document(
         &get_abbreviated(&proxy.url("/@here%2flocal"))
             .text()

@@ -2,7 +2,7 @@
 //! this registry (under the placeholder origin the daemon fills in, as for local documents),
 //! and each version's original tarball URL and checksums kept aside for the tarball fetch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -17,8 +17,18 @@ pub struct Prepared {
     pub etag: String,
     /// JSON `{version: [url, integrity, shasum]}`.
     pub dists: String,
-    /// The names the version `latest` depends on: what a client installing it asks for next.
-    pub latest_dependencies: BTreeSet<String>,
+    /// What a client installing the package asks for next.
+    pub outline: Outline,
+}
+
+/// What an install reads of a document to choose a version and go on: the versions, the one
+/// `latest` names, and what `latest` depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    pub versions: Vec<String>,
+    pub latest: Option<String>,
+    /// Name → range, an alias (`npm:real@1`) as its real name and range.
+    pub latest_dependencies: BTreeMap<String, String>,
 }
 
 /// Where a version's tarball is upstream, and what it must hash to.
@@ -92,51 +102,64 @@ pub fn prepare(name: &PackageName, upstream_url: &str, bytes: &[u8]) -> Result<P
             );
         }
     }
-    let latest_dependencies = match (
-        map.get("versions").and_then(Value::as_object),
-        map.get("dist-tags")
-            .and_then(|tags| tags.get("latest"))
-            .and_then(Value::as_str),
-    ) {
-        (Some(versions), Some(latest)) => dependencies_of(versions, &[latest.to_string()]),
-        _ => BTreeSet::new(),
-    };
+    let outline = outline(map);
     let body = serde_json::to_vec(&doc).map_err(|e| format!("cannot serialise: {e}"))?;
     let digest = Sha256::digest(&body);
     Ok(Prepared {
         etag: format!("\"u{}\"", hex::encode(&digest[..12])),
         body,
         dists: Value::Object(dists).to_string(),
-        latest_dependencies,
+        outline,
     })
+}
+
+fn outline(doc: &Map<String, Value>) -> Outline {
+    let versions = doc.get("versions").and_then(Value::as_object);
+    let latest = doc
+        .get("dist-tags")
+        .and_then(|tags| tags.get("latest"))
+        .and_then(Value::as_str);
+    Outline {
+        versions: versions.map_or_else(Vec::new, |v| v.keys().cloned().collect()),
+        latest: latest.map(str::to_string),
+        latest_dependencies: versions
+            .zip(latest)
+            .and_then(|(versions, latest)| versions.get(latest))
+            .map(|manifest| manifest_dependencies(manifest).collect())
+            .unwrap_or_default(),
+    }
 }
 
 /// The names the given versions depend on (`dependencies`, `optionalDependencies`,
 /// `peerDependencies`), an alias (`npm:real@1`) counting as its real name.
 pub fn dependencies_of(versions: &Map<String, Value>, wanted: &[String]) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for version in wanted {
-        let Some(manifest) = versions.get(version) else {
-            continue;
-        };
-        for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
-            let Some(map) = manifest.get(field).and_then(Value::as_object) else {
-                continue;
-            };
-            for (key, spec) in map {
-                let real = spec
-                    .as_str()
-                    .and_then(|s| s.strip_prefix("npm:"))
-                    .map(|aliased| match aliased.rfind('@') {
-                        Some(at) if at > 0 => &aliased[..at],
-                        _ => aliased,
-                    })
-                    .unwrap_or(key);
-                names.insert(real.to_string());
+    wanted
+        .iter()
+        .filter_map(|version| versions.get(version))
+        .flat_map(manifest_dependencies)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// A manifest's dependencies of every kind an install resolves, as (name, range); an alias
+/// (`npm:real@1`) as its real name and range.
+fn manifest_dependencies(manifest: &Value) -> impl Iterator<Item = (String, String)> + '_ {
+    ["dependencies", "optionalDependencies", "peerDependencies"]
+        .into_iter()
+        .filter_map(|field| manifest.get(field).and_then(Value::as_object))
+        .flatten()
+        .map(|(key, spec)| {
+            let spec = spec.as_str().unwrap_or_default();
+            match spec.strip_prefix("npm:") {
+                Some(aliased) => match aliased.rfind('@') {
+                    Some(at) if at > 0 => {
+                        (aliased[..at].to_string(), aliased[at + 1..].to_string())
+                    }
+                    _ => (aliased.to_string(), String::new()),
+                },
+                None => (key.clone(), spec.to_string()),
             }
-        }
-    }
-    names
+        })
 }
 
 /// `https://host[:port]` of a URL.
@@ -192,10 +215,12 @@ mod tests {
             "relative URLs resolve against the upstream's origin"
         );
         assert_eq!(
-            Vec::from_iter(prepared.latest_dependencies),
-            ["a"],
+            Vec::from_iter(prepared.outline.latest_dependencies),
+            [("a".to_string(), "^1".to_string())],
             "what the version `latest` names depends on, not another version"
         );
+        assert_eq!(prepared.outline.latest.as_deref(), Some("1.0.0"));
+        assert_eq!(prepared.outline.versions, ["1.0.0", "1.1.0"]);
         Ok(())
     }
 

@@ -6,14 +6,14 @@
 //! The caller has already found that the name is not local (no version was ever published
 //! here) and not blocked: those rules come first and live with the local packages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::client::{http_client, DocumentAnswer, Downloaded, Failure, Upstream};
 use super::config::NamePattern;
-use super::documents::{prepare, Dist, Prepared};
+use super::documents::{prepare, Dist, Outline, Prepared};
 use super::prefetch::Prefetch;
 use crate::blobs::Blob;
 use crate::config::Config;
@@ -75,8 +75,8 @@ pub struct ProxiedDocument {
     pub etag: String,
     pub outcome: CacheOutcome,
     pub upstream: String,
-    /// When this request fetched the name for the first time: what its `latest` depends on.
-    pub new_dependencies: BTreeSet<String>,
+    /// When this request fetched the name for the first time: what an install reads next.
+    pub first_fetch: Option<Outline>,
 }
 
 /// What refreshing a document under its lock found.
@@ -84,7 +84,7 @@ struct Refreshed {
     /// `None`: the upstream has no such package.
     etag: Option<String>,
     outcome: CacheOutcome,
-    new_dependencies: BTreeSet<String>,
+    first_fetch: Option<Outline>,
 }
 
 impl Refreshed {
@@ -92,7 +92,7 @@ impl Refreshed {
         Refreshed {
             etag,
             outcome,
-            new_dependencies: BTreeSet::new(),
+            first_fetch: None,
         }
     }
 }
@@ -227,7 +227,7 @@ pub async fn document(
             etag,
             outcome: refreshed.outcome,
             upstream: upstream.name().to_string(),
-            new_dependencies: refreshed.new_dependencies,
+            first_fetch: refreshed.first_fetch,
         }),
         None => Err(not_found_upstream(name, upstream)),
     };
@@ -346,11 +346,9 @@ async fn refresh_document(
             };
             let etag = prepared.etag.clone();
             // Only a first fetch: a changed document's dependencies were asked for before.
-            let new_dependencies = if cached.is_none() {
-                std::mem::take(&mut prepared.latest_dependencies)
-            } else {
-                BTreeSet::new()
-            };
+            let first_fetch = cached
+                .is_none()
+                .then(|| std::mem::take(&mut prepared.outline));
             let answer = Answer {
                 prepared: Some(prepared),
                 upstream_etag,
@@ -363,7 +361,7 @@ async fn refresh_document(
             Ok(Refreshed {
                 etag: Some(etag),
                 outcome: CacheOutcome::Miss,
-                new_dependencies,
+                first_fetch,
             })
         }
     }

@@ -315,8 +315,8 @@ async fn proxied_packument(
     let document = proxy::document(registry, &upstream, &name, flavor)
         .await
         .map_err(reject)?;
-    if installing {
-        prefetch::dependencies(registry, flavor, document.new_dependencies);
+    if let Some(outline) = document.first_fetch.filter(|_| installing) {
+        prefetch::dependencies(registry, flavor, outline.latest_dependencies);
     }
     let outcome = Some(document.outcome);
     if let Some(hit) = state
