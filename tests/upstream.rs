@@ -380,21 +380,19 @@ fn a_first_fetch_fetches_what_latest_depends_on_ahead_but_no_local_or_private_na
     assert_eq!(upstream.seen().len(), before + 1, "{:?}", upstream.seen());
 }
 
+/// Serves `app@1.0.0`, which depends on `lib`, and `lib@1.0.0`.
+fn add_app_and_lib(upstream: &StaticUpstream, app: &str, lib: &str) {
+    let mut dependencies = serde_json::Map::new();
+    dependencies.insert(lib.to_string(), json!("1"));
+    upstream.add_package_with(app, &["1.0.0"], json!({ "dependencies": dependencies }));
+    upstream.add_package(lib, &["1.0.0"]);
+}
+
 #[test]
 fn npm_installs_read_full_documents_and_have_theirs_fetched_ahead_but_npm_view_does_not() {
     let upstream = StaticUpstream::start();
-    upstream.add_package_with(
-        "nv-app",
-        &["1.0.0"],
-        json!({"dependencies": {"nv-lib": "1"}}),
-    );
-    upstream.add_package("nv-lib", &["1.0.0"]);
-    upstream.add_package_with(
-        "ni-app",
-        &["1.0.0"],
-        json!({"dependencies": {"ni-lib": "1"}}),
-    );
-    upstream.add_package("ni-lib", &["1.0.0"]);
+    add_app_and_lib(&upstream, "nv-app", "nv-lib");
+    add_app_and_lib(&upstream, "ni-app", "ni-lib");
     let proxy = TestRegistry::start_with(|c| proxy_to(c, &upstream.base, |_| {}));
     let full = |name: &str, command: &str| {
         client()
@@ -419,12 +417,7 @@ fn npm_installs_read_full_documents_and_have_theirs_fetched_ahead_but_npm_view_d
 #[test]
 fn with_prefetch_off_only_what_is_asked_is_fetched() {
     let upstream = StaticUpstream::start();
-    upstream.add_package_with(
-        "po-app",
-        &["1.0.0"],
-        json!({"dependencies": {"po-lib": "1"}}),
-    );
-    upstream.add_package("po-lib", &["1.0.0"]);
+    add_app_and_lib(&upstream, "po-app", "po-lib");
     let proxy = TestRegistry::start_with(|c| proxy_to(c, &upstream.base, |u| u.prefetch = false));
     assert_eq!(get_abbreviated(&proxy.url("/po-app")).status(), 200);
     std::thread::sleep(Duration::from_millis(300));
