@@ -294,7 +294,7 @@ pub(super) async fn synced_source(
 
 /// A name with no local package: the document of the upstream that serves it, rendered into
 /// the same byte cache as local documents; 404 when no upstream does. An install's first fetch
-/// of it fetches its dependencies' documents ahead.
+/// of it fetches its dependencies ahead (their documents and chosen tarballs).
 async fn proxied_packument(
     state: &AppState,
     name: PackageName,
