@@ -34,16 +34,16 @@ const MAX_WAITING: usize = 2048;
 
 /// The names being fetched ahead, and the permits that bound how many at once.
 pub struct Prefetch {
-    documents: Arc<Semaphore>,
-    tarballs: Arc<Semaphore>,
+    documents: Semaphore,
+    tarballs: Semaphore,
     waiting: Mutex<HashSet<String>>,
 }
 
 impl Default for Prefetch {
     fn default() -> Prefetch {
         Prefetch {
-            documents: Arc::new(Semaphore::new(DOCUMENTS_AT_ONCE)),
-            tarballs: Arc::new(Semaphore::new(TARBALLS_AT_ONCE)),
+            documents: Semaphore::new(DOCUMENTS_AT_ONCE),
+            tarballs: Semaphore::new(TARBALLS_AT_ONCE),
             waiting: Mutex::new(HashSet::new()),
         }
     }
@@ -66,8 +66,8 @@ impl Prefetch {
 }
 
 /// Fetches in the background the documents, in `flavor` (the one the install reads), of the
-/// `wanted` dependencies (name → range) an upstream that prefetches serves and that are not known
-/// fresh already, and the tarball each range picks. Needs a Tokio runtime.
+/// `wanted` dependencies (name → range) an upstream that prefetches serves and that are not
+/// known fresh already, and the tarball each range picks. Needs a Tokio runtime.
 pub fn dependencies(
     registry: &Arc<Registry>,
     flavor: PackumentFlavor,
@@ -117,13 +117,7 @@ async fn document(
     name: &PackageName,
     flavor: PackumentFlavor,
 ) -> Result<Option<Outline>> {
-    let _permit = registry
-        .upstreams
-        .prefetch
-        .documents
-        .clone()
-        .acquire_owned()
-        .await;
+    let _permit = registry.upstreams.prefetch.documents.acquire().await;
     let checked = name.clone();
     if blocking(registry, move |r| sync::skip_reason(r, &checked))
         .await?
@@ -143,13 +137,7 @@ async fn tarball(
     name: PackageName,
     version: String,
 ) {
-    let _permit = registry
-        .upstreams
-        .prefetch
-        .tarballs
-        .clone()
-        .acquire_owned()
-        .await;
+    let _permit = registry.upstreams.prefetch.tarballs.acquire().await;
     let file = name.tarball_file(&version);
     if let Err(err) = proxy::tarball(&registry, &upstream, &name, &file).await {
         tracing::debug!(
