@@ -15,7 +15,7 @@ pub use crate::hooks::{
 const KEPT_DELIVERIES: i64 = 100;
 
 /// The rows `d` a hook may send: the oldest pending row of each hook. Driven from the hooks
-/// (one index seek each, in the partial index of pending rows), not from the pending rows,
+/// (one index seek each, in the queue's index by hook), not from the pending rows,
 /// so that a backlog behind a failing endpoint does not make every look at the queue slower.
 const HEADS: &str = "hooks h JOIN hook_queue d ON d.id = \
                      (SELECT min(e.id) FROM hook_queue e WHERE e.hook_id = h.id)";
