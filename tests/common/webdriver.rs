@@ -177,6 +177,20 @@ impl Browser {
         Some(Element { browser: self, id })
     }
 
+    /// Waits up to 10 s until no element matches `css` (e.g. after a form posts back to the
+    /// same URL, where waiting for the URL proves nothing).
+    pub fn wait_until_gone(&self, css: &str) {
+        let started = Instant::now();
+        while self.try_find(css).is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{css:?} still shown at {}",
+                self.current_url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The page's visible text.
     pub fn text(&self) -> String {
         self.find("body").text()
