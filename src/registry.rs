@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use crate::accounts::auth::{CredentialCache, Identity};
 use crate::accounts::throttle::LoginThrottle;
-use crate::blobs::{Blob, BlobStore, FsBlobStore, S3BlobStore};
+use crate::blobs::{Blob, BlobCache, BlobStore, FsBlobStore, S3BlobStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::{MeteredBlobs, Metrics};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::Packument;
-use crate::store::{Db, PackumentFlavor, ReadState, RegistryInfo, Store};
+use crate::store::{Db, PackumentFlavor, ReadMemo, ReadState, RegistryInfo, Store};
 use crate::upstream::proxy::Upstreams;
 
 pub struct Registry {
@@ -25,6 +25,35 @@ pub struct Registry {
     pub upstreams: Upstreams,
     /// The core's counters for `/-/metrics` (the blob store's are counted by its wrapper).
     pub metrics: Arc<Metrics>,
+    /// What anonymous reads found, while nothing has been committed since.
+    pub(crate) hot_reads: HotReads,
+}
+
+/// The answers of the reads every install makes, kept between requests while the database is
+/// unchanged ([`ReadMemo`]), and the bytes of hot tarballs.
+pub(crate) struct HotReads {
+    /// A packument's ETag (`None`: not a local package), by flavor and name.
+    etags: ReadMemo<Option<String>>,
+    /// A tarball's read state, by name and file.
+    tarballs: ReadMemo<ReadState<(String, u64)>>,
+    /// The registry a name was synced from, by name (see `upstream::registries`).
+    pub(crate) synced_sources: ReadMemo<Option<String>>,
+    tarball_bytes: BlobCache,
+}
+
+/// Answers kept per kind of read: enough for every name of a large registry, and a bound on
+/// what a flood of made-up names (a 404 scan) can make the memo hold.
+const HOT_READS: usize = 65_536;
+
+impl Default for HotReads {
+    fn default() -> Self {
+        HotReads {
+            etags: ReadMemo::new(HOT_READS),
+            tarballs: ReadMemo::new(HOT_READS),
+            synced_sources: ReadMemo::new(HOT_READS),
+            tarball_bytes: BlobCache::default(),
+        }
+    }
 }
 
 /// An open tarball, ready to stream.
@@ -65,6 +94,7 @@ impl Registry {
             credentials: CredentialCache::default(),
             login_throttle: LoginThrottle::default(),
             upstreams,
+            hot_reads: HotReads::default(),
         })
     }
 
@@ -87,16 +117,29 @@ impl Registry {
             .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader))
     }
 
-    /// [`Registry::packument_etag`] on the calling thread, if a connection is free at once.
+    /// [`Registry::packument_etag`] on the calling thread: from [`HotReads`] for an anonymous
+    /// reader, else if a connection is free at once.
     pub fn packument_etag_now(
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
         reader: Option<&Identity>,
     ) -> Option<Result<Option<String>>> {
-        self.store.read_now(|db| {
-            crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader)
-        })
+        let read = || {
+            self.store.read_now(|db| {
+                crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader)
+            })
+        };
+        if reader.is_some() {
+            return read();
+        }
+        let key = match flavor {
+            PackumentFlavor::Full => format!("full {name}"),
+            PackumentFlavor::Abbreviated => format!("abbreviated {name}"),
+        };
+        self.hot_reads
+            .etags
+            .read_through(self.store.commit_stamp(), key, read)
     }
 
     pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
@@ -137,9 +180,18 @@ impl Registry {
         let Some(version) = version_of_tarball(name, file) else {
             return Some(Err(tarball_not_found(name, file)));
         };
-        let state = self
-            .store
-            .read_now(|db| readable_tarball_state(db, name, &version, reader))?;
+        let read = || {
+            self.store
+                .read_now(|db| readable_tarball_state(db, name, &version, reader))
+        };
+        let state = if reader.is_some() {
+            read()?
+        } else {
+            let key = format!("{name}/{file}");
+            self.hot_reads
+                .tarballs
+                .read_through(self.store.commit_stamp(), key, read)?
+        };
         Some(state.and_then(|state| self.open_tarball(name, file, version, state)))
     }
 
@@ -157,6 +209,15 @@ impl Registry {
             return Ok(None);
         }
         let (sha512_hex, _) = state.found.ok_or_else(|| tarball_not_found(name, file))?;
+        let cache = &self.hot_reads.tarball_bytes;
+        if let Some(bytes) = cache.get(&sha512_hex) {
+            return Ok(Some(TarballFile {
+                len: bytes.len() as u64,
+                blob: Blob::Bytes(bytes),
+                sha512_hex,
+                version,
+            }));
+        }
         let (blob, len) = self.blobs.open(&sha512_hex).map_err(|e| match e {
             Error::MissingBlob(_) => Error::MissingBlob(format!(
                 "the tarball of {name}@{version} is missing from the registry's storage; an \
@@ -166,7 +227,7 @@ impl Registry {
             other => other,
         })?;
         Ok(Some(TarballFile {
-            blob,
+            blob: cache.fill(&sha512_hex, blob, len),
             len,
             sha512_hex,
             version,

@@ -169,6 +169,10 @@ fn packages_are_listed(target: &dyn Target) {
 }
 
 fn blocks_work(target: &dyn Target, daemon: &Daemon) {
+    // Read first, so that the daemon holds these answers when the block comes.
+    let tarball = "/left-pad/-/left-pad-1.0.0.tgz";
+    assert_eq!(daemon.get("/left-pad").0, 200);
+    assert_eq!(daemon.get(tarball).0, 200);
     let status = target
         .run(&["block", "left-pad", "--reason", "malware", "--json"])
         .ok()
@@ -178,8 +182,10 @@ fn blocks_work(target: &dyn Target, daemon: &Daemon) {
         json!({"name": "left-pad", "blocked": true, "reason": "malware"})
     );
     assert_eq!(daemon.get("/left-pad").0, 451);
+    assert_eq!(daemon.get(tarball).0, 451);
     target.run(&["unblock", "left-pad"]).ok();
     assert_eq!(daemon.get("/left-pad").0, 200);
+    assert_eq!(daemon.get(tarball).0, 200);
     target.run(&["unblock", "left-pad"]).fails(NOT_FOUND);
 }
 
@@ -811,6 +817,14 @@ fn a_local_change_is_served_by_the_running_daemon_at_once_and_npm_sees_it() {
     assert_eq!(String::from_utf8_lossy(&view.stdout).trim(), "1.1.0");
     let view = npm(&["view", "left-pad@1.0.0", "deprecated", "--prefer-online"]);
     assert_eq!(String::from_utf8_lossy(&view.stdout).trim(), "too old");
+
+    // A version unpublished here is gone from the daemon's answers at once, tarball too.
+    let tarball = "/left-pad/-/left-pad-1.0.0.tgz";
+    assert_eq!(daemon.get(tarball).0, 200);
+    fixture.run(&["unpublish", "left-pad@1.0.0", "--yes"]).ok();
+    assert_eq!(daemon.get(tarball).0, 404);
+    let (_, after) = daemon.get("/left-pad");
+    assert!(after["versions"].get("1.0.0").is_none(), "{after}");
 }
 
 #[test]

@@ -512,6 +512,9 @@ where
     let body = match file {
         Some(Blob::File(file)) if method != Method::HEAD => file_body(file),
         Some(Blob::Stream(stream)) if method != Method::HEAD => stream_body(stream),
+        Some(Blob::Bytes(bytes)) if method != Method::HEAD => {
+            Full::new(bytes).map_err(|never| match never {}).boxed()
+        }
         _ => body.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
     let took = started.elapsed();

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha512};
 
 use crate::error::{Error, Result};
 
+mod cache;
 mod s3;
+pub use cache::BlobCache;
 pub use s3::S3BlobStore;
 
 /// Where tarballs live: the data directory's files or an S3-compatible bucket.
@@ -56,10 +58,12 @@ pub struct StoredObject {
 
 /// An open blob. A local file stays a `File` so that the daemon's fast path (one read for
 /// small tarballs, tokio's file streaming for large ones) is the same code as before the S3
-/// store existed; a remote blob arrives chunk by chunk and is never held whole in memory.
+/// store existed; a remote blob arrives chunk by chunk and is never held whole in memory; a
+/// hot small one is already in memory ([`BlobCache`]).
 pub enum Blob {
     File(File),
     Stream(BlobStream),
+    Bytes(Bytes),
 }
 
 impl Blob {
@@ -68,6 +72,7 @@ impl Blob {
         match self {
             Blob::File(file) => Box::new(file),
             Blob::Stream(stream) => Box::new(stream),
+            Blob::Bytes(bytes) => Box::new(io::Cursor::new(bytes)),
         }
     }
 }

@@ -469,6 +469,9 @@ pub fn backup(
         let copied = match registry.blobs.open(sha)?.0 {
             Blob::File(mut from) => std::io::copy(&mut from, &mut file),
             Blob::Stream(mut from) => std::io::copy(&mut from, &mut file),
+            Blob::Bytes(bytes) => {
+                std::io::Write::write_all(&mut file, &bytes).map(|()| bytes.len() as u64)
+            }
         };
         report.blob_bytes +=
             copied.map_err(|e| Error::Storage(format!("cannot copy blob {sha}: {e}")))?;

@@ -11,6 +11,7 @@ mod binaries;
 mod blocks;
 mod downloads;
 mod hooks;
+mod memo;
 mod packages;
 mod pages;
 mod registries;
@@ -40,6 +41,7 @@ pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
 pub use downloads::DownloadRow;
 pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook};
+pub use memo::{CommitStamp, ReadMemo};
 pub use packages::{
     NewVersion, PackageRecord, PackumentFlavor, PackumentRow, ReadState, VersionRecord,
 };
@@ -88,6 +90,7 @@ pub struct Store {
     committed: tokio::sync::Notify,
     search_cache: SearchCache,
     pool_waits: PoolWaits,
+    commits: memo::CommitWatch,
 }
 
 /// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
@@ -142,18 +145,27 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
+        // After the writer has opened the database in WAL mode: the `-shm` file exists now.
+        let commits = memo::CommitWatch::open(path);
         Ok(Store {
             writer: GroupWriter::new(writer),
             readers,
             committed: tokio::sync::Notify::new(),
             search_cache: SearchCache::default(),
             pool_waits: PoolWaits::default(),
+            commits,
         })
     }
 
     /// Free-text rankings kept between searches, for [`Db::search_packages`].
     pub fn search_cache(&self) -> &SearchCache {
         &self.search_cache
+    }
+
+    /// Where the database's commits stand now, for a [`ReadMemo`]; `None` when that cannot be
+    /// told (the memo is not used then).
+    pub fn commit_stamp(&self) -> Option<CommitStamp> {
+        self.commits.stamp()
     }
 
     /// Runs `f` on a read-only connection (a consistent snapshot for its duration).

@@ -297,10 +297,16 @@ pub fn synced_source_now(registry: &Registry, name: &str) -> Option<Result<Optio
     if registry.upstreams.is_private(name) {
         return Some(Ok(None));
     }
-    match registry
-        .store
-        .read_now(|db| db.cached_document_source(name))?
-    {
+    let read = || {
+        registry
+            .store
+            .read_now(|db| db.cached_document_source(name))
+    };
+    match registry.hot_reads.synced_sources.read_through(
+        registry.store.commit_stamp(),
+        name.to_string(),
+        read,
+    )? {
         Err(e) => Some(Err(e)),
         Ok(None) => Some(Ok(None)),
         Ok(Some(source)) => registry.upstreams.by_name(&source).map(|u| Ok(Some(u))),
