@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{MeteredBlobs, Metrics};
 use crate::packages::names::{validate_version, PackageName};
 use crate::packages::packument::Packument;
-use crate::store::{Db, PackumentFlavor, ReadMemo, ReadState, RegistryInfo, Store};
+use crate::store::{CommitStamp, Db, PackumentFlavor, ReadMemo, ReadState, RegistryInfo, Store};
 use crate::upstream::proxy::Upstreams;
 
 pub struct Registry {
@@ -118,12 +118,14 @@ impl Registry {
     }
 
     /// [`Registry::packument_etag`] on the calling thread: from [`HotReads`] for an anonymous
-    /// reader, else if a connection is free at once.
+    /// reader (as of `stamp`, from [`Store::commit_stamp`]), else if a connection is free at
+    /// once.
     pub fn packument_etag_now(
         &self,
         name: &PackageName,
         flavor: PackumentFlavor,
         reader: Option<&Identity>,
+        stamp: Option<CommitStamp>,
     ) -> Option<Result<Option<String>>> {
         let read = || {
             self.store.read_now(|db| {
@@ -137,9 +139,7 @@ impl Registry {
             PackumentFlavor::Full => format!("full {name}"),
             PackumentFlavor::Abbreviated => format!("abbreviated {name}"),
         };
-        self.hot_reads
-            .etags
-            .read_through(self.store.commit_stamp(), key, read)
+        self.hot_reads.etags.read_through(stamp, key, read)
     }
 
     pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {

@@ -15,6 +15,7 @@ use super::config::{
 use crate::accounts::authz::Admin;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use crate::store::CommitStamp;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -291,9 +292,14 @@ pub fn synced_source(registry: &Registry, name: &str) -> Result<Option<Arc<Upstr
 }
 
 /// [`synced_source`] on the calling thread, when that takes one indexed statement on a free
-/// connection: a name nothing was synced for (every 404) and one synced from a configured
-/// upstream. `None` when the answer needs the blocking path.
-pub fn synced_source_now(registry: &Registry, name: &str) -> Option<Result<Option<Arc<Upstream>>>> {
+/// connection or none (remembered as of `stamp`, from `Store::commit_stamp`): a name nothing
+/// was synced for (every 404) and one synced from a configured upstream. `None` when the
+/// answer needs the blocking path.
+pub fn synced_source_now(
+    registry: &Registry,
+    name: &str,
+    stamp: Option<CommitStamp>,
+) -> Option<Result<Option<Arc<Upstream>>>> {
     if registry.upstreams.is_private(name) {
         return Some(Ok(None));
     }
@@ -302,11 +308,11 @@ pub fn synced_source_now(registry: &Registry, name: &str) -> Option<Result<Optio
             .store
             .read_now(|db| db.cached_document_source(name))
     };
-    match registry.hot_reads.synced_sources.read_through(
-        registry.store.commit_stamp(),
-        name.to_string(),
-        read,
-    )? {
+    match registry
+        .hot_reads
+        .synced_sources
+        .read_through(stamp, name.to_string(), read)?
+    {
         Err(e) => Some(Err(e)),
         Ok(None) => Some(Ok(None)),
         Ok(Some(source)) => registry.upstreams.by_name(&source).map(|u| Ok(Some(u))),

@@ -14,6 +14,7 @@ use registry_core::packages::publish::{publish, PublishLimits, PublishOutcome};
 use registry_core::packages::tags;
 use registry_core::packages::unpublish::{unpublish_package, unpublish_tarball};
 use registry_core::registry::package_not_found;
+use registry_core::store::CommitStamp;
 use registry_core::upstream::client::Upstream;
 use registry_core::upstream::guard;
 use registry_core::upstream::prefetch;
@@ -225,12 +226,14 @@ async fn rendered_packument(
     // cache hit, with no hop to a blocking thread. It is read on every request, before the
     // cache, so that a write, a block or an access change from another process (the CLI) is
     // seen at once.
+    // One look at whether anything was committed serves every memo this read consults.
+    let stamp = state.registry().store.commit_stamp();
     if let Some(etag) = state
         .registry()
-        .packument_etag_now(&name, flavor, caller.as_deref())
+        .packument_etag_now(&name, flavor, caller.as_deref(), stamp)
     {
         match etag.map_err(reject)? {
-            None => return proxied_packument(state, name, flavor, origin, installing).await,
+            None => return proxied_packument(state, name, flavor, origin, installing, stamp).await,
             Some(etag) => {
                 if let Some(hit) = state
                     .packuments()
@@ -273,17 +276,19 @@ async fn rendered_packument(
         .await?;
     match local {
         Some(rendered) => Ok((rendered, None)),
-        None => proxied_packument(state, name, flavor, origin, installing).await,
+        None => proxied_packument(state, name, flavor, origin, installing, stamp).await,
     }
 }
 
 /// The registry a name that no configured upstream serves was synced from, if any; a miss
-/// (every 404) is answered on this thread when a connection is free.
+/// (every 404) is answered on this thread, from memory as of `stamp` or when a connection is
+/// free.
 pub(super) async fn synced_source(
     state: &AppState,
     name: &PackageName,
+    stamp: Option<CommitStamp>,
 ) -> Result<Option<Arc<Upstream>>, Rejection> {
-    if let Some(source) = registries::synced_source_now(state.registry(), name.as_str()) {
+    if let Some(source) = registries::synced_source_now(state.registry(), name.as_str(), stamp) {
         return source.map_err(reject);
     }
     let lookup = name.clone();
@@ -301,13 +306,14 @@ async fn proxied_packument(
     flavor: PackumentFlavor,
     origin: String,
     installing: bool,
+    stamp: Option<CommitStamp>,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
     let registry = state.registry();
     let upstream = match registry.upstreams.for_name(name.as_str()) {
         Some(upstream) => upstream,
         None => {
             // A name synced from a registry added over HTTP is served from what was synced.
-            synced_source(state, &name)
+            synced_source(state, &name, stamp)
                 .await?
                 .ok_or_else(|| reject(package_not_found(&name)))?
         }

@@ -90,7 +90,7 @@ async fn proxied(
         Some(upstream) => upstream,
         None => {
             // A name synced from a registry added over HTTP is served from what was synced.
-            super::packages::synced_source(state, name)
+            super::packages::synced_source(state, name, registry.store.commit_stamp())
                 .await?
                 .ok_or_else(|| {
                     reject(Error::not_found(format!(
