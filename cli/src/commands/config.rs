@@ -64,6 +64,7 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
         ),
         ("idle_timeout", json!(format_duration(config.idle_timeout))),
         ("max_connections", json!(config.max_connections)),
+        ("workers", json!(config.worker_threads())),
         (
             "tls_cert",
             json!(config.tls_cert.as_ref().map(|p| p.display().to_string())),

@@ -43,6 +43,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let metrics_listen = config.metrics_listen;
     let registry = Arc::new(Registry::open(config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(registry.config.worker_threads())
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
