@@ -25,15 +25,15 @@ pub struct Registry {
     pub upstreams: Upstreams,
     /// The core's counters for `/-/metrics` (the blob store's are counted by its wrapper).
     pub metrics: Arc<Metrics>,
-    /// What anonymous reads found, while nothing has been committed since.
+    /// What reads found, while nothing has been committed since.
     pub(crate) hot_reads: HotReads,
 }
 
 /// The answers of the reads every install makes, kept between requests while the database is
 /// unchanged ([`ReadMemo`]), and the bytes of hot tarballs.
 pub(crate) struct HotReads {
-    /// A packument's ETag (`None`: not a local package), by flavor and name.
-    etags: ReadMemo<Option<String>>,
+    /// A package's read state (block, revision, restricted), by name.
+    packages: ReadMemo<ReadState<(i64, String)>>,
     /// A tarball's read state, by name and file.
     tarballs: ReadMemo<ReadState<(String, u64)>>,
     /// The registry a name was synced from, by name (see `upstream::registries`).
@@ -48,7 +48,7 @@ const HOT_READS: usize = 65_536;
 impl Default for HotReads {
     fn default() -> Self {
         HotReads {
-            etags: ReadMemo::new(HOT_READS),
+            packages: ReadMemo::new(HOT_READS),
             tarballs: ReadMemo::new(HOT_READS),
             synced_sources: ReadMemo::new(HOT_READS),
             tarball_bytes: BlobCache::default(),
@@ -117,9 +117,10 @@ impl Registry {
             .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader))
     }
 
-    /// [`Registry::packument_etag`] on the calling thread: from [`HotReads`] for an anonymous
-    /// reader (as of `stamp`, from [`Store::commit_stamp`]), else if a connection is free at
-    /// once.
+    /// [`Registry::packument_etag`] on the calling thread: the package's state from
+    /// [`HotReads`] (as of `stamp`, from [`Store::commit_stamp`]) or from a connection free at
+    /// once. Whether a reader may see a restricted package is theirs alone, so it is asked of
+    /// the database every time.
     pub fn packument_etag_now(
         &self,
         name: &PackageName,
@@ -128,18 +129,30 @@ impl Registry {
         stamp: Option<CommitStamp>,
     ) -> Option<Result<Option<String>>> {
         let read = || {
-            self.store.read_now(|db| {
-                crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader)
-            })
+            self.store
+                .read_now(|db| db.package_read_state(name.as_str()))
         };
-        if reader.is_some() {
-            return read();
+        let state = match self
+            .hot_reads
+            .packages
+            .read_through(stamp, name.to_string(), read)?
+        {
+            Ok(state) => state,
+            Err(e) => return Some(Err(e)),
+        };
+        if state.restricted && reader.is_some() {
+            return self.store.read_now(|db| {
+                crate::packages::packument::etag_of_state(&state, name.as_str(), flavor, |id| {
+                    crate::access::require_read(db, reader, id, name.as_str(), true)
+                })
+            });
         }
-        let key = match flavor {
-            PackumentFlavor::Full => format!("full {name}"),
-            PackumentFlavor::Abbreviated => format!("abbreviated {name}"),
-        };
-        self.hot_reads.etags.read_through(stamp, key, read)
+        Some(crate::packages::packument::etag_of_state(
+            &state,
+            name.as_str(),
+            flavor,
+            |_| Err(crate::access::hidden(name.as_str())),
+        ))
     }
 
     pub fn packument(&self, name: &PackageName, flavor: PackumentFlavor) -> Result<Packument> {
@@ -182,17 +195,25 @@ impl Registry {
         };
         let read = || {
             self.store
-                .read_now(|db| readable_tarball_state(db, name, &version, reader))
+                .read_now(|db| db.tarball_read_state(name.as_str(), &version))
         };
-        let state = if reader.is_some() {
-            read()?
-        } else {
-            let key = format!("{name}/{file}");
-            self.hot_reads
-                .tarballs
-                .read_through(self.store.commit_stamp(), key, read)?
+        let state = match self.hot_reads.tarballs.read_through(
+            self.store.commit_stamp(),
+            format!("{name}/{file}"),
+            read,
+        )? {
+            Ok(state) => state,
+            Err(e) => return Some(Err(e)),
         };
-        Some(state.and_then(|state| self.open_tarball(name, file, version, state)))
+        if let (Some(id), true, None) = (state.package_id, state.restricted, &state.block_reason) {
+            let allowed = self
+                .store
+                .read_now(|db| crate::access::require_read(db, reader, id, name.as_str(), true))?;
+            if let Err(e) = allowed {
+                return Some(Err(e));
+            }
+        }
+        Some(self.open_tarball(name, file, version, state))
     }
 
     fn open_tarball(

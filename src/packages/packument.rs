@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::auth::Identity;
 use crate::error::{Error, Result};
-use crate::store::{Db, PackumentRow, Store};
+use crate::store::{Db, PackumentRow, ReadState, Store};
 
 /// Which representation of a packument: the full document or npm's abbreviated ("corgi") one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -345,15 +345,29 @@ pub fn readable_etag(
     reader: Option<&Identity>,
 ) -> Result<Option<String>> {
     let state = db.package_read_state(name)?;
-    if let Some(reason) = state.block_reason {
-        return Err(crate::packages::blocks::blocked(name, &reason));
+    etag_of_state(&state, name, flavor, |id| {
+        crate::access::require_read(db, reader, id, name, true)
+    })
+}
+
+/// [`readable_etag`] from the package's read state already at hand: the block first, then
+/// `may_read` with the package's id if it is restricted, then the ETag.
+pub fn etag_of_state(
+    state: &ReadState<(i64, String)>,
+    name: &str,
+    flavor: PackumentFlavor,
+    may_read: impl FnOnce(i64) -> Result<()>,
+) -> Result<Option<String>> {
+    if let Some(reason) = &state.block_reason {
+        return Err(crate::packages::blocks::blocked(name, reason));
     }
     if let (Some(id), true) = (state.package_id, state.restricted) {
-        crate::access::require_read(db, reader, id, name, true)?;
+        may_read(id)?;
     }
     Ok(state
         .found
-        .map(|(rev_seq, modified_at)| etag(flavor, &revision(rev_seq, name, &modified_at))))
+        .as_ref()
+        .map(|(rev_seq, modified_at)| etag(flavor, &revision(*rev_seq, name, modified_at))))
 }
 
 /// Assembles one document of a package from its rows as they are now in `db` (`None`: no such
