@@ -178,9 +178,11 @@ impl Registry {
         self.open_tarball(name, file, version, state)
     }
 
-    /// [`Registry::tarball`] on the calling thread, if a connection is free at once and the
-    /// blob store is local. Opening the blob is one `open(2)`; the bytes are read later, by
-    /// whoever sends them. `None` (run it on the blocking pool) for S3, whose open is a GET.
+    /// [`Registry::tarball`] on the calling thread when the blob store is local: the tarball's
+    /// state from [`HotReads`] or a connection free at once (a restricted package's reader is
+    /// checked on one every time); the bytes from memory, else read now when small (one
+    /// `open(2)` and `read(2)`), else streamed by whoever sends them. `None` (run it on the
+    /// blocking pool) for S3, whose open is a GET.
     pub fn tarball_now(
         &self,
         name: &PackageName,
