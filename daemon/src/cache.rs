@@ -1,7 +1,8 @@
 //! Hot packuments as ready-to-send bytes (plain and gzip'd), keyed by package, flavor and the
 //! origin put into tarball URLs. Each entry remembers the stored ETag it was rendered from; a
-//! read checks that ETag against the database first (one indexed lookup), so writes made by
-//! another process (the CLI's local backend) are seen at once.
+//! read checks that ETag against the database's current one first (remembered until the next
+//! commit, else one indexed lookup), so writes made by another process (the CLI's local
+//! backend) are seen at once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

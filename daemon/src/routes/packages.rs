@@ -222,10 +222,10 @@ async fn rendered_packument(
     origin: String,
     installing: bool,
 ) -> Result<(Arc<Rendered>, Option<CacheOutcome>), Rejection> {
-    // The hot path: one indexed statement (block, revision, access) on this thread, and a
-    // cache hit, with no hop to a blocking thread. It is read on every request, before the
-    // cache, so that a write, a block or an access change from another process (the CLI) is
-    // seen at once.
+    // The hot path: the package's state (block, revision, access) on this thread — from
+    // memory while nothing was committed, else one indexed statement — and a cache hit, with
+    // no hop to a blocking thread. It is checked on every request, before the cache, so that
+    // a write, a block or an access change from another process (the CLI) is seen at once.
     // One look at whether anything was committed serves every memo this read consults.
     let stamp = state.registry().store.commit_stamp();
     if let Some(etag) = state

@@ -28,8 +28,8 @@ pub async fn respond(
     headers: ReadHeaders,
 ) -> Result<Response, Rejection> {
     let counted_name = name.clone();
-    // One indexed statement and an open(2) on this thread when a connection is free; else on a
-    // blocking thread.
+    // On this thread (the state from memory or one indexed statement, the bytes from memory
+    // or an open(2)) when a connection is free; else on a blocking thread.
     let local = match state
         .registry()
         .tarball_now(&name, &file, caller.as_deref())
