@@ -945,12 +945,7 @@ impl Config {
     }
 
     fn set_max_connections(&mut self, cap: u64, source: String) -> Result<()> {
-        let (low, high) = MAX_CONNECTIONS_RANGE;
-        if !(low..=high).contains(&cap) {
-            return Err(Error::bad_request(format!(
-                "max_connections ({source}) must be between {low} and {high}, not {cap}"
-            )));
-        }
+        let cap = Self::in_range("max_connections", MAX_CONNECTIONS_RANGE, cap, &source)?;
         self.set("max_connections", source, |c| {
             c.max_connections = Some(cap);
             Ok(())
@@ -958,16 +953,22 @@ impl Config {
     }
 
     fn set_workers(&mut self, count: u64, source: String) -> Result<()> {
-        let (low, high) = WORKERS_RANGE;
-        if !(low..=high).contains(&count) {
-            return Err(Error::bad_request(format!(
-                "workers ({source}) must be between {low} and {high}, not {count}"
-            )));
-        }
+        let count = Self::in_range("workers", WORKERS_RANGE, count, &source)?;
         self.set("workers", source, |c| {
             c.workers = Some(count);
             Ok(())
         })
+    }
+
+    /// `value` if within `low..=high`, else a configuration error naming `key` and `source`.
+    fn in_range(key: &str, (low, high): (u64, u64), value: u64, source: &str) -> Result<u64> {
+        if (low..=high).contains(&value) {
+            Ok(value)
+        } else {
+            Err(Error::bad_request(format!(
+                "{key} ({source}) must be between {low} and {high}, not {value}"
+            )))
+        }
     }
 
     /// The threads that serve connections: as configured, else one per core but one, which is
