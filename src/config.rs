@@ -974,7 +974,7 @@ impl Config {
     /// The threads that serve connections: as configured, else one per core but one, which is
     /// left to what a worker would otherwise be preempted by — the kernel's network work, the
     /// database writer, blocking reads. Measured on 2 cores under load, a second worker cost
-    /// a fifth of the throughput and multiplied p99 latency by 5–8 (README, Performance).
+    /// a fifth of the throughput and multiplied p99 latency by 4–8 (README, Performance).
     pub fn worker_threads(&self) -> usize {
         match self.workers {
             Some(count) => usize::try_from(count).unwrap_or(usize::MAX),
