@@ -182,12 +182,14 @@ impl Registry {
     /// state from [`HotReads`] or a connection free at once (a restricted package's reader is
     /// checked on one every time); the bytes from memory, else read now when small (one
     /// `open(2)` and `read(2)`), else streamed by whoever sends them. `None` (run it on the
-    /// blocking pool) for S3, whose open is a GET.
+    /// blocking pool) for S3, whose open is a GET. `stamp` as for
+    /// [`Registry::packument_etag_now`].
     pub fn tarball_now(
         &self,
         name: &PackageName,
         file: &str,
         reader: Option<&Identity>,
+        stamp: Option<CommitStamp>,
     ) -> Option<Result<Option<TarballFile>>> {
         if !self.blobs.opens_locally() {
             return None;
@@ -199,15 +201,16 @@ impl Registry {
             self.store
                 .read_now(|db| db.tarball_read_state(name.as_str(), &version))
         };
-        let state = match self.hot_reads.tarballs.read_through(
-            self.store.commit_stamp(),
-            format!("{name}/{file}"),
-            read,
-        )? {
-            Ok(state) => state,
-            Err(e) => return Some(Err(e)),
-        };
-        if let (Some(id), true, None) = (state.package_id, state.restricted, &state.block_reason) {
+        let state =
+            match self
+                .hot_reads
+                .tarballs
+                .read_through(stamp, format!("{name}/{file}"), read)?
+            {
+                Ok(state) => state,
+                Err(e) => return Some(Err(e)),
+            };
+        if let Some(id) = reader_to_check(&state) {
             let allowed = self
                 .store
                 .read_now(|db| crate::access::require_read(db, reader, id, name.as_str(), true))?;
@@ -267,10 +270,19 @@ fn readable_tarball_state(
     reader: Option<&Identity>,
 ) -> Result<ReadState<(String, u64)>> {
     let state = db.tarball_read_state(name.as_str(), version)?;
-    if let (Some(id), true, None) = (state.package_id, state.restricted, &state.block_reason) {
+    if let Some(id) = reader_to_check(&state) {
         crate::access::require_read(db, reader, id, name.as_str(), true)?;
     }
     Ok(state)
+}
+
+/// The package whose reader must be checked before its tarball is served: a restricted one
+/// (a blocked one answers its block to everyone).
+fn reader_to_check(state: &ReadState<(String, u64)>) -> Option<i64> {
+    match (state.package_id, state.restricted, &state.block_reason) {
+        (Some(id), true, None) => Some(id),
+        _ => None,
+    }
 }
 
 fn tarball_not_found(name: &PackageName, file: &str) -> Error {

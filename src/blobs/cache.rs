@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::Blob;
 
 /// Blobs up to this size are kept; larger ones are streamed from the store every time.
-pub const MAX_CACHED_BLOB: u64 = 256 * 1024;
+const MAX_CACHED_BLOB: u64 = 256 * 1024;
 /// Bytes kept in all; past it, arbitrary entries make room.
 const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 

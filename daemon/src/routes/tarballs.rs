@@ -8,6 +8,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use registry_core::accounts::auth::Identity;
 use registry_core::packages::names::PackageName;
 use registry_core::registry::TarballFile;
+use registry_core::store::CommitStamp;
 use registry_core::upstream::proxy;
 use registry_core::Error;
 use warp::reply::Response;
@@ -29,10 +30,12 @@ pub async fn respond(
 ) -> Result<Response, Rejection> {
     let counted_name = name.clone();
     // On this thread (the state from memory or one indexed statement, the bytes from memory
-    // or an open(2)) when a connection is free; else on a blocking thread.
+    // or an open(2)) when a connection is free; else on a blocking thread. One look at
+    // whether anything was committed serves every memo this read consults.
+    let stamp = state.registry().store.commit_stamp();
     let local = match state
         .registry()
-        .tarball_now(&name, &file, caller.as_deref())
+        .tarball_now(&name, &file, caller.as_deref(), stamp)
     {
         Some(opened) => opened.map_err(reject)?,
         None => {
@@ -44,7 +47,7 @@ pub async fn respond(
     };
     let tarball = match local {
         Some(tarball) => tarball,
-        None => proxied(&state, &name, &file).await?,
+        None => proxied(&state, &name, &file, stamp).await?,
     };
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     if etag_matches(headers.if_none_match.as_deref(), &etag) {
@@ -84,13 +87,14 @@ async fn proxied(
     state: &AppState,
     name: &PackageName,
     file: &str,
+    stamp: Option<CommitStamp>,
 ) -> Result<TarballFile, Rejection> {
     let registry = state.registry();
     let upstream = match registry.upstreams.for_name(name.as_str()) {
         Some(upstream) => upstream,
         None => {
             // A name synced from a registry added over HTTP is served from what was synced.
-            super::packages::synced_source(state, name, registry.store.commit_stamp())
+            super::packages::synced_source(state, name, stamp)
                 .await?
                 .ok_or_else(|| {
                     reject(Error::not_found(format!(
