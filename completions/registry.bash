@@ -58,6 +58,9 @@ _registry() {
             registry,man)
                 cmd="registry__subcmd__man"
                 ;;
+            registry,migrate)
+                cmd="registry__subcmd__migrate"
+                ;;
             registry,org)
                 cmd="registry__subcmd__org"
                 ;;
@@ -243,6 +246,9 @@ _registry() {
                 ;;
             registry__subcmd__help,man)
                 cmd="registry__subcmd__help__subcmd__man"
+                ;;
+            registry__subcmd__help,migrate)
+                cmd="registry__subcmd__help__subcmd__migrate"
                 ;;
             registry__subcmd__help,org)
                 cmd="registry__subcmd__help__subcmd__org"
@@ -632,13 +638,17 @@ _registry() {
 
     case "${cmd}" in
         registry)
-            opts="-q -h -V --data-dir --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help"
+            opts="-q -h -V --data-dir --database-url --config --json --quiet --registry --token --help --version serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -662,13 +672,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help get set grant revoke ls help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help get set grant revoke ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -692,13 +706,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__get)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -722,13 +740,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__grant)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help read-only read-write"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help read-only read-write"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -878,13 +900,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help packages collaborators help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help packages collaborators help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -908,13 +934,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__ls__subcmd__collaborators)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -994,13 +1024,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__ls__subcmd__packages)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1024,13 +1058,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__revoke)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1054,13 +1092,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__access__subcmd__set)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help public restricted"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help public restricted"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1084,13 +1126,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__backup)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1114,7 +1160,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__block)
-            opts="-q -h --reason --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --reason --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1125,6 +1171,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1148,13 +1198,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__cache)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help forget help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1178,13 +1232,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__cache__subcmd__forget)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1250,7 +1308,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__completions)
-            opts="-q -h --out-dir --data-dir --config --json --quiet --registry --token --help bash zsh fish"
+            opts="-q -h --out-dir --data-dir --database-url --config --json --quiet --registry --token --help bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1261,6 +1319,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1284,13 +1346,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__config)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help show help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1356,13 +1422,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__config__subcmd__show)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1386,13 +1456,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__deprecate)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1416,13 +1490,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__dist__subcmd__tag)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help ls add rm help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help ls add rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1446,13 +1524,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__dist__subcmd__tag__subcmd__add)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1546,13 +1628,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__dist__subcmd__tag__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1576,13 +1662,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__dist__subcmd__tag__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1606,13 +1696,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__doctor)
-            opts="-q -h --repair --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --repair --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1636,7 +1730,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__downloads)
-            opts="-q -h --top --range --by-version --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --top --range --by-version --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1651,6 +1745,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1674,13 +1772,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__gc)
-            opts="-q -h --apply --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --apply --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1704,7 +1806,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help)
-            opts="serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help"
+            opts="serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2138,6 +2240,20 @@ _registry() {
             return 0
             ;;
         registry__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2656,13 +2772,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help ls add rm test deliveries help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help ls add rm test deliveries help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2686,7 +2806,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook__subcmd__add)
-            opts="-q -h --type --user --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --type --user --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2701,6 +2821,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2724,7 +2848,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook__subcmd__deliveries)
-            opts="-q -h --limit --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --limit --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2735,6 +2859,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2856,13 +2984,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2886,13 +3018,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2916,13 +3052,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__hook__subcmd__test)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2946,7 +3086,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__man)
-            opts="-q -h --out-dir --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --out-dir --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2957,6 +3097,52 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        registry__subcmd__migrate)
+            opts="-q -h --to --blobs-url --data-dir --database-url --config --json --quiet --registry --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blobs-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2980,13 +3166,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__org)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help create ls set rm help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help create ls set rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3010,7 +3200,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__org__subcmd__create)
-            opts="-q -h --owner --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --owner --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3021,6 +3211,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3128,13 +3322,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__org__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3158,13 +3356,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__org__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3188,13 +3390,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__org__subcmd__set)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help developer admin owner"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help developer admin owner"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3218,13 +3424,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__owner)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help ls add rm help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help ls add rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3248,13 +3458,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__owner__subcmd__add)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3348,13 +3562,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__owner__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3378,13 +3596,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__owner__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3408,13 +3630,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__package)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help list info help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help list info help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3494,13 +3720,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__package__subcmd__info)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3524,13 +3754,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__package__subcmd__list)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3554,13 +3788,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__restore)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3584,7 +3822,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__serve)
-            opts="-q -h --listen --public-url --registration --read-access --log-level --tls-cert --tls-key --upstream --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --listen --public-url --registration --read-access --log-level --tls-cert --tls-key --upstream --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3626,6 +3864,10 @@ _registry() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3646,7 +3888,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__sync)
-            opts="-q -h --no-deps --versions --wait --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --no-deps --versions --wait --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3657,6 +3899,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3680,13 +3926,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help create destroy add rm ls help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help create destroy add rm ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3710,13 +3960,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team__subcmd__add)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3740,7 +3994,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team__subcmd__create)
-            opts="-q -h --description --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --description --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3751,6 +4005,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3774,13 +4032,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team__subcmd__destroy)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3902,13 +4164,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team__subcmd__ls)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3932,13 +4198,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__team__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3962,13 +4232,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__token)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help create list revoke help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3992,7 +4266,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__token__subcmd__create)
-            opts="-q -h --user --readonly --cidr --expires --name --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --user --readonly --cidr --expires --name --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4015,6 +4289,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4108,7 +4386,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__token__subcmd__list)
-            opts="-q -h --user --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --user --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4119,6 +4397,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4142,13 +4424,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__token__subcmd__revoke)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4172,13 +4458,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__unblock)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4202,13 +4492,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__unpublish)
-            opts="-y -q -h --yes --data-dir --config --json --quiet --registry --token --help"
+            opts="-y -q -h --yes --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4232,13 +4526,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__upstream)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help list help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4304,13 +4602,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__upstream__subcmd__list)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4334,13 +4636,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help add list show passwd rm admin help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help add list show passwd rm admin help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4364,7 +4670,7 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__add)
-            opts="-q -h --email --admin --password-stdin --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --email --admin --password-stdin --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4375,6 +4681,10 @@ _registry() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4398,13 +4708,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__admin)
-            opts="-q -h --revoke --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --revoke --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4540,13 +4854,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__list)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4570,13 +4888,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__passwd)
-            opts="-q -h --password-stdin --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --password-stdin --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4600,13 +4922,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__rm)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4630,13 +4956,17 @@ _registry() {
             return 0
             ;;
         registry__subcmd__user__subcmd__show)
-            opts="-q -h --data-dir --config --json --quiet --registry --token --help"
+            opts="-q -h --data-dir --database-url --config --json --quiet --registry --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_registry_global_optspecs
-    string join \n data-dir= config= json q/quiet registry= token= h/help V/version
+    string join \n data-dir= database-url= config= json q/quiet registry= token= h/help V/version
 end
 
 function __fish_registry_needs_command
@@ -25,6 +25,7 @@ function __fish_registry_using_subcommand
 end
 
 complete -c registry -n "__fish_registry_needs_command" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_needs_command" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_needs_command" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_needs_command" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_needs_command" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -54,6 +55,7 @@ complete -c registry -n "__fish_registry_needs_command" -f -a "gc" -d 'Find tarb
 complete -c registry -n "__fish_registry_needs_command" -f -a "doctor" -d 'Check every tarball and packument; exits 1 on a problem (local only)'
 complete -c registry -n "__fish_registry_needs_command" -f -a "backup" -d 'Copy the database and tarballs into a new directory, while the registry runs (local only)'
 complete -c registry -n "__fish_registry_needs_command" -f -a "restore" -d 'Restore a backup into a new, empty data directory (the registry must be stopped)'
+complete -c registry -n "__fish_registry_needs_command" -f -a "migrate" -d 'Copy the registry into PostgreSQL (tarballs into S3 too), then check the copy (local only)'
 complete -c registry -n "__fish_registry_needs_command" -f -a "config" -d 'Show the configuration'
 complete -c registry -n "__fish_registry_needs_command" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
 complete -c registry -n "__fish_registry_needs_command" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
@@ -69,6 +71,7 @@ complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-cert -d 
 complete -c registry -n "__fish_registry_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate; needs --tls-cert (or its config key)' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l upstream -d 'Proxy and cache this registry for every name not published here (one upstream named `upstream`; `[[upstreams]]` in the config file for more)' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand serve" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand serve" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand serve" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -76,6 +79,7 @@ complete -c registry -n "__fish_registry_using_subcommand serve" -l json -d 'Pri
 complete -c registry -n "__fish_registry_using_subcommand serve" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -91,6 +95,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_s
 complete -c registry -n "__fish_registry_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd rm admin help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l email -d 'The user\'s email address' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -100,6 +105,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -107,6 +113,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -114,6 +121,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -122,6 +130,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -129,6 +138,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from admin" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -144,6 +154,7 @@ complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "admin" -d 'Grant administrator rights, or withdraw them with --revoke'
 complete -c registry -n "__fish_registry_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and not __fish_seen_subcommand_from create list revoke help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -159,6 +170,7 @@ complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l expires -d 'Expire the token after this long: 30d, 12h, 45m' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l name -d 'A name to tell the token apart in listings' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -168,6 +180,7 @@ complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l user -d 'Only this user\'s tokens' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -175,6 +188,7 @@ complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -186,6 +200,7 @@ complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token by its key (or the token itself)'
 complete -c registry -n "__fish_registry_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -196,6 +211,7 @@ complete -c registry -n "__fish_registry_using_subcommand package; and not __fis
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -f -a "info" -d 'Versions, tags, maintainers and size of a package'
 complete -c registry -n "__fish_registry_using_subcommand package; and not __fish_seen_subcommand_from list info help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -203,6 +219,7 @@ complete -c registry -n "__fish_registry_using_subcommand package; and __fish_se
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from info" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -213,6 +230,7 @@ complete -c registry -n "__fish_registry_using_subcommand package; and __fish_se
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from help" -f -a "info" -d 'Versions, tags, maintainers and size of a package'
 complete -c registry -n "__fish_registry_using_subcommand package; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -224,6 +242,7 @@ complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fi
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "rm" -d 'Remove a tag (never latest)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and not __fish_seen_subcommand_from ls add rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -231,6 +250,7 @@ complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_s
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -238,6 +258,7 @@ complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_s
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -249,6 +270,7 @@ complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_s
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a tag (never latest)'
 complete -c registry -n "__fish_registry_using_subcommand dist-tag; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand deprecate" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -256,6 +278,7 @@ complete -c registry -n "__fish_registry_using_subcommand deprecate" -l json -d 
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand deprecate" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unpublish" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -264,6 +287,7 @@ complete -c registry -n "__fish_registry_using_subcommand unpublish" -l json -d 
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand unpublish" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -275,6 +299,7 @@ complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "rm" -d 'Remove a maintainer (never the last): USER PACKAGE'
 complete -c registry -n "__fish_registry_using_subcommand owner; and not __fish_seen_subcommand_from ls add rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -282,6 +307,7 @@ complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -289,6 +315,7 @@ complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -300,6 +327,7 @@ complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a maintainer (never the last): USER PACKAGE'
 complete -c registry -n "__fish_registry_using_subcommand owner; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -313,6 +341,7 @@ complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_se
 complete -c registry -n "__fish_registry_using_subcommand org; and not __fish_seen_subcommand_from create ls set rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l owner -d 'The user who owns the org at first' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -320,6 +349,7 @@ complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_s
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -327,6 +357,7 @@ complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_s
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -334,6 +365,7 @@ complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_s
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -346,6 +378,7 @@ complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_s
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a user from an org and all of its teams (never its last owner)'
 complete -c registry -n "__fish_registry_using_subcommand org; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -360,6 +393,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_s
 complete -c registry -n "__fish_registry_using_subcommand team; and not __fish_seen_subcommand_from create destroy add rm ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l description -d 'What the team is for' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -367,6 +401,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -374,6 +409,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from destroy" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -381,6 +417,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -388,6 +425,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -401,6 +439,7 @@ complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from help" -f -a "ls" -d 'The teams of an org (ORG), or the members of a team (ORG:TEAM)'
 complete -c registry -n "__fish_registry_using_subcommand team; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -414,6 +453,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and not __fish
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -f -a "ls" -d 'The packages of an org, team or user, or the collaborators of a package'
 complete -c registry -n "__fish_registry_using_subcommand access; and not __fish_seen_subcommand_from get set grant revoke ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -421,6 +461,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -428,6 +469,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -435,6 +477,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from grant" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -442,6 +485,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -459,6 +503,7 @@ complete -c registry -n "__fish_registry_using_subcommand access; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand block" -l reason -d 'Why: shown to every client that asks for the package' -r
 complete -c registry -n "__fish_registry_using_subcommand block" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand block" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand block" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand block" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand block" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -466,6 +511,7 @@ complete -c registry -n "__fish_registry_using_subcommand block" -l json -d 'Pri
 complete -c registry -n "__fish_registry_using_subcommand block" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand block" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand unblock" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand unblock" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand unblock" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand unblock" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand unblock" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -475,6 +521,7 @@ complete -c registry -n "__fish_registry_using_subcommand unblock" -s h -l help 
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l top -d 'Instead of one package, the N most downloaded packages of the range' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l range -d 'last-day, last-week, last-month, or YYYY-MM-DD:YYYY-MM-DD' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand downloads" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand downloads" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -483,6 +530,7 @@ complete -c registry -n "__fish_registry_using_subcommand downloads" -l json -d 
 complete -c registry -n "__fish_registry_using_subcommand downloads" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand downloads" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -492,6 +540,7 @@ complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fi
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'Each upstream in the order it is tried: state, failures, cached packages and bytes, and the hit ratio since the daemon started (state and counters over --registry only)'
 complete -c registry -n "__fish_registry_using_subcommand upstream; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from list" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from list" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from list" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from list" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -501,6 +550,7 @@ complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_s
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from help" -f -a "list" -d 'Each upstream in the order it is tried: state, failures, cached packages and bytes, and the hit ratio since the daemon started (state and counters over --registry only)'
 complete -c registry -n "__fish_registry_using_subcommand upstream; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -510,6 +560,7 @@ complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -f -a "forget" -d 'Drop everything cached of a proxied package; `registry gc` reclaims its tarballs'
 complete -c registry -n "__fish_registry_using_subcommand cache; and not __fish_seen_subcommand_from forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from forget" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from forget" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from forget" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from forget" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from forget" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -520,6 +571,7 @@ complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen
 complete -c registry -n "__fish_registry_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand sync" -l versions -d 'Only these versions, comma-separated: 1.0.0,1.0.1 (default: every version)' -r
 complete -c registry -n "__fish_registry_using_subcommand sync" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand sync" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand sync" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand sync" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand sync" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -529,6 +581,7 @@ complete -c registry -n "__fish_registry_using_subcommand sync" -l json -d 'Prin
 complete -c registry -n "__fish_registry_using_subcommand sync" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -542,6 +595,7 @@ complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_s
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -f -a "deliveries" -d 'A hook\'s recent deliveries: event, status, attempts, response code, duration'
 complete -c registry -n "__fish_registry_using_subcommand hook; and not __fish_seen_subcommand_from ls add rm test deliveries help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from ls" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from ls" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from ls" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from ls" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from ls" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -553,6 +607,7 @@ scope\t''
 owner\t''"
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l user -d 'The hook\'s owner (local mode, where there is no caller; remotely the token\'s user)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -560,6 +615,7 @@ complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -567,6 +623,7 @@ complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -575,6 +632,7 @@ complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l limit -d 'How many of the most recent deliveries (at most 100)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from deliveries" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -588,6 +646,7 @@ complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "deliveries" -d 'A hook\'s recent deliveries: event, status, attempts, response code, duration'
 complete -c registry -n "__fish_registry_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand gc" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand gc" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand gc" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand gc" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand gc" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -596,6 +655,7 @@ complete -c registry -n "__fish_registry_using_subcommand gc" -l json -d 'Print 
 complete -c registry -n "__fish_registry_using_subcommand gc" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand doctor" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand doctor" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -604,6 +664,7 @@ complete -c registry -n "__fish_registry_using_subcommand doctor" -l json -d 'Pr
 complete -c registry -n "__fish_registry_using_subcommand doctor" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand backup" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand backup" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand backup" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand backup" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand backup" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -611,13 +672,25 @@ complete -c registry -n "__fish_registry_using_subcommand backup" -l json -d 'Pr
 complete -c registry -n "__fish_registry_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand backup" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand restore" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand restore" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand restore" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand restore" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand restore" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand restore" -l json -d 'Print machine-readable JSON instead of text'
 complete -c registry -n "__fish_registry_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l to -d 'The PostgreSQL database to copy into, postgres://USER:PASSWORD@HOST:5432/DB; it must hold no data (a new database, or a new schema: ?options=-csearch_path%3DNAME)' -r
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l blobs-url -d 'Copy the tarballs into this bucket too, s3://BUCKET[/PREFIX], with the configured s3_* settings and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (default: they stay where they are)' -r
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l config -d 'A TOML configuration file' -r -F
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
+complete -c registry -n "__fish_registry_using_subcommand migrate" -l json -d 'Print machine-readable JSON instead of text'
+complete -c registry -n "__fish_registry_using_subcommand migrate" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
+complete -c registry -n "__fish_registry_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -627,6 +700,7 @@ complete -c registry -n "__fish_registry_using_subcommand config; and not __fish
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -f -a "show" -d 'The effective configuration and where each value came from'
 complete -c registry -n "__fish_registry_using_subcommand config; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from show" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -637,6 +711,7 @@ complete -c registry -n "__fish_registry_using_subcommand config; and __fish_see
 complete -c registry -n "__fish_registry_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory' -r -F
 complete -c registry -n "__fish_registry_using_subcommand completions" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand completions" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand completions" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand completions" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand completions" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
@@ -645,38 +720,40 @@ complete -c registry -n "__fish_registry_using_subcommand completions" -s q -l q
 complete -c registry -n "__fish_registry_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c registry -n "__fish_registry_using_subcommand man" -l out-dir -d 'Write a page for every command into this directory' -r -F
 complete -c registry -n "__fish_registry_using_subcommand man" -l data-dir -d 'The registry\'s data directory (database and tarballs)' -r -F
+complete -c registry -n "__fish_registry_using_subcommand man" -l database-url -d 'PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty: SQLite in the data directory)' -r
 complete -c registry -n "__fish_registry_using_subcommand man" -l config -d 'A TOML configuration file' -r -F
 complete -c registry -n "__fish_registry_using_subcommand man" -l registry -d 'Administer a running registry over HTTP instead of a data directory' -r
 complete -c registry -n "__fish_registry_using_subcommand man" -l token -d 'The token for --registry (default: the one npm saved in ~/.npmrc for that URL)' -r
 complete -c registry -n "__fish_registry_using_subcommand man" -l json -d 'Print machine-readable JSON instead of text'
 complete -c registry -n "__fish_registry_using_subcommand man" -s q -l quiet -d 'Print nothing but errors (and what was asked for, like a new token)'
 complete -c registry -n "__fish_registry_using_subcommand man" -s h -l help -d 'Print help'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "serve" -d 'Run the registry server'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "user" -d 'Manage users'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "token" -d 'Manage access tokens'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "package" -d 'Packages: list them, or show one'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "dist-tag" -d 'Manage a package\'s dist-tags'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "deprecate" -d 'Deprecate the versions of a package in a semver range (an empty message undeprecates)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "unpublish" -d 'Remove a version, or a whole package (its version numbers stay used)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "owner" -d 'Manage a package\'s maintainers'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "org" -d 'Orgs: create them, list them, and manage their members'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "team" -d 'Teams of an org (ORG:TEAM): create, destroy, and manage their members'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "access" -d 'Who may read and write packages: public or restricted, and team grants'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "block" -d 'Take a package (or a name) off the registry, with a reason shown to clients'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "unblock" -d 'Lift a block'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "downloads" -d 'Download counts of a package'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "upstream" -d 'The upstream registries: their state, what is cached, the hit ratio'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "cache" -d 'The cache of proxied packages'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "sync" -d 'Mirror a package (and its dependencies) from its upstream, so that it installs while the upstream is down'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "hook" -d 'Hooks: signed HTTP notifications of changes to a package, a scope or a user\'s packages'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "gc" -d 'Find tarball blobs no version refers to; --apply deletes them (local only)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "doctor" -d 'Check every tarball and packument; exits 1 on a problem (local only)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "backup" -d 'Copy the database and tarballs into a new directory, while the registry runs (local only)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "restore" -d 'Restore a backup into a new, empty data directory (the registry must be stopped)'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "config" -d 'Show the configuration'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
-complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore config completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "serve" -d 'Run the registry server'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "user" -d 'Manage users'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "token" -d 'Manage access tokens'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "package" -d 'Packages: list them, or show one'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "dist-tag" -d 'Manage a package\'s dist-tags'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "deprecate" -d 'Deprecate the versions of a package in a semver range (an empty message undeprecates)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "unpublish" -d 'Remove a version, or a whole package (its version numbers stay used)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "owner" -d 'Manage a package\'s maintainers'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "org" -d 'Orgs: create them, list them, and manage their members'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "team" -d 'Teams of an org (ORG:TEAM): create, destroy, and manage their members'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "access" -d 'Who may read and write packages: public or restricted, and team grants'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "block" -d 'Take a package (or a name) off the registry, with a reason shown to clients'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "unblock" -d 'Lift a block'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "downloads" -d 'Download counts of a package'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "upstream" -d 'The upstream registries: their state, what is cached, the hit ratio'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "cache" -d 'The cache of proxied packages'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "sync" -d 'Mirror a package (and its dependencies) from its upstream, so that it installs while the upstream is down'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "hook" -d 'Hooks: signed HTTP notifications of changes to a package, a scope or a user\'s packages'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "gc" -d 'Find tarball blobs no version refers to; --apply deletes them (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "doctor" -d 'Check every tarball and packument; exits 1 on a problem (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "backup" -d 'Copy the database and tarballs into a new directory, while the registry runs (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "restore" -d 'Restore a backup into a new, empty data directory (the registry must be stopped)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "migrate" -d 'Copy the registry into PostgreSQL (tarballs into S3 too), then check the copy (local only)'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "config" -d 'Show the configuration'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "completions" -d 'Print shell completions, or write them for every shell with --out-dir'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "man" -d 'Print the man page, or write every page with --out-dir'
+complete -c registry -n "__fish_registry_using_subcommand help; and not __fish_seen_subcommand_from serve user token package dist-tag deprecate unpublish owner org team access block unblock downloads upstream cache sync hook gc doctor backup restore migrate config completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user (asks for the password on a terminal)'
 complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
 complete -c registry -n "__fish_registry_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "show" -d 'Show a user'

@@ -210,6 +210,10 @@ pub struct S3Config {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host:5432/db`: metadata in PostgreSQL; `None` (or empty):
+    /// SQLite in the data directory. Checked by [`Config::postgres_url`]; may hold a password,
+    /// so show it only through [`Config::database_url_redacted`].
+    pub database_url: Option<String>,
     /// The URL clients reach the registry at (used for tarball URLs); `None`: the request's Host.
     pub public_url: Option<String>,
     pub registration: Registration,
@@ -290,6 +294,7 @@ pub struct Config {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     public_url: Option<String>,
     registration: Option<Registration>,
     read_access: Option<String>,
@@ -332,6 +337,8 @@ struct FileConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `--database-url URL`; empty: SQLite, whatever the file or the environment said.
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub registration: Option<String>,
     pub read_access: Option<String>,
@@ -345,6 +352,7 @@ pub struct Overrides {
 const ENV_KEYS: &[&str] = &[
     "REGISTRY_LISTEN",
     "REGISTRY_DATA_DIR",
+    "REGISTRY_DATABASE_URL",
     "REGISTRY_PUBLIC_URL",
     "REGISTRY_REGISTRATION",
     "REGISTRY_READ_ACCESS",
@@ -391,6 +399,7 @@ impl Default for Config {
         for key in [
             "listen",
             "data_dir",
+            "database_url",
             "public_url",
             "registration",
             "read_access",
@@ -433,6 +442,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4873)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
             public_url: None,
             registration: Registration::Closed,
             read_access: ReadAccess::Public,
@@ -527,6 +537,8 @@ impl Config {
                     c.data_dir = PathBuf::from(&value);
                     Ok(())
                 })?,
+                // Empty turns off what the file configured: SQLite again.
+                "REGISTRY_DATABASE_URL" => config.set_database_url(&value, source)?,
                 "REGISTRY_PUBLIC_URL" => config.set_public_url(&value, source)?,
                 "REGISTRY_REGISTRATION" => config.set("registration", source, |c| {
                     c.registration = value.parse()?;
@@ -661,6 +673,9 @@ impl Config {
                 Ok(())
             })?;
         }
+        if let Some(url) = &flags.database_url {
+            config.set_database_url(url, flag())?;
+        }
         if let Some(url) = &flags.public_url {
             config.set_public_url(url, flag())?;
         }
@@ -701,6 +716,7 @@ impl Config {
         // The halves may come from different layers; only the result must be whole.
         config.tls_files()?;
         config.s3()?;
+        config.postgres_url()?;
         config.fit_attachment_to_body()?;
         if config.metrics_listen == Some(config.listen) {
             return Err(Error::bad_request(format!(
@@ -726,6 +742,9 @@ impl Config {
                 c.data_dir = dir;
                 Ok(())
             })?;
+        }
+        if let Some(url) = file.database_url {
+            self.set_database_url(&url, src())?;
         }
         if let Some(url) = file.public_url {
             self.set_public_url(&url, src())?;
@@ -1237,6 +1256,56 @@ impl Config {
         }))
     }
 
+    /// Empty means unset (SQLite), from any layer. Checked once every layer is applied, by
+    /// [`Config::postgres_url`] in `load`, so that the error names the winning source.
+    fn set_database_url(&mut self, value: &str, source: String) -> Result<()> {
+        self.set("database_url", source, |c| {
+            c.database_url = Some(value.to_string()).filter(|v| !v.is_empty());
+            Ok(())
+        })
+    }
+
+    /// The PostgreSQL URL for the store, checked; `None` when `database_url` is unset (SQLite
+    /// in the data directory). Called by `load`, so that a bad value stops start-up. Its
+    /// errors show the URL without its password.
+    pub fn postgres_url(&self) -> Result<Option<String>> {
+        let Some(url) = &self.database_url else {
+            return Ok(None);
+        };
+        let source = self
+            .sources
+            .get("database_url")
+            .map_or("default", String::as_str);
+        let bad = |why: &str| {
+            Error::bad_request(format!(
+                "database_url {:?} ({source}) {why}",
+                redact_database_url(url)
+            ))
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(bad(
+                "must be a postgres:// or postgresql:// URL (unset or empty: SQLite in the \
+                 data directory)",
+            ));
+        }
+        // The parser's messages name an option, never a value (so never the password).
+        let parsed = url
+            .parse::<postgres::Config>()
+            .map_err(|e| bad(&format!("is not a valid PostgreSQL URL: {e}")))?;
+        if parsed.get_hosts().is_empty() && parsed.get_hostaddrs().is_empty() {
+            return Err(bad(
+                "names no host, like postgres://user@db.example:5432/registry",
+            ));
+        }
+        Ok(Some(url.clone()))
+    }
+
+    /// `database_url` as `registry config show` prints it: its password, in the user
+    /// information or in a `password=` parameter, replaced by `***`.
+    pub fn database_url_redacted(&self) -> Option<String> {
+        self.database_url.as_deref().map(redact_database_url)
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("registry.db")
     }
@@ -1244,6 +1313,86 @@ impl Config {
     pub fn blobs_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+}
+
+/// A database URL with its password replaced by `***`: in the user information and as the
+/// value of any `password` query parameter. The user information runs to the first `@`, as
+/// tokio-postgres reads it, or to the last `@` before the host's end (so that a password with
+/// an unescaped `@` does not show its tail); when it holds `/`, `?`, `=` or `&` it is no plain
+/// `user:password` and is hidden whole. A value that is no URL at all is shown as `***` when
+/// it might be a libpq key/value string with a password in it.
+pub fn redact_database_url(url: &str) -> String {
+    const HIDDEN: &str = "***";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let lower = url.to_ascii_lowercase();
+        return if lower.contains("password") || lower.contains('@') {
+            HIDDEN.to_string()
+        } else {
+            url.to_string()
+        };
+    };
+    let mut shown = format!("{scheme}://");
+    let rest = match rest.find('@') {
+        Some(first) => {
+            let host_end = rest[first..]
+                .find(['/', '?'])
+                .map_or(rest.len(), |i| first + i);
+            let at = rest[..host_end].rfind('@').unwrap_or(first);
+            let userinfo = &rest[..at];
+            if userinfo.contains(['/', '?', '=', '&']) {
+                shown.push_str(HIDDEN);
+            } else if let Some((user, _password)) = userinfo.split_once(':') {
+                shown.push_str(&format!("{user}:{HIDDEN}"));
+            } else {
+                shown.push_str(userinfo);
+            }
+            shown.push('@');
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let Some((path, query)) = rest.split_once('?') else {
+        shown.push_str(rest);
+        return shown;
+    };
+    shown.push_str(path);
+    shown.push('?');
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if percent_decode(key).eq_ignore_ascii_case("password") => {
+                format!("{key}={HIDDEN}")
+            }
+            _ => param.to_string(),
+        })
+        .collect();
+    shown.push_str(&params.join("&"));
+    shown
+}
+
+/// `%xx` escapes decoded (invalid ones kept as they are), for comparing parameter names.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -1930,5 +2079,204 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_database_url_comes_from_the_file_the_environment_and_the_flag() -> Result<()> {
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.database_url, None);
+        assert_eq!(
+            config.postgres_url()?,
+            None,
+            "unset: SQLite in the data directory"
+        );
+        assert_eq!(config.sources["database_url"], "default");
+
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("registry.toml");
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://registry@file-db:5432/registry\"\n",
+        )?;
+        let (config, warnings) = Config::load(Some(&file), env(&[]), &Overrides::default())?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.postgres_url()?.as_deref(),
+            Some("postgres://registry@file-db:5432/registry")
+        );
+        assert_eq!(config.sources["database_url"], file.display().to_string());
+
+        // The environment beats the file, and is no longer an unknown variable.
+        let (config, warnings) = Config::load(
+            Some(&file),
+            env(&[(
+                "REGISTRY_DATABASE_URL",
+                "postgresql://registry:pw@env-db/registry?sslmode=disable",
+            )]),
+            &Overrides::default(),
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.database_url.as_deref(),
+            Some("postgresql://registry:pw@env-db/registry?sslmode=disable")
+        );
+        assert_eq!(config.sources["database_url"], "env REGISTRY_DATABASE_URL");
+
+        // Empty means unset: back to SQLite, whatever the file said.
+        let (config, _) = Config::load(
+            Some(&file),
+            env(&[("REGISTRY_DATABASE_URL", "")]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.postgres_url()?, None);
+        assert_eq!(config.sources["database_url"], "env REGISTRY_DATABASE_URL");
+
+        // The flag beats both; an empty one also means SQLite.
+        let flags = Overrides {
+            database_url: Some("postgres://flag-db/registry".into()),
+            ..Overrides::default()
+        };
+        let env_url = [("REGISTRY_DATABASE_URL", "postgres://env-db/registry")];
+        let (config, _) = Config::load(Some(&file), env(&env_url), &flags)?;
+        assert_eq!(
+            config.postgres_url()?.as_deref(),
+            Some("postgres://flag-db/registry")
+        );
+        assert_eq!(config.sources["database_url"], "flag");
+        let flags = Overrides {
+            database_url: Some(String::new()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(Some(&file), env(&env_url), &flags)?;
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.sources["database_url"], "flag");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_database_urls_are_refused_with_their_source_and_no_password() -> Result<()> {
+        for (value, expected) in [
+            (
+                "mysql://registry:hunter2@db/registry",
+                "must be a postgres://",
+            ),
+            (
+                "sqlite:///var/lib/registry/registry.db",
+                "must be a postgres://",
+            ),
+            (
+                "host=db user=registry password=hunter2",
+                "must be a postgres://",
+            ),
+            ("POSTGRES://registry:hunter2@db/x", "must be a postgres://"),
+            ("postgres://registry:hunter2@db/x?sslmode=maybe", "sslmode"),
+            (
+                "postgres://registry:hunter2@db:port/x",
+                "not a valid PostgreSQL URL",
+            ),
+            (
+                "postgres://registry:hunter2@[::1/x",
+                "not a valid PostgreSQL URL",
+            ),
+            ("postgres://", "names no host"),
+        ] {
+            let err = Config::load(
+                None,
+                env(&[("REGISTRY_DATABASE_URL", value)]),
+                &Overrides::default(),
+            )
+            .err()
+            .map(|e| (e.status(), e.to_string()));
+            assert!(
+                matches!(&err, Some((400, text)) if text.contains(expected)
+                    && text.contains("database_url")
+                    && text.contains("(env REGISTRY_DATABASE_URL)")
+                    && !text.contains("hunter2")),
+                "{value}: {err:?}"
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("registry.toml");
+        std::fs::write(&file, "database_url = \"mysql://db/registry\"\n")?;
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(&format!(
+                "database_url \"mysql://db/registry\" ({})",
+                file.display()
+            )),
+            "{err}"
+        );
+        let flags = Overrides {
+            database_url: Some("https://db".into()),
+            ..Overrides::default()
+        };
+        let err = Config::load(None, env(&[]), &flags)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("database_url \"https://db\" (flag)"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_password_is_redacted_where_the_config_is_shown() -> Result<()> {
+        let (config, _) = Config::load(
+            None,
+            env(&[(
+                "REGISTRY_DATABASE_URL",
+                "postgres://registry:s3cr%40t@db:5432/registry",
+            )]),
+            &Overrides::default(),
+        )?;
+        assert_eq!(
+            config.database_url_redacted().as_deref(),
+            Some("postgres://registry:***@db:5432/registry")
+        );
+        assert_eq!(
+            config.postgres_url()?.as_deref(),
+            Some("postgres://registry:s3cr%40t@db:5432/registry"),
+            "the store gets the real URL"
+        );
+        let (config, _) = Config::load(None, env(&[]), &Overrides::default())?;
+        assert_eq!(config.database_url_redacted(), None);
+
+        for (url, shown) in [
+            ("postgres://db/registry", "postgres://db/registry"),
+            (
+                "postgres://registry@db/registry",
+                "postgres://registry@db/registry",
+            ),
+            (
+                "postgresql://registry:pw@db/registry?sslmode=require",
+                "postgresql://registry:***@db/registry?sslmode=require",
+            ),
+            (
+                "postgres://registry@db/registry?sslmode=disable&password=pw",
+                "postgres://registry@db/registry?sslmode=disable&password=***",
+            ),
+            (
+                "postgres://db/registry?pass%77ord=pw",
+                "postgres://db/registry?pass%77ord=***",
+            ),
+            // An unescaped `@` in the password does not leak its tail.
+            (
+                "postgres://registry:p@ss@db/registry",
+                "postgres://registry:***@db/registry",
+            ),
+            (
+                "postgres://registry:pa/ss@db/registry",
+                "postgres://***@db/registry",
+            ),
+            ("postgres://db/registry?password=p@ss", "postgres://***@ss"),
+            ("host=db password=pw", "***"),
+            ("sqlite:registry.db", "sqlite:registry.db"),
+        ] {
+            assert_eq!(redact_database_url(url), shown, "{url}");
+        }
+        Ok(())
     }
 }

@@ -75,7 +75,10 @@ impl Registry {
                 config.data_dir.display()
             ))
         })?;
-        let store = Store::open(&config.database_path())?;
+        let store = match &config.database_url {
+            Some(url) => Store::open_postgres(url)?,
+            None => Store::open(&config.database_path())?,
+        };
         // Packages from before the search index existed are indexed once, here.
         crate::packages::search::index_pending(&store)?;
         crate::packages::packument::fill_pending(&store)?;

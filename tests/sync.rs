@@ -330,11 +330,14 @@ fn refusals_are_4xx_json_and_local_names_are_not_synced() {
 }
 
 fn config_with_upstream(data_dir: &Path, upstream: &str) -> Config {
-    Config {
+    let mut config = Config {
         data_dir: data_dir.to_path_buf(),
         upstreams: vec![UpstreamConfig::shortcut(upstream).expect("upstream config")],
         ..Config::default()
-    }
+    };
+    // Opened without the harness too: on the binary's backend all the same.
+    common::use_test_backend(&mut config);
+    config
 }
 
 #[test]

@@ -29,6 +29,16 @@ pub struct GlobalArgs {
     /// The registry's data directory (database and tarballs)
     #[arg(long, global = true, env = "REGISTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL for the metadata, postgres://USER:PASSWORD@HOST:5432/DB (default, or empty:
+    /// SQLite in the data directory)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// A TOML configuration file
     #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -110,6 +120,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a new, empty data directory (the registry must be stopped)
     Restore(RestoreArgs),
+    /// Copy the registry into PostgreSQL (tarballs into S3 too), then check the copy (local only)
+    #[command(long_about = crate::commands::migrate::LONG_ABOUT)]
+    Migrate(crate::commands::migrate::MigrateArgs),
     /// Show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),

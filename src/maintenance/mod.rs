@@ -7,6 +7,8 @@
 //! of it, so the CLI acting on it directly acts as an administrator. It has no account row
 //! (user id 0); writes it makes record no author.
 
+pub mod migrate;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Read;

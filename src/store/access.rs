@@ -24,7 +24,7 @@ fn role_from_sql(index: usize, text: &str) -> rusqlite::Result<OrgRole> {
 /// integers of ours, so they are written into the text.
 pub(super) fn visible_sql(visibility: &Visibility, id_column: &str) -> String {
     match visibility {
-        Visibility::Everything => "1".to_string(),
+        Visibility::Everything => "1 = 1".to_string(),
         Visibility::PublicAnd(ids) if ids.is_empty() => {
             format!("{id_column} NOT IN (SELECT id FROM packages WHERE restricted = 1)")
         }
@@ -148,11 +148,10 @@ impl Db<'_> {
     }
 
     pub fn insert_org(&self, name: &str, now: &str) -> Result<i64> {
-        self.execute(
-            "INSERT INTO orgs (name, created_at) VALUES (?1, ?2)",
+        Ok(self.insert_returning(
+            "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) RETURNING id",
             (name, now),
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     /// Every member of the org with their role, by name.
@@ -236,11 +235,11 @@ impl Db<'_> {
         description: &str,
         now: &str,
     ) -> Result<i64> {
-        self.execute(
-            "INSERT INTO teams (org_id, name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
+        Ok(self.insert_returning(
+            "INSERT INTO teams (org_id, name, description, created_at) \
+             VALUES (?1, ?2, ?3, ?4) RETURNING id",
             (org_id, name, description, now),
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     pub fn delete_team(&self, team_id: i64) -> Result<()> {
@@ -383,7 +382,7 @@ mod tests {
 
     #[test]
     fn visibility_as_sql() {
-        assert_eq!(visible_sql(&Visibility::Everything, "p.id"), "1");
+        assert_eq!(visible_sql(&Visibility::Everything, "p.id"), "1 = 1");
         assert_eq!(
             visible_sql(&Visibility::default(), "p.id"),
             "p.id NOT IN (SELECT id FROM packages WHERE restricted = 1)"

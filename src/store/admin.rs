@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::users::{user_from_row, USER_COLUMNS};
-use super::{Db, Store, UserRecord};
+use super::{Backend, Db, Store, UserRecord};
 use crate::error::{Error, Result};
 
 /// One row of `registry package list`.
@@ -141,7 +141,15 @@ impl Store {
                 dest.display()
             )));
         }
-        let source = self.readers.get()?;
+        let source = match &self.backend {
+            Backend::Sqlite { readers, .. } => readers.get()?,
+            Backend::Postgres { .. } => {
+                return Err(Error::bad_request(
+                    "the metadata is in PostgreSQL: back it up with pg_dump (README, \
+                     \"Several nodes\"); `registry backup` copies a SQLite registry",
+                ))
+            }
+        };
         let mut target = Connection::open(dest)?;
         let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
         loop {

@@ -10,7 +10,7 @@ impl Db<'_> {
     /// The blob a binary's file was stored as, if it was fetched before.
     pub fn binary_file(&self, binary: &str, path: &str) -> Result<Option<BinaryFileRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT sha512, size, fetched_at FROM binary_files WHERE binary = ?1 AND path = ?2",
+            "SELECT sha512, size, fetched_at FROM binary_files WHERE \"binary\" = ?1 AND path = ?2",
         )?;
         Ok(stmt
             .query_row((binary, path), |row| {
@@ -31,8 +31,8 @@ impl Db<'_> {
         record: &BinaryFileRecord,
     ) -> Result<()> {
         self.execute(
-            "INSERT INTO binary_files (binary, path, sha512, size, fetched_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (binary, path) DO NOTHING",
+            "INSERT INTO binary_files (\"binary\", path, sha512, size, fetched_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (\"binary\", path) DO NOTHING",
             (
                 binary,
                 path,

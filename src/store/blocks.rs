@@ -72,12 +72,12 @@ impl Db<'_> {
                 Ok((id, false))
             }
             None => {
-                self.execute(
+                let id = self.insert_returning(
                     "INSERT INTO package_blocks (name, reason, blocked_by, created_at, \
-                     updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                     updated_at) VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
                     (name, reason, user_id, now),
                 )?;
-                Ok((self.conn.last_insert_rowid(), true))
+                Ok((id, true))
             }
         }
     }

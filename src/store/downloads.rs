@@ -34,14 +34,16 @@ impl Db<'_> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO downloads (package_id, version, day, count) \
              SELECT id, ?2, ?3, ?4 FROM packages WHERE name = ?1 \
-             ON CONFLICT (package_id, version, day) DO UPDATE SET count = count + excluded.count",
+             ON CONFLICT (package_id, version, day) \
+             DO UPDATE SET count = downloads.count + excluded.count",
         )?;
         // A proxied name has no `packages` row; its downloads are counted by name.
         let mut proxied = self.conn.prepare_cached(
             "INSERT INTO upstream_downloads (name, version, day, count) \
              SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM packages WHERE name = ?1) \
              AND EXISTS (SELECT 1 FROM upstream_tarballs WHERE name = ?1) \
-             ON CONFLICT (name, version, day) DO UPDATE SET count = count + excluded.count",
+             ON CONFLICT (name, version, day) \
+             DO UPDATE SET count = upstream_downloads.count + excluded.count",
         )?;
         let mut changed = 0;
         for (package, version, day, count) in batch {
@@ -91,7 +93,7 @@ impl Db<'_> {
     /// Total downloads of one package (local or proxied) on the days `start..=end`.
     pub fn package_downloads(&self, name: &str, start: &str, end: &str) -> Result<u64> {
         let total: i64 = self.query_row(
-            &format!("SELECT coalesce(sum(count), 0) FROM ({PACKAGE_ROWS})"),
+            &format!("SELECT coalesce(sum(count), 0) FROM ({PACKAGE_ROWS}) r"),
             (name, start, end),
             |r| r.get(0),
         )?;
@@ -106,7 +108,7 @@ impl Db<'_> {
         end: &str,
     ) -> Result<Vec<DownloadRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT day, version, count FROM ({PACKAGE_ROWS}) ORDER BY day, version"
+            "SELECT day, version, count FROM ({PACKAGE_ROWS}) r ORDER BY day, version"
         ))?;
         let rows = stmt.query_map((name, start, end), |row| {
             Ok(DownloadRow {
@@ -126,7 +128,7 @@ impl Db<'_> {
         end: &str,
     ) -> Result<Vec<(String, u64)>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT version, sum(count) AS total FROM ({PACKAGE_ROWS}) \
+            "SELECT version, sum(count) AS total FROM ({PACKAGE_ROWS}) r \
              GROUP BY version ORDER BY total DESC, version"
         ))?;
         let rows = stmt.query_map((name, start, end), |row| {
@@ -150,7 +152,7 @@ impl Db<'_> {
                SELECT p.name AS name, d.count AS count FROM downloads d \
                JOIN packages p ON p.id = d.package_id WHERE d.day BETWEEN ?1 AND ?2 AND {} \
                UNION ALL SELECT name, count FROM upstream_downloads \
-               WHERE day BETWEEN ?1 AND ?2) \
+               WHERE day BETWEEN ?1 AND ?2) r \
              GROUP BY name ORDER BY total DESC, name LIMIT ?3",
             visible_sql(visibility, "p.id")
         ))?;

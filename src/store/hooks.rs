@@ -4,6 +4,7 @@
 
 use rusqlite::OptionalExtension;
 
+use super::sql::Dialect;
 use super::Db;
 use crate::error::Result;
 pub use crate::hooks::{
@@ -24,7 +25,7 @@ const HOOK_COLUMNS: &str = "h.id, h.owner_id, u.name, h.type, h.name, h.endpoint
                             h.created_at, h.updated_at, h.delivered, h.last_delivery, \
                             h.last_response_code";
 
-fn hook_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+fn hook_of(row: &super::sql::Row<'_>) -> rusqlite::Result<Hook> {
     let kind: String = row.get(3)?;
     Ok(Hook {
         id: row.get(0)?,
@@ -49,7 +50,7 @@ const DELIVERY_COLUMNS: &str = "delivery_id, event, package, state, attempts, \
                                 response_code, duration_ms, error, created_at, \
                                 last_attempt_at, next_attempt_at";
 
-fn delivery_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery_of(row: &super::sql::Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
         id: row.get(0)?,
         event: row.get(1)?,
@@ -110,7 +111,8 @@ impl Db<'_> {
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<Hook>, u64)> {
-        let filter = "(?1 IS NULL OR h.owner_id = ?1) AND (?2 IS NULL OR h.name = ?2)";
+        let filter = "(CAST(?1 AS BIGINT) IS NULL OR h.owner_id = ?1) \
+                      AND (CAST(?2 AS TEXT) IS NULL OR h.name = ?2)";
         let total: i64 = self.query_row(
             &format!("SELECT count(*) FROM hooks h WHERE {filter}"),
             (owner_id, name),
@@ -176,20 +178,37 @@ impl Db<'_> {
     pub fn hook_payload(&self, package_id: i64) -> Result<Option<PayloadSummary>> {
         Ok(self
             .query_row(
-                "SELECT json_object( \
-                   'name', p.name, \
-                   'dist-tags', (SELECT json_group_object(tag, version) FROM \
-                                 (SELECT t.tag, t.version FROM dist_tags t \
-                                  WHERE t.package_id = p.id ORDER BY t.tag)), \
-                   'versions', json_array(), \
-                   'maintainers', (SELECT json_group_array(json_object('name', u.name) \
-                                                           ORDER BY u.name) \
-                                   FROM maintainers m JOIN users u ON u.id = m.user_id \
-                                   WHERE m.package_id = p.id), \
-                   'time', json_object('created', p.created_at, 'modified', p.modified_at), \
-                   'unpublished', json(iif(p.unpublished_at IS NULL, 'false', 'true'))), \
-                   (SELECT coalesce(max(v.id), 0) FROM versions v WHERE v.package_id = p.id) \
-                 FROM packages p WHERE p.id = ?1",
+                self.conn.pick(
+                    "SELECT json_object( \
+                       'name', p.name, \
+                       'dist-tags', (SELECT json_group_object(tag, version) FROM \
+                                     (SELECT t.tag, t.version FROM dist_tags t \
+                                      WHERE t.package_id = p.id ORDER BY t.tag)), \
+                       'versions', json_array(), \
+                       'maintainers', (SELECT json_group_array(json_object('name', u.name) \
+                                                               ORDER BY u.name) \
+                                       FROM maintainers m JOIN users u ON u.id = m.user_id \
+                                       WHERE m.package_id = p.id), \
+                       'time', json_object('created', p.created_at, 'modified', p.modified_at), \
+                       'unpublished', json(iif(p.unpublished_at IS NULL, 'false', 'true'))), \
+                       (SELECT coalesce(max(v.id), 0) FROM versions v WHERE v.package_id = p.id) \
+                     FROM packages p WHERE p.id = ?1",
+                    "SELECT CAST(json_build_object( \
+                       'name', p.name, \
+                       'dist-tags', (SELECT coalesce(json_object_agg(t.tag, t.version \
+                                                                     ORDER BY t.tag), '{}') \
+                                     FROM dist_tags t WHERE t.package_id = p.id), \
+                       'versions', json_build_array(), \
+                       'maintainers', (SELECT coalesce(json_agg(json_build_object('name', u.name) \
+                                                                ORDER BY u.name), '[]') \
+                                       FROM maintainers m JOIN users u ON u.id = m.user_id \
+                                       WHERE m.package_id = p.id), \
+                       'time', json_build_object('created', p.created_at, \
+                                                 'modified', p.modified_at), \
+                       'unpublished', p.unpublished_at IS NOT NULL) AS TEXT), \
+                       (SELECT coalesce(max(v.id), 0) FROM versions v WHERE v.package_id = p.id) \
+                     FROM packages p WHERE p.id = ?1",
+                ),
                 [package_id],
                 |row| {
                     Ok(PayloadSummary {
@@ -207,12 +226,10 @@ impl Db<'_> {
     /// Stores an event and the hooks it is for, to be fanned out into deliveries by
     /// [`Db::fan_out_hook_events`]; answers the event's id.
     pub fn insert_hook_event(&self, event: &NewEvent<'_>, hook_ids: &[&str]) -> Result<i64> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO hook_events (event, package, envelope, created_at, created_ms, \
-                 package_id, versions_through) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute((
+        let id = self.insert_returning(
+            "INSERT INTO hook_events (event, package, envelope, created_at, created_ms, \
+             package_id, versions_through) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            (
                 event.event,
                 event.package,
                 event.envelope,
@@ -220,8 +237,8 @@ impl Db<'_> {
                 event.now_ms,
                 event.versions.map(|v| v.package_id),
                 event.versions.map(|v| v.through),
-            ))?;
-        let id = self.conn.last_insert_rowid();
+            ),
+        )?;
         if !hook_ids.is_empty() {
             let hooks = serde_json::Value::from(hook_ids.to_vec()).to_string();
             self.conn
@@ -259,7 +276,7 @@ impl Db<'_> {
             .prepare_cached("SELECT event_id FROM hook_event_targets ORDER BY event_id")?
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut fan_out = self.conn.prepare_cached(
+        let mut fan_out = self.conn.prepare_cached(self.conn.pick(
             "INSERT INTO hook_queue (delivery_id, hook_id, event, package, \
              next_attempt_at, created_at, created_ms, event_id) \
              SELECT lower(hex(randomblob(16))), h.id, e.event, e.package, \
@@ -267,7 +284,16 @@ impl Db<'_> {
              FROM hook_event_targets t JOIN hook_events e ON e.id = t.event_id, \
                   json_each(t.hooks) j JOIN hooks h ON h.id = j.value \
              WHERE t.event_id = ?1 ORDER BY j.key",
-        )?;
+            "INSERT INTO hook_queue (delivery_id, hook_id, event, package, \
+             next_attempt_at, created_at, created_ms, event_id) \
+             SELECT replace(CAST(gen_random_uuid() AS TEXT), '-', ''), h.id, e.event, \
+                    e.package, e.created_ms, e.created_at, e.created_ms, e.id \
+             FROM hook_event_targets t JOIN hook_events e ON e.id = t.event_id \
+             CROSS JOIN LATERAL json_array_elements_text(CAST(t.hooks AS json)) \
+               WITH ORDINALITY j(value, key) \
+             JOIN hooks h ON h.id = j.value \
+             WHERE t.event_id = ?1 ORDER BY j.key",
+        ))?;
         let mut done = self
             .conn
             .prepare_cached("DELETE FROM hook_event_targets WHERE event_id = ?1")?;
@@ -294,6 +320,9 @@ impl Db<'_> {
         envelope: &str,
         unlisted: &UnlistedVersions,
     ) -> Result<String> {
+        if self.conn.dialect() == Dialect::Postgres {
+            return self.list_payload_versions_in_rust(envelope, unlisted);
+        }
         Ok(self.query_row(
             "SELECT CASE WHEN json_valid(?1) THEN json_set(?1, '$.payload.versions', \
                json((SELECT json_group_array(version) FROM \
@@ -309,6 +338,39 @@ impl Db<'_> {
             ),
             |row| row.get(0),
         )?)
+    }
+
+    /// [`Db::list_payload_versions`] where the database has no `json_set` that keeps the
+    /// keys' order (PostgreSQL's `jsonb_set` sorts them, and npm's payload has an order).
+    fn list_payload_versions_in_rust(
+        &self,
+        envelope: &str,
+        unlisted: &UnlistedVersions,
+    ) -> Result<String> {
+        let versions = self
+            .conn
+            .prepare_cached(
+                "SELECT v.version FROM versions v \
+                 WHERE v.package_id = ?1 AND v.id <= ?2 \
+                   AND (v.deleted_at IS NULL OR v.deleted_at > ?3) \
+                 ORDER BY v.id",
+            )?
+            .query_map(
+                (
+                    unlisted.versions.package_id,
+                    unlisted.versions.through,
+                    &unlisted.as_of,
+                ),
+                |row| row.get::<_, String>(0),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(envelope) else {
+            return Ok(envelope.to_string());
+        };
+        if let Some(payload) = doc.get_mut("payload").and_then(|p| p.as_object_mut()) {
+            payload.insert("versions".into(), serde_json::Value::from(versions));
+        }
+        Ok(doc.to_string())
     }
 
     /// Whether a delivery can be claimed at `now_ms`, or an event is to be fanned out (a
@@ -504,7 +566,7 @@ impl Db<'_> {
                UNION ALL \
                SELECT id, delivery_id, event, package, state, attempts, response_code, \
                       duration_ms, error, created_at, last_attempt_at, 0 \
-               FROM hook_delivery_log WHERE hook_id = ?1) \
+               FROM hook_delivery_log WHERE hook_id = ?1) d \
              ORDER BY id DESC LIMIT ?2"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -515,7 +577,7 @@ impl Db<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{schema, Store};
+    use super::super::{sqlite::schema, Store};
     use crate::error::Result;
     use crate::hooks::NewEvent;
 

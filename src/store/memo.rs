@@ -19,9 +19,19 @@ use crate::error::Result;
 const HEADER_BYTES: usize = 48;
 
 /// The state of the database's commits at one moment; equal stamps mean nothing was committed
-/// in between.
+/// in between. SQLite's is its WAL-index header; PostgreSQL's, the commits its listener has
+/// counted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct CommitStamp([u8; HEADER_BYTES]);
+pub enum CommitStamp {
+    WalIndex([u8; HEADER_BYTES]),
+    Counted(u64),
+}
+
+impl CommitStamp {
+    pub(super) fn counted(commits: u64) -> CommitStamp {
+        CommitStamp::Counted(commits)
+    }
+}
 
 /// Reads [`CommitStamp`]s of one database.
 pub struct CommitWatch {
@@ -43,7 +53,7 @@ impl CommitWatch {
     pub fn stamp(&self) -> Option<CommitStamp> {
         let mut header = [0; HEADER_BYTES];
         self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
-        Some(CommitStamp(header))
+        Some(CommitStamp::WalIndex(header))
     }
 }
 

@@ -1,30 +1,37 @@
 //! The only module that speaks SQL. Everything above it sees domain records and domain verbs.
 //!
-//! One writer connection (writes are serialised through it, in `BEGIN IMMEDIATE` transactions
-//! with `synchronous=FULL`, concurrent ones sharing a commit) and an r2d2 pool of read-only
-//! connections. Callers run
-//! these methods off the async threads.
+//! Two backends, one set of verbs: SQLite in the data directory (`sqlite/`: one writer
+//! connection, writes serialised through it in `BEGIN IMMEDIATE` transactions with
+//! `synchronous=FULL`, concurrent ones sharing a commit, and an r2d2 pool of read-only
+//! connections), or PostgreSQL when `database_url` is set (`postgres/`: a pool of sessions,
+//! every write under one lock across all nodes, commits announced to every node). The domain
+//! modules (`packages`, `users`, …) write their SQL once, through [`sql`]'s connection, for
+//! both. Callers run these methods off the async threads.
 
 mod access;
 mod admin;
 mod binaries;
 mod blocks;
+mod copy;
 mod downloads;
 mod hooks;
 mod memo;
 mod packages;
 mod pages;
+mod postgres;
 mod registries;
-mod schema;
 mod search;
 mod sessions;
+mod sql;
+mod sqlite;
 mod sync;
 mod text_index;
 mod upstream;
 mod users;
-mod writer;
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use r2d2::Pool;
@@ -34,11 +41,16 @@ use rusqlite::{Connection, OpenFlags};
 use crate::access::Visibility;
 use crate::error::{Error, Result};
 use crate::metrics::PoolWaits;
-use writer::{Durability, GroupWriter};
+use sql::{Conn, Row, SqlParams};
+use sqlite::schema;
+use sqlite::writer::{Durability, GroupWriter};
+
+pub use sql::Dialect;
 
 pub use access::{OrgRecord, OrgRole, PackageRights, TeamPermission, TeamRecord};
 pub use admin::{check_database, LiveTarball, PackageSummary};
 pub use blocks::BlockRecord;
+pub use copy::{CopiedTable, CopySummary};
 pub use downloads::DownloadRow;
 pub use hooks::{Delivery, DueDelivery, Hook, HookType, NewEvent, NewHook};
 pub use memo::{CommitStamp, ReadMemo};
@@ -56,6 +68,9 @@ pub use users::{NewToken, ProfileFields, TokenRecord, UserRecord};
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
+        if let Some(pg) = sql::as_pg_error(&err) {
+            return postgres::classify(pg);
+        }
         match err.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Error::InsufficientStorage(format!(
                 "the registry's disk is full ({err}); nothing was stored — retry once an \
@@ -85,38 +100,64 @@ const STATEMENT_CACHE: usize = 256;
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Store {
-    writer: GroupWriter,
-    readers: Pool<SqliteConnectionManager>,
-    committed: tokio::sync::Notify,
+    backend: Backend,
+    committed: Arc<tokio::sync::Notify>,
     search_cache: SearchCache,
     pool_waits: PoolWaits,
-    commits: memo::CommitWatch,
 }
 
-/// A connection seen through domain verbs: a pooled reader or the writer's open transaction.
+enum Backend {
+    Sqlite {
+        writer: Box<GroupWriter>,
+        readers: Pool<SqliteConnectionManager>,
+        commits: memo::CommitWatch,
+    },
+    Postgres {
+        sessions: Pool<postgres::PgManager>,
+        commits: postgres::CommitListener,
+    },
+}
+
+/// Sessions of the PostgreSQL backend, for reads and writes alike (each write holds one for
+/// its transaction).
+const POSTGRES_POOL_SIZE: u32 = 16;
+
+/// A connection seen through domain verbs: a pooled reader or a write's open transaction.
 pub struct Db<'c> {
-    conn: &'c Connection,
+    conn: Conn<'c>,
 }
 
 impl Db<'_> {
-    /// `Connection::execute` through the statement cache: rusqlite's own parses the SQL
-    /// again on every call, which was the SQL parser in every write's profile.
-    fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.conn.prepare_cached(sql)?.execute(params)
+    fn execute<P: SqlParams>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.conn.execute(sql, params)
     }
 
-    /// `Connection::query_row` through the statement cache.
     fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
     where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        P: SqlParams,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
-        self.conn.prepare_cached(sql)?.query_row(params, f)
+        self.conn.query_row(sql, params, f)
+    }
+
+    /// The SQLite connection underneath, for tests of SQLite's own machinery.
+    #[cfg(test)]
+    fn sqlite(&self) -> &Connection {
+        match &self.conn {
+            Conn::Sqlite(conn) => conn,
+            Conn::Postgres(_) => panic!("a SQLite-only test ran on PostgreSQL"),
+        }
+    }
+
+    /// Runs an `INSERT … RETURNING <key>` and gives the key.
+    fn insert_returning(&self, sql: &str, params: impl SqlParams) -> rusqlite::Result<i64> {
+        self.conn.query_row(sql, params, |r| r.get(0))
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to
+    /// date.
     pub fn open(path: &Path) -> Result<Store> {
         let mut writer = Connection::open(path)?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
@@ -147,14 +188,58 @@ impl Store {
             .build(manager)?;
         // After the writer has opened the database in WAL mode: the `-shm` file exists now.
         let commits = memo::CommitWatch::open(path);
-        Ok(Store {
-            writer: GroupWriter::new(writer),
+        Ok(Store::with_backend(Backend::Sqlite {
+            writer: Box::new(GroupWriter::new(writer)),
             readers,
-            committed: tokio::sync::Notify::new(),
+            commits,
+        }))
+    }
+
+    /// Connects to the PostgreSQL database at `url` and brings its schema up to date.
+    pub fn open_postgres(url: &str) -> Result<Store> {
+        let manager = postgres::PgManager::new(url)?;
+        let listen_config = manager.config().clone();
+        let sessions = Pool::builder()
+            .max_size(POSTGRES_POOL_SIZE)
+            .min_idle(Some(1))
+            // A session the server closed (a restart, a failover) is found and replaced.
+            .test_on_check_out(false)
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(|e| Error::StorageUnavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        postgres::migrate(&mut *sessions.get()?)?;
+        let committed = Arc::new(tokio::sync::Notify::new());
+        let heard = Arc::clone(&committed);
+        let commits = postgres::CommitListener::start(listen_config, move || heard.notify_one())?;
+        let mut store = Store::with_backend(Backend::Postgres { sessions, commits });
+        store.committed = committed;
+        Ok(store)
+    }
+
+    /// The SQLite writer, for its own tests.
+    #[cfg(test)]
+    fn sqlite_writer(&self) -> &GroupWriter {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer,
+            Backend::Postgres { .. } => panic!("a SQLite-only test ran on PostgreSQL"),
+        }
+    }
+
+    fn with_backend(backend: Backend) -> Store {
+        Store {
+            backend,
+            committed: Arc::new(tokio::sync::Notify::new()),
             search_cache: SearchCache::default(),
             pool_waits: PoolWaits::default(),
-            commits,
-        })
+        }
+    }
+
+    /// Which SQL the database speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::Postgres,
+        }
     }
 
     /// Free-text rankings kept between searches, for [`Db::search_packages`].
@@ -165,32 +250,58 @@ impl Store {
     /// Where the database's commits stand now, for a [`ReadMemo`]; `None` when that cannot be
     /// told (the memo is not used then).
     pub fn commit_stamp(&self) -> Option<CommitStamp> {
-        self.commits.stamp()
+        match &self.backend {
+            Backend::Sqlite { commits, .. } => commits.stamp(),
+            Backend::Postgres { commits, .. } => commits.stamp().map(CommitStamp::counted),
+        }
     }
 
     /// Runs `f` on a read-only connection (a consistent snapshot for its duration).
     pub fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let conn = self.reader(BUSY_TIMEOUT)?;
-        let tx = conn.unchecked_transaction()?;
-        let out = f(&Db { conn: &tx })?;
-        tx.finish()?;
-        Ok(out)
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => {
+                let conn = self.pooled(readers, BUSY_TIMEOUT)?;
+                let tx = conn.unchecked_transaction()?;
+                let out = f(&Db {
+                    conn: Conn::Sqlite(&tx),
+                })?;
+                tx.finish()?;
+                Ok(out)
+            }
+            Backend::Postgres { sessions, .. } => {
+                let mut session = self.pooled(sessions, BUSY_TIMEOUT)?;
+                in_transaction(
+                    &mut session,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    f,
+                )
+            }
+        }
     }
 
     /// Runs `f` on a free read-only connection right away, on the calling thread, without a
     /// transaction: for the hot read path, where `f` is one indexed single-statement read (a
-    /// statement is its own snapshot). `None` when every connection is taken; the caller then
-    /// goes the usual way, through [`Store::read`] on a blocking thread.
+    /// statement is its own snapshot). `None` when every connection is taken, or when the
+    /// database is across the network (PostgreSQL: the calling thread may be an async one);
+    /// the caller then goes the usual way, through [`Store::read`] on a blocking thread.
     pub fn read_now<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Option<Result<T>> {
-        let conn = self.readers.try_get()?;
-        Some(f(&Db { conn: &conn }))
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => {
+                let conn = readers.try_get()?;
+                Some(f(&Db {
+                    conn: Conn::Sqlite(&conn),
+                }))
+            }
+            Backend::Postgres { .. } => None,
+        }
     }
 
     /// Runs `f` atomically on the writer: its changes are all stored, and committed (synced
-    /// to disk) before this returns, or none are. Concurrent writes share one commit
-    /// ([`writer`](self::writer) explains how).
+    /// to disk) before this returns, or none are. Concurrent writes share one commit on
+    /// SQLite ([`writer`](self::sqlite::writer) explains how); on PostgreSQL they take turns
+    /// across every node ([`postgres`](self::postgres) explains why).
     pub fn write<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        let out = self.writer.write(Durability::Disk, f)?;
+        let out = self.write_as(Durability::Disk, f)?;
         self.committed.notify_one();
         Ok(out)
     }
@@ -200,27 +311,57 @@ impl Store {
     /// the writer, which every publish waits for, for microseconds rather than milliseconds.
     /// It does not signal [`Store::committed`]: nothing it writes is for the dispatcher.
     pub fn write_unsynced<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
-        self.writer.write(Durability::Process, f)
+        self.write_as(Durability::Process, f)
     }
 
-    /// Signalled after every committed write: the hook dispatcher waits on it, so that an
-    /// outbox row goes out as soon as the change that wrote it is on disk (never before —
-    /// a reader would not see the row yet). One waiter; a signal with nobody waiting is kept.
+    fn write_as<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.write(durability, f),
+            Backend::Postgres { sessions, commits } => {
+                let mut session = self.pooled(sessions, BUSY_TIMEOUT)?;
+                let begin = match durability {
+                    Durability::Disk => "BEGIN",
+                    // Durable in the server's memory, flushed by its WAL writer within
+                    // moments: what `synchronous=NORMAL` gives on SQLite.
+                    Durability::Process => "BEGIN; SET LOCAL synchronous_commit TO OFF",
+                };
+                let out = in_transaction(&mut session, begin, |db| {
+                    db.execute("SELECT pg_advisory_xact_lock(?1)", [postgres::WRITE_LOCK])?;
+                    let out = f(db)?;
+                    db.conn
+                        .execute_batch(&format!("NOTIFY {}", postgres::COMMITS_CHANNEL))?;
+                    Ok(out)
+                })?;
+                commits.bump();
+                Ok(out)
+            }
+        }
+    }
+
+    /// Signalled after every committed write (on PostgreSQL, any node's): the hook
+    /// dispatcher waits on it, so that an outbox row goes out as soon as the change that
+    /// wrote it is on disk (never before — a reader would not see the row yet). One waiter;
+    /// a signal with nobody waiting is kept.
     pub fn committed(&self) -> &tokio::sync::Notify {
         &self.committed
     }
 
-    /// A pooled reader, waiting at most `timeout`. A free one costs what `get` costs; only a
-    /// wait is timed and counted.
-    fn reader(
+    /// A pooled connection, waiting at most `timeout`. A free one costs what `get` costs;
+    /// only a wait is timed and counted.
+    fn pooled<M: r2d2::ManageConnection>(
         &self,
+        pool: &Pool<M>,
         timeout: Duration,
-    ) -> std::result::Result<r2d2::PooledConnection<SqliteConnectionManager>, r2d2::Error> {
-        if let Some(conn) = self.readers.try_get() {
+    ) -> std::result::Result<r2d2::PooledConnection<M>, r2d2::Error> {
+        if let Some(conn) = pool.try_get() {
             return Ok(conn);
         }
         let started = Instant::now();
-        let conn = self.readers.get_timeout(timeout);
+        let conn = pool.get_timeout(timeout);
         self.pool_waits.record(started.elapsed());
         conn
     }
@@ -231,24 +372,67 @@ impl Store {
     }
 
     /// Readiness: a pooled connection within [`READY_TIMEOUT`] and a statement that reads the
-    /// database file (its first page), so an unreadable file shows, not only a live pool.
+    /// database (SQLite: its file's first page), so an unreadable database shows, not only a
+    /// live pool.
     pub fn check(&self) -> Result<()> {
-        let conn = self.reader(READY_TIMEOUT).map_err(|e| {
+        let unavailable = |e: r2d2::Error| {
             Error::StorageUnavailable(format!(
                 "no database connection within {READY_TIMEOUT:?}: {e}"
             ))
-        })?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| Error::StorageUnavailable(format!("the database cannot be read: {e}")))
+        };
+        let unreadable = |e: rusqlite::Error| {
+            Error::StorageUnavailable(format!("the database cannot be read: {e}"))
+        };
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => {
+                let conn = self.pooled(readers, READY_TIMEOUT).map_err(unavailable)?;
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                    .map_err(unreadable)
+            }
+            Backend::Postgres { sessions, .. } => {
+                let mut session = self.pooled(sessions, READY_TIMEOUT).map_err(unavailable)?;
+                session
+                    .query("SELECT count(*) FROM registry_schema_version", &[])
+                    .map(drop)
+                    .map_err(unreadable)
+            }
+        }
     }
 
-    /// Folds the WAL back into the main file; called on graceful shutdown.
+    /// Folds the WAL back into the main file; called on graceful shutdown (PostgreSQL
+    /// checkpoints by itself).
     pub fn checkpoint(&self) -> Result<()> {
-        self.writer.with_idle_connection(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.with_idle_connection(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                Ok(())
+            }),
+            Backend::Postgres { .. } => Ok(()),
+        }
     }
+}
+
+/// Runs `f` in a transaction begun by `begin` on a PostgreSQL session: committed when `f`
+/// succeeds, rolled back otherwise (a session whose rollback fails is closed, and the pool
+/// drops it).
+fn in_transaction<T>(
+    session: &mut postgres::PgConn,
+    begin: &str,
+    f: impl FnOnce(&Db<'_>) -> Result<T>,
+) -> Result<T> {
+    session.batch(begin)?;
+    let out = f(&Db {
+        conn: Conn::Postgres(RefCell::new(&mut *session)),
+    });
+    let ended = match &out {
+        Ok(_) => session.batch("COMMIT"),
+        Err(_) => session.batch("ROLLBACK"),
+    };
+    if let Err(e) = ended {
+        let _ = session.batch("ROLLBACK");
+        return Err(e.into());
+    }
+    out
 }
 
 /// Registry-wide figures for `GET /`.
@@ -284,11 +468,11 @@ impl Db<'_> {
 
     /// Appends to the changes feed; returns the new sequence number.
     pub fn record_change(&self, package: &str, kind: &str, at: &str) -> Result<u64> {
-        self.execute(
-            "INSERT INTO changes (package, kind, at) VALUES (?1, ?2, ?3)",
+        let seq = self.insert_returning(
+            "INSERT INTO changes (package, kind, at) VALUES (?1, ?2, ?3) RETURNING seq",
             (package, kind, at),
         )?;
-        Ok(self.conn.last_insert_rowid().max(0) as u64)
+        Ok(seq.max(0) as u64)
     }
 }
 

@@ -98,11 +98,10 @@ impl Db<'_> {
     }
 
     pub fn insert_package(&self, name: &str, now: &str) -> Result<i64> {
-        self.execute(
-            "INSERT INTO packages (name, created_at, modified_at) VALUES (?1, ?2, ?2)",
+        Ok(self.insert_returning(
+            "INSERT INTO packages (name, created_at, modified_at) VALUES (?1, ?2, ?2) RETURNING id",
             (name, now),
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     /// Marks the package as modified now and returns its new revision number.
@@ -129,10 +128,10 @@ impl Db<'_> {
     }
 
     pub fn insert_version(&self, v: &NewVersion<'_>) -> Result<()> {
-        self.execute(
+        let version_id = self.insert_returning(
             "INSERT INTO versions (package_id, version, manifest, readme, tarball_sha512, \
              tarball_sha1, tarball_size, published_at, publisher_id, deprecated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
             (
                 v.package_id,
                 v.version,
@@ -146,13 +145,18 @@ impl Db<'_> {
                 v.deprecated,
             ),
         )?;
-        let version_id = self.conn.last_insert_rowid();
         self.conn
-            .prepare_cached(
+            .prepare_cached(self.conn.pick(
                 "INSERT OR IGNORE INTO version_dependencies (name, version_id) \
                  SELECT key, ?1 FROM json_each(?2, '$.dependencies') \
                  WHERE json_valid(?2) AND json_type(?2, '$.dependencies') = 'object'",
-            )?
+                // `json`, not `jsonb`: jsonb refuses a \u0000 that a manifest may hold.
+                "INSERT INTO version_dependencies (name, version_id) \
+                 SELECT d.key, ?1 FROM json_each(CASE \
+                   WHEN json_typeof(CAST(?2 AS json) -> 'dependencies') = 'object' \
+                   THEN CAST(?2 AS json) -> 'dependencies' ELSE '{}' END) d \
+                 ON CONFLICT DO NOTHING",
+            ))?
             .execute((version_id, v.manifest))?;
         Ok(())
     }
@@ -222,7 +226,7 @@ impl Db<'_> {
     pub fn unabbreviated_versions(&self, package_id: Option<i64>) -> Result<Vec<(i64, String)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, manifest FROM versions WHERE abbrev_manifest IS NULL \
-             AND (?1 IS NULL OR package_id = ?1)",
+             AND (CAST(?1 AS BIGINT) IS NULL OR package_id = ?1)",
         )?;
         let rows = stmt.query_map([package_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -71,7 +71,7 @@ impl Db<'_> {
              JOIN packages p ON p.id = d.package_id \
              WHERE d.name IN ({marks}) AND {visible} ORDER BY d.name"
         ))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(names.iter()), |row| {
+        let rows = stmt.query_map(super::sql::params_from_iter(names.iter()), |row| {
             Ok(ListedPackage {
                 name: row.get(0)?,
                 modified_at: row.get(1)?,
@@ -133,7 +133,7 @@ impl Db<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{schema, Store};
+    use super::super::{sqlite::schema, Store};
     use crate::access::Visibility;
     use crate::error::Result;
 

@@ -9,7 +9,7 @@ pub use crate::upstream::registries::StoredRegistry;
 const COLUMNS: &str =
     "id, name, host, change_stream, user_prefix, type, auth_token, created_at, updated_at";
 
-fn registry_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRegistry> {
+fn registry_of(row: &super::sql::Row<'_>) -> rusqlite::Result<StoredRegistry> {
     Ok(StoredRegistry {
         id: row.get(0)?,
         name: row.get(1)?,

@@ -12,6 +12,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
 
 use super::access::visible_sql;
+use super::sql::{Conn, Dialect};
 use super::text_index::TextIndex;
 use super::Db;
 use crate::access::Visibility;
@@ -251,7 +252,7 @@ impl Db<'_> {
             .query_row(
                 "SELECT version, manifest, published_at FROM versions \
                  WHERE package_id = ?1 AND deleted_at IS NULL \
-                 ORDER BY coalesce(version = ?2, 0) DESC, id DESC LIMIT 1",
+                 ORDER BY CASE WHEN version = ?2 THEN 1 ELSE 0 END DESC, id DESC LIMIT 1",
                 (package_id, preferred),
                 |row| {
                     Ok(LatestVersion {
@@ -298,7 +299,7 @@ impl Db<'_> {
             && f.deprecated.is_none()
             && f.unstable.is_none());
         if !qualified {
-            if let Some(query) = fts_query(&f.words) {
+            if let Some(query) = self.text_query(&f.words) {
                 return self.search_text_only(f, &query, cache);
             }
         }
@@ -310,14 +311,21 @@ impl Db<'_> {
         let fts = if f.words.is_empty() {
             None
         } else {
-            match fts_query(&f.words) {
+            match self.text_query(&f.words) {
                 Some(query) => Some(query),
                 // Words were given but none has a letter or digit: nothing can match them.
                 None => return Ok((0, Vec::new())),
             }
         };
         if let Some(query) = &fts {
-            conditions.push("search_fts MATCH ?".into());
+            conditions.push(
+                self.conn
+                    .pick(
+                        "search_fts MATCH ?",
+                        "search_fts.vector @@ to_tsquery('simple', ?)",
+                    )
+                    .into(),
+            );
             params.push(SqlValue::Text(query.clone()));
         }
         let mut any_of = |sql: &str, values: &[String]| {
@@ -379,7 +387,7 @@ impl Db<'_> {
         } else {
             self.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {filter}"),
-                rusqlite::params_from_iter(params.iter()),
+                super::sql::params_from_iter(params.iter()),
                 |row| row.get(0),
             )?
         };
@@ -387,14 +395,14 @@ impl Db<'_> {
         // Without free text nothing is exact and every match is as relevant, so the order is
         // the name alone: the name index then gives the page in order, reading only as far as
         // the page, where a sort by the constant terms too read and sorted every match.
-        let (relevance, order, page_order) = if fts.is_some() {
+        let (relevance, order, page_order) = if let Some(query) = &fts {
             (
-                format!("-bm25(search_fts, {BM25_WEIGHTS})"),
+                self.relevance_sql(query),
                 "exact DESC, relevance DESC, d.name",
                 "ranked.exact DESC, ranked.relevance DESC, ranked.name",
             )
         } else {
-            ("0.0".to_string(), "d.name", "ranked.name")
+            ("CAST(0 AS REAL)".to_string(), "d.name", "ranked.name")
         };
         // The sort carries ids, not documents; the page's documents are joined after it.
         let sql = format!(
@@ -411,7 +419,7 @@ impl Db<'_> {
         page_params.push(SqlValue::Integer(f.offset.into()));
         let mut stmt = self.conn.prepare(&sql)?;
         let hits = stmt
-            .query_map(rusqlite::params_from_iter(page_params.iter()), |row| {
+            .query_map(super::sql::params_from_iter(page_params.iter()), |row| {
                 Ok(SearchHit {
                     document: row.get(0)?,
                     exact: row.get(1)?,
@@ -429,7 +437,7 @@ impl Db<'_> {
         let mut sql = format!(
             "SELECT count({}k.package_id) FROM search_keywords k WHERE k.keyword IN ({}) \
              AND k.package_id NOT IN (SELECT d.package_id FROM package_blocks b \
-             CROSS JOIN search_docs d ON d.name = b.name) AND {}",
+             {} search_docs d ON d.name = b.name) AND {}",
             // A package with two of the keywords has two rows.
             if f.keywords.len() > 1 {
                 "DISTINCT "
@@ -437,6 +445,7 @@ impl Db<'_> {
                 ""
             },
             placeholders(f.keywords.len()),
+            self.blocked_join(),
             visible_sql(&f.visibility, "k.package_id"),
         );
         if !f.not_keywords.is_empty() {
@@ -448,7 +457,7 @@ impl Db<'_> {
         }
         Ok(self.query_row(
             &sql,
-            rusqlite::params_from_iter(f.keywords.iter().chain(&f.not_keywords)),
+            super::sql::params_from_iter(f.keywords.iter().chain(&f.not_keywords)),
             |row| row.get(0),
         )?)
     }
@@ -510,7 +519,7 @@ impl Db<'_> {
                 placeholders(page.len())
             ))?;
             let rows = stmt.query_map(
-                rusqlite::params_from_iter(page.iter().map(|&(id, _)| id)),
+                super::sql::params_from_iter(page.iter().map(|&(id, _)| id)),
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             for row in rows {
@@ -541,7 +550,11 @@ impl Db<'_> {
         exact_id: Option<i64>,
         cache: &SearchCache,
     ) -> Result<Ranking> {
-        let mut ranking: Ranking = match cache.rank_in_memory(self.conn, &fts_phrases(&f.words))? {
+        let in_memory = match &self.conn {
+            Conn::Sqlite(conn) => cache.rank_in_memory(conn, &fts_phrases(&f.words))?,
+            Conn::Postgres(_) => None,
+        };
+        let mut ranking: Ranking = match in_memory {
             Some(matches) => {
                 let hidden = self.hidden_from(&f.visibility)?;
                 matches
@@ -550,11 +563,16 @@ impl Db<'_> {
                     .collect()
             }
             None => {
+                let matching = self.conn.pick(
+                    "search_fts MATCH ?1",
+                    "search_fts.vector @@ to_tsquery('simple', ?1)",
+                );
                 let mut stmt = self.conn.prepare(&format!(
-                    "SELECT rowid, -bm25(search_fts, {BM25_WEIGHTS}) FROM search_fts \
-                     WHERE search_fts MATCH ?1 AND {} AND rowid NOT IN \
+                    "SELECT rowid, {} FROM search_fts \
+                     WHERE {matching} AND {} AND rowid NOT IN \
                      (SELECT d.package_id FROM package_blocks b \
                       JOIN search_docs d ON d.name = b.name)",
+                    self.relevance_sql(query),
                     visible_sql(&f.visibility, "rowid")
                 ))?;
                 let rows = stmt.query_map([query], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -576,9 +594,10 @@ impl Db<'_> {
     /// scan `search_docs`, which is every indexed document (5,000 pages at 10,000 packages).
     fn hidden_from(&self, visibility: &Visibility) -> Result<std::collections::HashSet<i64>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT d.package_id FROM package_blocks b CROSS JOIN search_docs d \
+            "SELECT d.package_id FROM package_blocks b {} search_docs d \
              ON d.name = b.name \
              UNION SELECT p.id FROM packages p WHERE p.restricted = 1 AND NOT ({})",
+            self.blocked_join(),
             visible_sql(visibility, "p.id")
         ))?;
         let ids = stmt.query_map([], |row| row.get(0))?;
@@ -637,6 +656,47 @@ impl Db<'_> {
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+impl Db<'_> {
+    /// The join from the blocks to the index: SQLite's CROSS JOIN keeps the blocks first (see
+    /// [`Db::hidden_from`]); PostgreSQL takes no ON clause after a CROSS JOIN and plans the
+    /// order itself.
+    fn blocked_join(&self) -> &'static str {
+        self.conn.pick("CROSS JOIN", "JOIN")
+    }
+
+    /// The full-text query of `words` in the database's own syntax.
+    fn text_query(&self, words: &[String]) -> Option<String> {
+        match self.conn.dialect() {
+            Dialect::Sqlite => fts_query(words),
+            Dialect::Postgres => tsquery(words),
+        }
+    }
+
+    /// A match's relevance, higher is better. On PostgreSQL, `ts_rank` with the columns'
+    /// weights in the proportions of [`BM25_WEIGHTS`], divided by the log of the document's
+    /// length (as bm25 prefers a short document); `query` is [`tsquery`]'s, letters,
+    /// digits and operators only, so it is written into the SQL as it is.
+    fn relevance_sql(&self, query: &str) -> String {
+        match self.conn.dialect() {
+            Dialect::Sqlite => format!("-bm25(search_fts, {BM25_WEIGHTS})"),
+            Dialect::Postgres => format!(
+                "ts_rank('{{0.1, 0.2, 0.5, 1.0}}', search_fts.vector, \
+                 to_tsquery('simple', '{query}'), 1)"
+            ),
+        }
+    }
+}
+
+/// [`fts_query`] for PostgreSQL: each phrase's runs in sequence (`<->`), the last one as a
+/// prefix, every phrase required.
+pub fn tsquery(words: &[String]) -> Option<String> {
+    let phrases: Vec<String> = fts_phrases(words)
+        .into_iter()
+        .map(|phrase| format!("{}:*", phrase.split(' ').collect::<Vec<_>>().join(" <-> ")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" & "))
 }
 
 /// An FTS5 query that matches rows containing every word (as a prefix), or `None` if no word
@@ -763,7 +823,7 @@ mod index_tests {
         let store = Store::open(&dir.path().join("r.db"))?;
         let package = store.write(|db| {
             let id = seed(
-                db.conn,
+                db.sqlite(),
                 &[("1.0.0", "pads on the left"), ("2.0.0", "pads better")],
             )?;
             crate::packages::search::reindex(db, id, "left-pad")?;
@@ -798,7 +858,7 @@ mod index_tests {
 
         // Nothing live: gone from every index table.
         store.write(|db| {
-            db.conn
+            db.sqlite()
                 .execute("UPDATE versions SET deleted_at = 'x'", [])?;
             crate::packages::search::reindex(db, package, "left-pad")
         })?;

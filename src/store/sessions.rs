@@ -16,12 +16,11 @@ impl Db<'_> {
         now: &str,
         expires_at: &str,
     ) -> Result<i64> {
-        self.execute(
+        Ok(self.insert_returning(
             "INSERT INTO web_sessions (secret_hash, user_id, csrf, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
             (secret_hash, user_id, csrf, now, expires_at),
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     /// The session with this secret hash that has not expired at `now`, with its user.

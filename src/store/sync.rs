@@ -10,7 +10,7 @@ pub use crate::upstream::sync::{NewSyncTask, SyncTask, TreeProgress};
 const COLUMNS: &str = "id, package, registry, state, options, root_id, parent_id, created_by, \
                        error, attempts, created_at, updated_at, claimed_at";
 
-fn task_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<SyncTask> {
+fn task_of(row: &super::sql::Row<'_>) -> rusqlite::Result<SyncTask> {
     Ok(SyncTask {
         id: row.get(0)?,
         package: row.get(1)?,
@@ -70,12 +70,20 @@ impl Db<'_> {
     /// Hands the oldest waiting task (forced ones first) to the caller, now `processing`.
     /// Runs on the writer, so two workers never claim the same task.
     pub fn claim_sync_task(&self, now: &str) -> Result<Option<SyncTask>> {
+        // On PostgreSQL the write lock serialises claims already; SKIP LOCKED keeps a
+        // claim from ever waiting on a row another node holds.
+        let (forced, skip_locked) = self.conn.pick(
+            ("coalesce(json_extract(options, '$.force'), 0)", ""),
+            (
+                "CASE WHEN CAST(options AS json) ->> 'force' = 'true' THEN 1 ELSE 0 END",
+                "FOR UPDATE SKIP LOCKED",
+            ),
+        );
         let mut stmt = self.conn.prepare_cached(&format!(
             "UPDATE sync_tasks SET state = 'processing', claimed_at = ?1, updated_at = ?1, \
              attempts = attempts + 1 \
              WHERE id = (SELECT id FROM sync_tasks WHERE state = 'waiting' \
-                         ORDER BY coalesce(json_extract(options, '$.force'), 0) DESC, \
-                                  created_at, id LIMIT 1) \
+                         ORDER BY {forced} DESC, created_at, id LIMIT 1 {skip_locked}) \
              RETURNING {COLUMNS}"
         ))?;
         Ok(stmt.query_row([now], task_of).optional()?)
@@ -138,8 +146,8 @@ impl Db<'_> {
     pub fn sync_tree_progress(&self, root_id: &str) -> Result<TreeProgress> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT count(*), \
-               coalesce(sum(state IN ('success', 'error')), 0), \
-               coalesce(sum(state = 'error'), 0) \
+               coalesce(sum(CASE WHEN state IN ('success', 'error') THEN 1 ELSE 0 END), 0), \
+               coalesce(sum(CASE WHEN state = 'error' THEN 1 ELSE 0 END), 0) \
              FROM sync_tasks WHERE root_id = ?1",
         )?;
         Ok(stmt.query_row([root_id], |row| {

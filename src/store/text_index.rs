@@ -463,10 +463,10 @@ mod tests {
         store.read(|db| {
             let index = match index.as_mut() {
                 Some(index) => {
-                    assert!(index.catch_up(db.conn)?, "the snapshot is current");
+                    assert!(index.catch_up(db.sqlite())?, "the snapshot is current");
                     index
                 }
-                None => index.insert(TextIndex::load(db.conn)?),
+                None => index.insert(TextIndex::load(db.sqlite())?),
             };
             let mut ranked = index.rank(&phrases)?.unwrap_or_default();
             ranked.sort_unstable_by_key(|&(id, _)| id);
@@ -558,7 +558,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("r.db"))?;
         put(&store, 1, "left-pad", "pads", &[])?;
-        let ranked = store.read(|db| TextIndex::load(db.conn)?.rank(&["·".to_string()]))?;
+        let ranked = store.read(|db| TextIndex::load(db.sqlite())?.rank(&["·".to_string()]))?;
         assert!(ranked.is_none());
         Ok(())
     }

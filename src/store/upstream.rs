@@ -99,11 +99,15 @@ impl Db<'_> {
     /// The original URL and checksums of one version's tarball, from whichever cached
     /// document has them (JSON `[url, integrity, shasum]`).
     pub fn cached_dist(&self, name: &str, version: &str) -> Result<Option<String>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(self.conn.pick(
             "SELECT json_extract(dists, '$.' || json_quote(?2)) FROM upstream_packuments \
-             WHERE name = ?1 AND status = 200 AND dists IS NOT NULL \
-             ORDER BY flavor = 'abbreviated' DESC",
-        )?;
+                 WHERE name = ?1 AND status = 200 AND dists IS NOT NULL \
+                 ORDER BY flavor = 'abbreviated' DESC",
+            "SELECT CAST(CAST(dists AS json) -> CAST(?2 AS TEXT) AS TEXT) \
+                 FROM upstream_packuments \
+                 WHERE name = ?1 AND status = 200 AND dists IS NOT NULL \
+                 ORDER BY flavor = 'abbreviated' DESC",
+        ))?;
         let mut rows = stmt.query((name, version))?;
         while let Some(row) = rows.next()? {
             if let Some(text) = row.get::<_, Option<String>>(0)? {

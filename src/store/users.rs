@@ -1,6 +1,8 @@
 //! Users and their tokens.
 
-use rusqlite::{OptionalExtension, Row};
+use rusqlite::OptionalExtension;
+
+use super::sql::Row;
 
 use super::Db;
 pub use crate::accounts::tokens::{OrgsPermission, TokenRecord};
@@ -120,20 +122,19 @@ impl Db<'_> {
         is_admin: bool,
         now: &str,
     ) -> Result<i64> {
-        self.execute(
+        Ok(self.insert_returning(
             "INSERT INTO users (name, email, password_hash, is_admin, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
             (name, email, password_hash, is_admin, now),
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     pub fn insert_token(&self, token: &NewToken<'_>) -> Result<i64> {
-        self.execute(
+        Ok(self.insert_returning(
             "INSERT INTO tokens (key, token_hash, display, user_id, name, readonly, \
              cidr_whitelist, created_at, expires_at, description, limit_packages, limit_scopes, \
              limit_orgs, orgs_permission) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
             rusqlite::params![
                 token.key,
                 token.token_hash,
@@ -150,8 +151,7 @@ impl Db<'_> {
                 token.orgs.map(json_text),
                 token.orgs_permission,
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )?)
     }
 
     /// The token with this hash and the user it belongs to.

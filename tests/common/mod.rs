@@ -22,6 +22,24 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha512};
 
+/// Whether this test binary runs its registries on PostgreSQL: a suite compiled a second time
+/// as `<suite>_on_postgres` (see `tests/protocol_on_postgres.rs`) does, with a schema of its
+/// own per data directory; every other binary uses SQLite, the default.
+pub fn on_postgres() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .is_some_and(|name| name.contains("_on_postgres"))
+}
+
+/// Points `config` at this binary's backend: on PostgreSQL, a schema of its data directory's
+/// own (unless it names a database itself).
+pub fn use_test_backend(config: &mut Config) {
+    if on_postgres() && config.database_url.is_none() {
+        config.database_url = Some(services::postgres_schema_url(&config.data_dir));
+    }
+}
+
 pub struct TestRegistry {
     /// `http://127.0.0.1:PORT` (no trailing slash); `https://` when TLS is configured
     pub base: String,
@@ -48,6 +66,7 @@ impl TestRegistry {
             ..Config::default()
         };
         configure(&mut config);
+        use_test_backend(&mut config);
         let registry = Arc::new(Registry::open(config).expect("open registry"));
         // The daemon's own listening socket (its listen queue included).
         let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

@@ -4,6 +4,8 @@
 //! idempotent and locks its directory, so binaries running at the same time share one set of
 //! services, which later runs reuse; `.ci/run` stops them at its end (`down`).
 
+#![allow(dead_code)] // each test binary uses a different part of it
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -118,4 +120,40 @@ pub fn s3() -> &'static S3Service {
         S3Service::from_vars(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
             .unwrap_or_else(|| start_in(&repo().join("target/test-services/run")))
     })
+}
+
+/// The PostgreSQL server of `contrib/services.sh`: `REGISTRY_DATABASE_URL` when the
+/// environment has it, else the one this binary started (with the S3 store).
+pub fn postgres_url() -> &'static str {
+    static SHARED: OnceLock<String> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        std::env::var("REGISTRY_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                let exports = services_sh("up", &repo().join("target/test-services/run"));
+                let url = parse_exports(&exports)("REGISTRY_DATABASE_URL");
+                url.unwrap_or_else(|| {
+                    panic!("contrib/services.sh printed no REGISTRY_DATABASE_URL:\n{exports}")
+                })
+            })
+    })
+}
+
+/// A `database_url` for a schema of its own, named after `owner` (a data directory, say), so
+/// that a registry restarted on the same directory finds its data again and tests sharing
+/// the server never see each other's rows. The schema is created when missing.
+pub fn postgres_schema_url(owner: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    owner.hash(&mut hasher);
+    let schema = format!("test_{:016x}", hasher.finish());
+    let base = postgres_url();
+    let mut client = postgres::Client::connect(base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to {base}: {e}"));
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
 }

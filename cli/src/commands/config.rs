@@ -17,6 +17,8 @@ fn show(global: &GlobalArgs, out: &Out) -> anyhow::Result<()> {
     let values: Vec<(&str, Value)> = vec![
         ("listen", json!(config.listen.to_string())),
         ("data_dir", json!(config.data_dir.display().to_string())),
+        // Never the password: postgres://user:***@host/db.
+        ("database_url", json!(config.database_url_redacted())),
         ("public_url", json!(config.public_url)),
         ("registration", json!(config.registration.to_string())),
         ("read_access", json!(config.read_access.to_string())),

@@ -11,6 +11,7 @@ mod doctor;
 mod downloads;
 mod gc;
 mod hook;
+pub mod migrate;
 mod org;
 mod owner;
 mod package;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gc(args) => gc::run(backend, &out, args),
         Command::Doctor(args) => doctor::run(backend, &out, args),
         Command::Backup(args) => backup::run_backup(backend, &out, args),
+        Command::Migrate(args) => migrate::run(backend, &out, args),
         Command::Serve(_)
         | Command::Completions(_)
         | Command::Man(_)
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// The effective configuration: file < env < flags.
 pub fn load_config(global: &GlobalArgs, mut overrides: Overrides) -> anyhow::Result<Config> {
     overrides.data_dir = global.data_dir.clone();
+    overrides.database_url = global.database_url.clone();
     let (config, warnings) = Config::load(global.config.as_deref(), std::env::vars(), &overrides)?;
     for warning in warnings {
         eprintln!("warning: {warning}");

@@ -587,7 +587,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 /// Brings a new database up to, but not including, the first migration whose text contains
 /// `marker`, so that a test can put rows in an old schema and then watch the migration run.
 #[cfg(test)]
-pub(super) fn migrate_before(conn: &mut Connection, marker: &str) -> Result<()> {
+pub(in crate::store) fn migrate_before(conn: &mut Connection, marker: &str) -> Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         if sql.contains(marker) {
             break;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::Db;
+use super::super::{Conn, Db};
 use crate::error::{Error, Result};
 
 /// A batch commits once it holds this many writes, even with more writers waiting…
@@ -30,7 +30,7 @@ const COMMIT_WAIT: Duration = Duration::from_secs(60);
 /// Failed batches remembered for writers still to wake up.
 const REMEMBERED_FAILURES: usize = 64;
 
-pub(super) struct GroupWriter {
+pub(in crate::store) struct GroupWriter {
     state: Mutex<WriterState>,
     /// Writers waiting for `state`; one finishing while this is not zero leaves the commit.
     waiting: AtomicUsize,
@@ -55,7 +55,7 @@ struct OpenBatch {
 
 /// How much a write must survive once acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
+pub(in crate::store) enum Durability {
     /// A power loss: the commit waits for the fsync (`synchronous=FULL`).
     Disk,
     /// A crash of the process, not of the machine (`synchronous=NORMAL` in WAL mode). For
@@ -82,7 +82,7 @@ struct Outcomes {
 }
 
 impl GroupWriter {
-    pub(super) fn new(conn: Connection) -> GroupWriter {
+    pub(in crate::store) fn new(conn: Connection) -> GroupWriter {
         GroupWriter {
             state: Mutex::new(WriterState {
                 conn,
@@ -98,7 +98,7 @@ impl GroupWriter {
 
     /// Runs `f` in a savepoint of the open batch (beginning one with `BEGIN IMMEDIATE` if none
     /// is open) and returns once that batch is committed.
-    pub(super) fn write<T>(
+    pub(in crate::store) fn write<T>(
         &self,
         durability: Durability,
         f: impl FnOnce(&Db<'_>) -> Result<T>,
@@ -111,7 +111,9 @@ impl GroupWriter {
         if let Err(e) = run(&state.conn, "SAVEPOINT one_write") {
             return Err(self.abort_batch(&mut state, e.into()));
         }
-        let out = f(&Db { conn: &state.conn });
+        let out = f(&Db {
+            conn: Conn::Sqlite(&state.conn),
+        });
         let settled = if out.is_ok() {
             run(&state.conn, "RELEASE one_write")
         } else {
@@ -142,7 +144,7 @@ impl GroupWriter {
 
     /// Runs `f` on the connection with no batch open (committing the open one first), for
     /// work that must not run inside a transaction, such as a checkpoint.
-    pub(super) fn with_idle_connection<T>(
+    pub(in crate::store) fn with_idle_connection<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
@@ -262,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("registry.db"))?;
         let synchronous = |store: &Store| {
-            store.writer.with_idle_connection(|conn| {
+            store.sqlite_writer().with_idle_connection(|conn| {
                 Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))?)
             })
         };
@@ -301,7 +303,7 @@ mod tests {
     fn concurrent_writes_share_commits_and_a_failed_one_leaves_the_others() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let store = Arc::new(Store::open(&dir.path().join("registry.db"))?);
-        store.writer.with_idle_connection(|conn| {
+        store.sqlite_writer().with_idle_connection(|conn| {
             conn.execute_batch("CREATE TABLE scratch (writer INTEGER, n INTEGER)")?;
             Ok(())
         })?;

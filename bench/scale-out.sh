@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# bench/scale-out.sh CORPUS_DIR [WORKDIR] — the scaled-out setup (PostgreSQL + S3, two nodes)
+# measured against one node, in one run:
+#
+#   reads     one node on SQLite and one on PostgreSQL + S3, both loaded with the corpus, read
+#             by the shared harness's compare.sh (ROUNDS rounds, alternated): B/A is PG+S3's
+#             share of SQLite's req/s.
+#   publish   the corpus published (load.mjs -c $C) into one PG+S3 node, then into a fresh
+#             schema and prefix behind nginx round-robin over two nodes: publishes/s of each.
+#   kill      `npm install` of the corpus's root project (cold cache) through nginx over the
+#             two nodes, with node B killed (SIGKILL) KILL_AFTER seconds in: does it complete,
+#             and in how long (nginx retries onto node A: proxy_next_upstream).
+#
+# Needs: the release binary (cargo build --release), nginx (Debian's), node + npm, the shared
+# harness (SHARED=…/shared/bench), and contrib/services.sh's PostgreSQL and S3 server (started
+# here in WORKDIR/services and stopped at the end). Ports 4890-4894 on 127.0.0.1; every server
+# is stopped by its PID; every load loop is bounded (compare.sh's DURATION, load.mjs's corpus).
+# Env: ROUNDS=2 C=8 KILL_AFTER=2 SHARED=../shared/bench REGISTRY=target/release/registry
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+corpus="$(cd "${1:?usage: scale-out.sh CORPUS_DIR [WORKDIR]}" && pwd)"
+work="${2:-/tmp/bench-scale-out}"
+ROUNDS="${ROUNDS:-2}"; C="${C:-8}"; KILL_AFTER="${KILL_AFTER:-2}"
+. "$here/lib.sh"
+rm -rf "$work/nodes"; mkdir -p "$work/nodes"
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  bash "$here/../contrib/services.sh" down "$work/services" >/dev/null 2>&1 || true
+}
+trap stop_all EXIT
+eval "$(bash "$here/../contrib/services.sh" up "$work/services")"
+base_url="$REGISTRY_DATABASE_URL"
+bucket="${REGISTRY_BLOBS_URL#s3://}"; bucket="${bucket%%/*}"
+run_id="$(date +%s)"
+
+# A fresh schema and bucket prefix for one setup; prints the database_url.
+fresh() {
+  psql -q "$base_url" -c "DROP SCHEMA IF EXISTS $1 CASCADE; CREATE SCHEMA $1;" >&2
+  echo "$base_url?options=-csearch_path%3D$1"
+}
+# pg_node PORT NAME SCHEMA_URL PREFIX — a node on PostgreSQL + S3; prints its PID.
+pg_node() {
+  REGISTRY_DATABASE_URL="$3" REGISTRY_BLOBS_URL="s3://$bucket/$4" \
+    serve_ours "$1" "$work/nodes/$2" --registration open
+}
+# nginx in front of two nodes, retrying a request on the other when one is down.
+start_lb() {
+  local run="$work/nginx"; mkdir -p "$run"
+  cat > "$run/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $run/nginx.pid;
+error_log $run/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 200m;
+  upstream nodes {
+    server 127.0.0.1:$1 max_fails=1 fail_timeout=10s;
+    server 127.0.0.1:$2 max_fails=1 fail_timeout=10s;
+    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:4894;
+    location / {
+      proxy_pass http://nodes;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+      proxy_next_upstream_tries 2;
+    }
+  }
+}
+CONF
+  "$(command -v nginx || echo /usr/sbin/nginx)" -c "$run/nginx.conf" -p "$run" &
+  pids+=($!)
+  wait_up http://127.0.0.1:4894
+}
+published() { grep -E '^published' | sed -E 's/.*: ([0-9.]+) publishes\/s.*/\1/'; }
+
+echo "# scale-out.sh ($(date -u +%FT%TZ)), corpus $(wc -l < "$corpus/index.tsv") versions, C=$C"
+
+echo "## reads: SQLite (A) against PostgreSQL + S3 (B)"
+sqlite_pid=$(serve_ours 4890 "$work/nodes/sqlite" --registration open); pids+=("$sqlite_pid")
+node "$shared/load.mjs" --registry http://127.0.0.1:4890 --corpus "$corpus" -c "$C" >/dev/null
+one_pid=$(pg_node 4891 one "$(fresh bench_one)" "bench-one-$run_id"); pids+=("$one_pid")
+one_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4891 --corpus "$corpus" -c "$C" |
+  tee /dev/stderr | published)
+LABEL_A=sqlite LABEL_B=pg-s3 "$shared/compare.sh" http://127.0.0.1:4890 http://127.0.0.1:4891 "$ROUNDS"
+kill "$sqlite_pid" "$one_pid"
+
+echo "## publish: one node against two behind nginx (fresh schema and prefix)"
+two_url=$(fresh bench_two)
+a_pid=$(pg_node 4892 a "$two_url" "bench-two-$run_id"); pids+=("$a_pid")
+b_pid=$(pg_node 4893 b "$two_url" "bench-two-$run_id"); pids+=("$b_pid")
+start_lb 4892 4893
+two_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
+  tee /dev/stderr | published)
+echo "publishes/s: one node $one_publish, two nodes $two_publish"
+
+echo "## kill: npm install through nginx, node B killed ${KILL_AFTER}s in"
+project="$(mktemp -d /tmp/bench-scale-out-install.XXXXXX)"
+cp "$shared/corpus.root.json" "$project/package.json"
+printf 'registry=http://127.0.0.1:4894/\n' > "$project/.npmrc"
+started=$(date +%s.%N)
+( sleep "$KILL_AFTER"; kill -9 "$b_pid" && echo "killed node B (pid $b_pid) at ${KILL_AFTER}s" ) &
+killer=$!
+if (cd "$project" && npm install --userconfig "$project/.npmrc" --cache "$project/cache" \
+      --prefer-online --no-audit --no-fund --ignore-scripts > "$project/npm.log" 2>&1); then
+  outcome="completed"
+else
+  outcome="FAILED (see $project/npm.log)"
+fi
+wait "$killer" || true
+took=$(echo "$(date +%s.%N) - $started" | bc)
+added=$(grep -Eo 'added [0-9]+ packages' "$project/npm.log" || echo "added ? packages")
+printf 'install with node B killed: %s in %.1f s (%s)\n' "$outcome" "$took" "$added"
+[[ "$outcome" == completed ]] && rm -rf "$project"
