@@ -693,6 +693,13 @@ fn backup_while_serving_and_restore_into_a_new_directory() {
     let daemon = Daemon::start(&fixture);
     let dest = fixture.dir.path().join("backup");
     let dest_str = dest.to_str().expect("utf-8");
+    if common::on_postgres() {
+        // `registry backup` copies a SQLite registry; PostgreSQL's metadata is pg_dump's.
+        let refused = fixture.run(&["backup", dest_str]).fails(USAGE);
+        assert!(refused.stderr.contains("pg_dump"), "{}", refused.stderr);
+        daemon.run(&["backup", dest_str]).fails(FAILED);
+        return;
+    }
     let report = fixture.run(&["backup", dest_str, "--json"]).ok().json();
     assert_eq!(report["blobs"], 4);
     assert!(report["database_bytes"].as_u64().is_some_and(|b| b > 0));
@@ -745,18 +752,17 @@ fn config_show_says_where_each_value_came_from() {
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     let fixture = Fixture::new();
-    let mut child = common::registry()
-        .args([
-            "package",
-            "info",
-            "left-pad",
-            "--data-dir",
-            fixture.data_str(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = common::with_test_backend(common::registry().args([
+        "package",
+        "info",
+        "left-pad",
+        "--data-dir",
+        fixture.data_str(),
+    ]))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
     drop(child.stdout.take());
     let output = child.wait_with_output().expect("wait");
     assert!(
@@ -891,19 +897,23 @@ fn remote_mode_takes_the_url_and_token_from_the_environment_or_npmrc() {
 #[test]
 fn doctor_finds_a_stale_packument_and_repairs_it() {
     let fixture = Fixture::new();
-    let db = fixture.data.join("registry.db");
-    let status = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(
-            "UPDATE versions SET abbrev_manifest = '{}' \
-             WHERE package_id = (SELECT id FROM packages WHERE name = 'left-pad')",
-        )
-        .status();
-    let Ok(status) = status else {
-        eprintln!("sqlite3 is not installed: skipping");
-        return;
-    };
-    assert!(status.success());
+    let stale = "UPDATE versions SET abbrev_manifest = '{}' \
+                 WHERE package_id = (SELECT id FROM packages WHERE name = 'left-pad')";
+    if let Some(url) = common::database_url(&fixture.data) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        assert_eq!(client.execute(stale, &[]).expect("UPDATE"), 3);
+    } else {
+        let db = fixture.data.join("registry.db");
+        let status = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(stale)
+            .status();
+        let Ok(status) = status else {
+            eprintln!("sqlite3 is not installed: skipping");
+            return;
+        };
+        assert!(status.success());
+    }
     let sick = fixture.run(&["doctor", "--json"]);
     assert_eq!(sick.code, FAILED);
     let report = sick.json();
@@ -926,7 +936,13 @@ fn unpublish_asks_on_a_terminal_and_only_yes_goes_ahead() {
             "{exe} unpublish left-pad@1.0.0 --data-dir '{}'",
             fixture.data_str()
         );
-        let script = std::process::Command::new("script")
+        let mut script = std::process::Command::new("script");
+        // The registry's own settings only: this fixture's backend, nothing of the caller's.
+        match common::database_url(&fixture.data) {
+            Some(url) => script.env("REGISTRY_DATABASE_URL", url),
+            None => script.env_remove("REGISTRY_DATABASE_URL"),
+        };
+        let script = script
             .args(["-qec", &command, "/dev/null"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -5,13 +5,12 @@
 //! that holds data refused and left as it was.
 
 mod common;
-#[path = "../../tests/common/services.rs"]
-mod services;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 
+use common::services;
 use common::*;
 use registry_core::accounts::auth::{authenticate, Identity};
 use registry_core::accounts::authz::require_writer;

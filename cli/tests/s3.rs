@@ -3,11 +3,10 @@
 //! would; and a bad S3 setting stopping the binary with exit 2.
 
 mod common;
-#[path = "../../tests/common/services.rs"]
-mod services;
 
 use std::process::Stdio;
 
+use common::services;
 use common::*;
 use registry_core::accounts::auth::Identity;
 use registry_core::accounts::authz::require_writer;

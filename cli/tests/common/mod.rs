@@ -3,8 +3,9 @@
 //! `registry serve` child on the same directory (remote mode).
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -19,6 +20,47 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha512};
 
+#[path = "../../../tests/common/services.rs"]
+pub mod services;
+
+/// Whether this test binary runs its suite on the PostgreSQL backend: a binary named
+/// `<suite>_on_postgres` (see `admin_on_postgres.rs`) does, with a schema of its own per data
+/// directory, as the root crate's harness does; every other binary uses SQLite, the default.
+pub fn on_postgres() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .is_some_and(|name| name.contains("_on_postgres"))
+}
+
+/// The `database_url` of `data_dir` on this binary's backend: on PostgreSQL, a schema named
+/// after the directory, so that every command, daemon and in-process `Registry` of one
+/// fixture share it; `None` on SQLite (the data directory's own file).
+pub fn database_url(data_dir: &Path) -> Option<String> {
+    on_postgres().then(|| services::postgres_schema_url(data_dir))
+}
+
+/// Gives `command` the backend of the data directory its arguments name (`--data-dir DIR`):
+/// on PostgreSQL, `REGISTRY_DATABASE_URL` set to that directory's schema. A command without
+/// `--data-dir` (remote mode, usage errors) is left as it is.
+pub fn with_test_backend(command: &mut Command) -> &mut Command {
+    let mut args = command.get_args();
+    let mut data_dir = None;
+    while let Some(arg) = args.next() {
+        if arg == OsStr::new("--data-dir") {
+            data_dir = args.next().map(PathBuf::from);
+        } else if let Some(dir) = arg.to_str().and_then(|a| a.strip_prefix("--data-dir=")) {
+            data_dir = Some(PathBuf::from(dir));
+        }
+    }
+    if let Some(url) = data_dir.as_deref().and_then(database_url) {
+        command.env("REGISTRY_DATABASE_URL", url);
+    }
+    command
+}
+
+/// The `registry` binary, its environment cleared of `REGISTRY_*` settings. Give it the test
+/// backend with `with_test_backend` once its arguments are in (`run_in` and `serve` do).
 pub fn registry() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_registry"));
     for (key, _) in std::env::vars() {
@@ -83,8 +125,7 @@ fn finish(output: Output) -> Run {
 }
 
 pub fn run_in(args: &[&str], stdin: &str) -> Run {
-    let mut child = registry()
-        .args(args)
+    let mut child = with_test_backend(registry().args(args))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,6 +209,7 @@ impl Fixture {
     pub fn open(&self) -> Registry {
         let config = Config {
             data_dir: self.data.clone(),
+            database_url: database_url(&self.data),
             ..Config::default()
         };
         Registry::open(config).expect("open registry")
@@ -220,13 +262,15 @@ pub struct Served {
 
 /// Starts `registry serve` on an ephemeral loopback port and waits for the address it logs.
 pub fn serve(data_dir: &str, extra_args: &[&str]) -> Served {
-    let mut child = registry()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
-        .args(extra_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn registry serve");
+    let mut child = with_test_backend(
+        registry()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
+            .args(extra_args),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn registry serve");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
