@@ -35,6 +35,7 @@ impl AppState {
             registry.config.auth_requests_per_second,
             registry.config.auth_burst,
         );
+        let cli_logins = CliLogins::new(Arc::clone(&registry));
         AppState {
             inner: Arc::new(Inner {
                 registry,
@@ -43,7 +44,7 @@ impl AppState {
                 downloads: DownloadCounter::default(),
                 auth_rate,
                 sync_wake: Arc::new(tokio::sync::Notify::new()),
-                cli_logins: CliLogins::default(),
+                cli_logins,
                 metrics: HttpMetrics::default(),
             }),
         }
@@ -77,7 +78,7 @@ impl AppState {
         &self.inner.sync_wake
     }
 
-    /// npm web logins waiting for the browser (this process's memory only).
+    /// npm web logins waiting for the browser (in the database: any node may answer).
     pub fn cli_logins(&self) -> &CliLogins {
         &self.inner.cli_logins
     }

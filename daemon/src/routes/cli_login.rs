@@ -76,7 +76,7 @@ pub fn routes(state: AppState) -> Route {
         .and(warp::get())
         .and(web_session(state.clone()))
         .and(with_state(state.clone()))
-        .map(approval_page);
+        .and_then(approval_page);
 
     // POST /-/web/cli-login/:id — the approval (CSRF-checked)
     let approve = warp::path!("-" / "web" / "cli-login" / String)
@@ -111,7 +111,7 @@ async fn open_login(
         .ok()
         .and_then(|v| v.get("create").and_then(Value::as_bool))
         .unwrap_or(false);
-    let (login_id, done_id) = state.cli_logins().open(create).map_err(reject)?;
+    let (login_id, done_id) = state.cli_logins().open(create).await.map_err(reject)?;
     let origin = origin.trim_end_matches('/');
     Ok(json_response(
         StatusCode::OK,
@@ -126,7 +126,7 @@ async fn poll(done_id: String, state: AppState) -> Result<Response, Rejection> {
     if !well_formed(&done_id) {
         return Err(reject(Error::not_found("no such login")));
     }
-    match state.cli_logins().poll(&done_id) {
+    match state.cli_logins().poll(&done_id).await.map_err(reject)? {
         Poll::Pending => {
             let mut response = json_response(
                 StatusCode::ACCEPTED,
@@ -175,9 +175,15 @@ fn gone(session: Option<&WebSession>) -> Response {
     )
 }
 
-fn approval_page(id: String, session: Option<Arc<WebSession>>, state: AppState) -> Response {
-    let Some(view) = state.cli_logins().view(&id) else {
-        return gone(session.as_deref());
+async fn approval_page(
+    id: String,
+    session: Option<Arc<WebSession>>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let view = match state.cli_logins().view(&id).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return Ok(gone(session.as_deref())),
+        Err(error) => return Ok(error_page(session.as_deref(), &error)),
     };
     let here = format!("/-/web/cli-login/{id}");
     let Some(session) = session else {
@@ -188,13 +194,16 @@ fn approval_page(id: String, session: Option<Arc<WebSession>>, state: AppState) 
         } else {
             "login"
         };
-        return redirect(&format!("/-/web/{start}?next={}", encode_next(&here)));
+        return Ok(redirect(&format!(
+            "/-/web/{start}?next={}",
+            encode_next(&here)
+        )));
     };
     if view.approved {
-        return done_page(&session);
+        return Ok(done_page(&session));
     }
     let minutes = LOGIN_TTL.as_secs() / 60;
-    html(
+    Ok(html(
         StatusCode::OK,
         layout(
             "Approve npm login",
@@ -215,7 +224,7 @@ fn approval_page(id: String, session: Option<Arc<WebSession>>, state: AppState) 
                 }
             },
         ),
-    )
+    ))
 }
 
 fn done_page(session: &WebSession) -> Response {
@@ -248,7 +257,12 @@ async fn approve(
         )));
     };
     require_csrf(&session, &form)?;
-    if !state.cli_logins().approve(&id, session.user.id) {
+    if !state
+        .cli_logins()
+        .approve(&id, session.user.id)
+        .await
+        .map_err(reject)?
+    {
         return Ok(gone(Some(&session)));
     }
     Ok(done_page(&session))

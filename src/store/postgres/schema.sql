@@ -458,3 +458,14 @@ $$;
 CREATE TRIGGER hook_event_released AFTER DELETE ON hook_queue
     FOR EACH ROW EXECUTE FUNCTION hook_event_release();
 
+-- npm's web logins in progress (SQLite's migration 22): hashes of the two random ids, never
+-- the ids; expiry in unix milliseconds.
+CREATE TABLE cli_logins (
+    page_hash      BYTEA NOT NULL PRIMARY KEY,
+    done_hash      BYTEA NOT NULL UNIQUE,
+    create_account BIGINT NOT NULL DEFAULT 0,
+    approved_by    BIGINT REFERENCES users(id) ON DELETE CASCADE,
+    expires_ms     BIGINT NOT NULL
+);
+CREATE INDEX cli_logins_expires ON cli_logins(expires_ms);
+CREATE INDEX cli_logins_approver ON cli_logins(approved_by);

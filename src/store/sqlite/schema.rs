@@ -562,6 +562,24 @@ const MIGRATIONS: &[&str] = &[
         WHEN NOT EXISTS (SELECT 1 FROM hook_queue WHERE event_id = OLD.event_id)
         BEGIN DELETE FROM hook_events WHERE id = OLD.event_id; END;
     "#,
+    // npm's web logins in progress, which lived in one process's memory: behind a load
+    // balancer npm may poll a node other than the one that opened its login, so they are in
+    // the database now. A login is found by the sha256 hash of one of its two random ids (the
+    // login page's, and the one npm polls, which alone collects the token), as tokens are; no
+    // token secret is kept, since the token is made when npm collects the login. Expiry is in
+    // unix milliseconds, indexed for the cleanup that each new login runs. An approval goes
+    // with the user who gave it (hence the approver's index: a user's deletion looks it up).
+    r#"
+    CREATE TABLE cli_logins (
+        page_hash      BLOB NOT NULL PRIMARY KEY,
+        done_hash      BLOB NOT NULL UNIQUE,
+        create_account INTEGER NOT NULL DEFAULT 0,
+        approved_by    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        expires_ms     INTEGER NOT NULL
+    );
+    CREATE INDEX cli_logins_expires ON cli_logins(expires_ms);
+    CREATE INDEX cli_logins_approver ON cli_logins(approved_by);
+    "#,
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
