@@ -404,7 +404,10 @@ mod tests {
     #[test]
     fn sums_come_back_as_sqlite_would_give_them() -> std::result::Result<(), BoxError> {
         // 123456789 = 1 · 10000² + 2345 · 10000 + 6789
-        assert_eq!(numeric(&wire(2, 0, 0, &[1, 2345, 6789]))?, Value::Integer(123_456_789));
+        assert_eq!(
+            numeric(&wire(2, 0, 0, &[1, 2345, 6789]))?,
+            Value::Integer(123_456_789)
+        );
         assert_eq!(numeric(&wire(0, 0x4000, 0, &[42]))?, Value::Integer(-42));
         // Trailing zero groups are left out on the wire: 50000 = 5 · 10000¹.
         assert_eq!(numeric(&wire(1, 0, 0, &[5]))?, Value::Integer(50_000));
