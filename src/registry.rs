@@ -116,8 +116,9 @@ impl Registry {
         flavor: PackumentFlavor,
         reader: Option<&Identity>,
     ) -> Result<Option<String>> {
-        self.store
-            .read(|db| crate::packages::packument::readable_etag(db, name.as_str(), flavor, reader))
+        let stamp = self.store.commit_stamp();
+        self.packument_etag_via(Reach::Wait, name, flavor, reader, stamp)
+            .unwrap_or_else(|| Err(unreached()))
     }
 
     /// [`Registry::packument_etag`] on the calling thread: the package's state from
@@ -131,10 +132,20 @@ impl Registry {
         reader: Option<&Identity>,
         stamp: Option<CommitStamp>,
     ) -> Option<Result<Option<String>>> {
-        let read = || {
-            self.store
-                .read_now(|db| db.package_read_state(name.as_str()))
-        };
+        self.packument_etag_via(Reach::Now, name, flavor, reader, stamp)
+    }
+
+    /// The database's answers as of `stamp`, remembered in [`HotReads`] until the next commit
+    /// (by any process or node), whichever way `reach` reads it.
+    fn packument_etag_via(
+        &self,
+        reach: Reach,
+        name: &PackageName,
+        flavor: PackumentFlavor,
+        reader: Option<&Identity>,
+        stamp: Option<CommitStamp>,
+    ) -> Option<Result<Option<String>>> {
+        let read = || self.query(reach, |db| db.package_read_state(name.as_str()));
         let state = match self
             .hot_reads
             .packages
@@ -144,7 +155,7 @@ impl Registry {
             Err(e) => return Some(Err(e)),
         };
         if state.restricted && reader.is_some() {
-            return self.store.read_now(|db| {
+            return self.query(reach, |db| {
                 crate::packages::packument::etag_of_state(&state, name.as_str(), flavor, |id| {
                     crate::access::require_read(db, reader, id, name.as_str(), true)
                 })
@@ -173,20 +184,17 @@ impl Registry {
         file: &str,
         reader: Option<&Identity>,
     ) -> Result<Option<TarballFile>> {
-        let version =
-            version_of_tarball(name, file).ok_or_else(|| tarball_not_found(name, file))?;
-        let state = self
-            .store
-            .read(|db| readable_tarball_state(db, name, &version, reader))?;
-        self.open_tarball(name, file, version, state)
+        let stamp = self.store.commit_stamp();
+        self.tarball_via(Reach::Wait, name, file, reader, stamp)
+            .unwrap_or_else(|| Err(unreached()))
     }
 
-    /// [`Registry::tarball`] on the calling thread when the blob store is local: the tarball's
-    /// state from [`HotReads`] or a connection free at once (a restricted package's reader is
-    /// checked on one every time); the bytes from memory, else read now when small (one
-    /// `open(2)` and `read(2)`), else streamed by whoever sends them. `None` (run it on the
-    /// blocking pool) for S3, whose open is a GET. `stamp` as for
-    /// [`Registry::packument_etag_now`].
+    /// [`Registry::tarball`] on the calling thread: the tarball's state from [`HotReads`] or a
+    /// connection free at once (a restricted package's reader is checked on one every time);
+    /// the bytes from memory, else read now when small (one `open(2)` and `read(2)`), else
+    /// streamed by whoever sends them. `None` (run it on the blocking pool) when the state
+    /// needs a connection none is free for, or the bytes are in a bucket and not in memory
+    /// (the open is a GET). `stamp` as for [`Registry::packument_etag_now`].
     pub fn tarball_now(
         &self,
         name: &PackageName,
@@ -194,16 +202,21 @@ impl Registry {
         reader: Option<&Identity>,
         stamp: Option<CommitStamp>,
     ) -> Option<Result<Option<TarballFile>>> {
-        if !self.blobs.opens_locally() {
-            return None;
-        }
+        self.tarball_via(Reach::Now, name, file, reader, stamp)
+    }
+
+    fn tarball_via(
+        &self,
+        reach: Reach,
+        name: &PackageName,
+        file: &str,
+        reader: Option<&Identity>,
+        stamp: Option<CommitStamp>,
+    ) -> Option<Result<Option<TarballFile>>> {
         let Some(version) = version_of_tarball(name, file) else {
             return Some(Err(tarball_not_found(name, file)));
         };
-        let read = || {
-            self.store
-                .read_now(|db| db.tarball_read_state(name.as_str(), &version))
-        };
+        let read = || self.query(reach, |db| db.tarball_read_state(name.as_str(), &version));
         let state =
             match self
                 .hot_reads
@@ -214,14 +227,27 @@ impl Registry {
                 Err(e) => return Some(Err(e)),
             };
         if let Some(id) = reader_to_check(&state) {
-            let allowed = self
-                .store
-                .read_now(|db| crate::access::require_read(db, reader, id, name.as_str(), true))?;
+            let allowed = self.query(reach, |db| {
+                crate::access::require_read(db, reader, id, name.as_str(), true)
+            })?;
             if let Err(e) = allowed {
                 return Some(Err(e));
             }
         }
+        if let (Reach::Now, Some((sha512_hex, _))) = (reach, &state.found) {
+            // A bucket's open is a GET: on the blocking pool, unless the bytes are in memory.
+            if !self.blobs.opens_locally() && !self.hot_reads.tarball_bytes.contains(sha512_hex) {
+                return None;
+            }
+        }
         Some(self.open_tarball(name, file, version, state))
+    }
+
+    fn query<T>(&self, reach: Reach, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Option<Result<T>> {
+        match reach {
+            Reach::Now => self.store.read_now(f),
+            Reach::Wait => Some(self.store.read(f)),
+        }
     }
 
     fn open_tarball(
@@ -256,7 +282,7 @@ impl Registry {
             other => other,
         })?;
         Ok(Some(TarballFile {
-            blob: cache.fill(&sha512_hex, blob, len),
+            blob: cache.fill(&sha512_hex, blob, len)?,
             len,
             sha512_hex,
             version,
@@ -264,19 +290,18 @@ impl Registry {
     }
 }
 
-/// The tarball's read state, unless it is of a restricted package `reader` may not see (404,
-/// whether or not the version exists).
-fn readable_tarball_state(
-    db: &Db<'_>,
-    name: &PackageName,
-    version: &str,
-    reader: Option<&Identity>,
-) -> Result<ReadState<(String, u64)>> {
-    let state = db.tarball_read_state(name.as_str(), version)?;
-    if let Some(id) = reader_to_check(&state) {
-        crate::access::require_read(db, reader, id, name.as_str(), true)?;
-    }
-    Ok(state)
+/// How a hot read reaches the database: on the calling thread with a connection free at once
+/// (none free, or a database across the network: `None`, and the caller goes the other way),
+/// or waiting for one, on a blocking thread.
+#[derive(Clone, Copy)]
+enum Reach {
+    Now,
+    Wait,
+}
+
+/// [`Reach::Wait`] always reads: a `None` from it is a bug, answered as a fault.
+fn unreached() -> Error {
+    Error::Storage("a waiting read gave no answer".into())
 }
 
 /// The package whose reader must be checked before its tarball is served: a restricted one

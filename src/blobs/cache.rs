@@ -26,29 +26,52 @@ struct CacheState {
 }
 
 impl BlobCache {
+    pub fn contains(&self, sha512_hex: &str) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|state| state.blobs.contains_key(sha512_hex))
+    }
+
     pub fn get(&self, sha512_hex: &str) -> Option<Bytes> {
         self.state.lock().ok()?.blobs.get(sha512_hex).cloned()
     }
 
-    /// `blob`, read whole into the cache when it is a local file of at most
-    /// [`MAX_CACHED_BLOB`] bytes; as it was otherwise (or when reading it fails: its reader
-    /// then meets the error).
-    pub fn fill(&self, sha512_hex: &str, blob: Blob, len: u64) -> Blob {
-        let Blob::File(mut file) = blob else {
-            return blob;
-        };
+    /// `blob`, read whole into the cache when it has at most [`MAX_CACHED_BLOB`] bytes; as
+    /// it was otherwise. A file that fails to read is sent from the file instead (its reader
+    /// then meets the fault); a bucket's stream cannot be read again, so its failure is the
+    /// answer's (the client may retry).
+    pub fn fill(&self, sha512_hex: &str, blob: Blob, len: u64) -> crate::error::Result<Blob> {
         if len > MAX_CACHED_BLOB {
-            return Blob::File(file);
+            return Ok(blob);
         }
         let mut bytes = Vec::with_capacity(len as usize);
-        if file.read_to_end(&mut bytes).is_err() || bytes.len() as u64 != len {
-            // Sent from the file instead, whose reader then meets the fault itself.
-            let _ = file.seek(SeekFrom::Start(0));
-            return Blob::File(file);
+        match blob {
+            Blob::File(mut file) => {
+                if file.read_to_end(&mut bytes).is_err() || bytes.len() as u64 != len {
+                    let _ = file.seek(SeekFrom::Start(0));
+                    return Ok(Blob::File(file));
+                }
+            }
+            // Small tarballs from S3 are the common case of a bucket-backed registry: without
+            // this every download of one would be a GET to the bucket.
+            Blob::Stream(mut stream) => {
+                stream.read_to_end(&mut bytes).map_err(|e| {
+                    crate::error::Error::StorageUnavailable(format!(
+                        "the blob store failed while sending a tarball: {e}"
+                    ))
+                })?;
+                if bytes.len() as u64 != len {
+                    return Err(crate::error::Error::StorageUnavailable(format!(
+                        "the blob store sent {} bytes of a {len}-byte tarball",
+                        bytes.len()
+                    )));
+                }
+            }
+            Blob::Bytes(_) => return Ok(blob),
         }
         let bytes = Bytes::from(bytes);
         self.keep(sha512_hex, bytes.clone());
-        Blob::Bytes(bytes)
+        Ok(Blob::Bytes(bytes))
     }
 
     fn keep(&self, sha512_hex: &str, bytes: Bytes) {

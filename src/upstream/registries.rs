@@ -285,7 +285,15 @@ pub fn synced_source(registry: &Registry, name: &str) -> Result<Option<Arc<Upstr
     if registry.upstreams.is_private(name) {
         return Ok(None);
     }
-    match registry.store.read(|db| db.cached_document_source(name))? {
+    // Through the same memo as [`synced_source_now`]: on PostgreSQL every read comes this
+    // way, and a 404 scan would otherwise ask the database for every name.
+    let stamp = registry.store.commit_stamp();
+    let read = || Some(registry.store.read(|db| db.cached_document_source(name)));
+    let remembered = registry
+        .hot_reads
+        .synced_sources
+        .read_through(stamp, name.to_string(), read);
+    match remembered.transpose()?.flatten() {
         Some(source) => upstream_named(registry, &source),
         None => Ok(None),
     }
