@@ -5,15 +5,18 @@
 #   reads     one node on SQLite and one on PostgreSQL + S3, both loaded with the corpus, read
 #             by the shared harness's compare.sh (ROUNDS rounds, alternated): B/A is PG+S3's
 #             share of SQLite's req/s.
-#   publish   the corpus published (load.mjs -c $C) into one PG+S3 node, then into a fresh
-#             schema and prefix behind nginx round-robin over two nodes: publishes/s of each.
+#   publish   the corpus published (load.mjs -c $C) through nginx into one PG+S3 node, then
+#             into a fresh schema and prefix through nginx round-robin over two nodes:
+#             publishes/s of each.
 #   kill      `npm install` of the corpus's root project (cold cache) through nginx over the
-#             two nodes, with node B killed (SIGKILL) KILL_AFTER seconds in: does it complete,
-#             and in how long (nginx retries onto node A: proxy_next_upstream).
+#             two nodes, with node B stopped KILL_AFTER seconds in: once with SIGTERM (a
+#             stop: it finishes what it has begun), once with SIGKILL (a crash) on a fresh
+#             pair; does the install complete, in how long (nginx retries what has not begun
+#             onto the other node: proxy_next_upstream), and if not, does a second one.
 #
 # Needs: the release binary (cargo build --release), nginx (Debian's), node + npm, the shared
 # harness (SHARED=…/shared/bench), and contrib/services.sh's PostgreSQL and S3 server (started
-# here in WORKDIR/services and stopped at the end). Ports 4890-4894 on 127.0.0.1; every server
+# here in WORKDIR/services and stopped at the end). Ports 4890-4895 on 127.0.0.1; every server
 # is stopped by its PID; every load loop is bounded (compare.sh's DURATION, load.mjs's corpus).
 # Env: ROUNDS=2 C=8 KILL_AFTER=2 SHARED=../shared/bench REGISTRY=target/release/registry
 set -euo pipefail
@@ -32,7 +35,10 @@ trap stop_all EXIT
 eval "$(bash "$here/../contrib/services.sh" up "$work/services")"
 base_url="$REGISTRY_DATABASE_URL"
 bucket="${REGISTRY_BLOBS_URL#s3://}"; bucket="${bucket%%/*}"
-run_id="$(date +%s)"
+# Only the PostgreSQL nodes get these (pg_node); the SQLite node must not inherit them.
+unset REGISTRY_DATABASE_URL REGISTRY_BLOBS_URL
+# Short: s3s-fs caps a key near 160 bytes, and a blob key is the prefix plus 135.
+run_id="$(date +%s | tail -c 6)"
 
 # A fresh schema and bucket prefix for one setup; prints the database_url.
 fresh() {
@@ -68,15 +74,24 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$http_host;
-      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+      proxy_next_upstream error timeout http_502 http_503;
       proxy_next_upstream_tries 2;
     }
   }
 }
 CONF
   "$(command -v nginx || echo /usr/sbin/nginx)" -c "$run/nginx.conf" -p "$run" &
-  pids+=($!)
+  lb_pid=$!
+  pids+=("$lb_pid")
   wait_up http://127.0.0.1:4894
+}
+stop_lb() {
+  kill "$lb_pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:4894/ || return 0; sleep 0.05; done
+}
+# Waits (5 s at most) until nothing answers on PORT: a stopped node may still be draining.
+wait_down() {
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/-/ping" || return 0; sleep 0.05; done
 }
 published() { grep -E '^published' | sed -E 's/.*: ([0-9.]+) publishes\/s.*/\1/'; }
 
@@ -85,36 +100,59 @@ echo "# scale-out.sh ($(date -u +%FT%TZ)), corpus $(wc -l < "$corpus/index.tsv")
 echo "## reads: SQLite (A) against PostgreSQL + S3 (B)"
 sqlite_pid=$(serve_ours 4890 "$work/nodes/sqlite" --registration open); pids+=("$sqlite_pid")
 node "$shared/load.mjs" --registry http://127.0.0.1:4890 --corpus "$corpus" -c "$C" >/dev/null
-one_pid=$(pg_node 4891 one "$(fresh bench_one)" "bench-one-$run_id"); pids+=("$one_pid")
-one_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4891 --corpus "$corpus" -c "$C" |
-  tee /dev/stderr | published)
+one_pid=$(pg_node 4891 one "$(fresh bench_one)" "r1-$run_id"); pids+=("$one_pid")
+node "$shared/load.mjs" --registry http://127.0.0.1:4891 --corpus "$corpus" -c "$C" >/dev/null
 LABEL_A=sqlite LABEL_B=pg-s3 "$shared/compare.sh" http://127.0.0.1:4890 http://127.0.0.1:4891 "$ROUNDS"
 kill "$sqlite_pid" "$one_pid"
+wait_down 4890; wait_down 4891
 
-echo "## publish: one node against two behind nginx (fresh schema and prefix)"
-two_url=$(fresh bench_two)
-a_pid=$(pg_node 4892 a "$two_url" "bench-two-$run_id"); pids+=("$a_pid")
-b_pid=$(pg_node 4893 b "$two_url" "bench-two-$run_id"); pids+=("$b_pid")
-start_lb 4892 4893
+echo "## publish: one node against two, both behind nginx (fresh schemas and prefixes)"
+one_pid=$(pg_node 4895 one-publish "$(fresh bench_one_publish)" "p1-$run_id")
+pids+=("$one_pid")
+start_lb 4895 4895
+one_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
+  tee /dev/stderr | published)
+stop_lb
+kill "$one_pid"
+# two_nodes NAME — a fresh pair behind nginx on one schema and prefix; sets a_pid and b_pid.
+two_nodes() {
+  local url; url=$(fresh "bench_$1")
+  a_pid=$(pg_node 4892 "$1-a" "$url" "${1:0:2}-$run_id"); pids+=("$a_pid")
+  b_pid=$(pg_node 4893 "$1-b" "$url" "${1:0:2}-$run_id"); pids+=("$b_pid")
+  start_lb 4892 4893
+}
+two_nodes two
 two_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
   tee /dev/stderr | published)
 echo "publishes/s: one node $one_publish, two nodes $two_publish"
 
-echo "## kill: npm install through nginx, node B killed ${KILL_AFTER}s in"
-project="$(mktemp -d /tmp/bench-scale-out-install.XXXXXX)"
-cp "$shared/corpus.root.json" "$project/package.json"
-printf 'registry=http://127.0.0.1:4894/\n' > "$project/.npmrc"
-started=$(date +%s.%N)
-( sleep "$KILL_AFTER"; kill -9 "$b_pid" && echo "killed node B (pid $b_pid) at ${KILL_AFTER}s" ) &
-killer=$!
-if (cd "$project" && npm install --userconfig "$project/.npmrc" --cache "$project/cache" \
-      --prefer-online --no-audit --no-fund --ignore-scripts > "$project/npm.log" 2>&1); then
-  outcome="completed"
-else
-  outcome="FAILED (see $project/npm.log)"
-fi
-wait "$killer" || true
-took=$(echo "$(date +%s.%N) - $started" | bc)
-added=$(grep -Eo 'added [0-9]+ packages' "$project/npm.log" || echo "added ? packages")
-printf 'install with node B killed: %s in %.1f s (%s)\n' "$outcome" "$took" "$added"
-[[ "$outcome" == completed ]] && rm -rf "$project"
+# install_killing SIGNAL — npm install through nginx while node B gets SIGNAL.
+install_killing() {
+  local project; project="$(mktemp -d /tmp/bench-scale-out-install.XXXXXX)"
+  cp "$shared/corpus.root.json" "$project/package.json"
+  printf 'registry=http://127.0.0.1:4894/\n' > "$project/.npmrc"
+  local started; started=$(date +%s.%N)
+  ( sleep "$KILL_AFTER"; kill "-$1" "$b_pid" && echo "sent SIG$1 to node B at ${KILL_AFTER}s" ) &
+  local killer=$!
+  local outcome=completed
+  (cd "$project" && npm install --userconfig "$project/.npmrc" --cache "$project/cache" \
+     --prefer-online --no-audit --no-fund --ignore-scripts > "$project/npm.log" 2>&1) ||
+    outcome="FAILED ($(grep -m1 -Eo 'code E[A-Z]+' "$project/npm.log" || echo '?'))"
+  wait "$killer" || true
+  printf 'install with node B stopped by SIG%s: %s in %.1f s (%s)\n' "$1" "$outcome" \
+    "$(echo "$(date +%s.%N) - $started" | bc)" \
+    "$(grep -Eo 'added [0-9]+ packages' "$project/npm.log" || echo 'nothing added')"
+  if [[ "$outcome" != completed ]]; then
+    (cd "$project" && npm install --userconfig "$project/.npmrc" --cache "$project/cache" \
+       --prefer-online --no-audit --no-fund --ignore-scripts > "$project/npm-again.log" 2>&1) &&
+      echo "  a second npm install, node B still down: completed ($(grep -Eo 'added [0-9]+ packages' "$project/npm-again.log"))" ||
+      echo "  a second npm install failed too: see $project"
+  fi
+}
+echo "## kill: npm install through nginx, node B stopped ${KILL_AFTER}s in"
+install_killing TERM
+stop_lb; kill "$a_pid" 2>/dev/null || true
+wait_down 4892; wait_down 4893
+two_nodes kill
+node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" >/dev/null
+install_killing KILL
