@@ -18,12 +18,15 @@
 # harness (SHARED=…/shared/bench), and contrib/services.sh's PostgreSQL and S3 server (started
 # here in WORKDIR/services and stopped at the end). Ports 4890-4895 on 127.0.0.1; every server
 # is stopped by its PID; every load loop is bounded (compare.sh's DURATION, load.mjs's corpus).
-# Env: ROUNDS=2 C=8 KILL_AFTER=2 SHARED=../shared/bench REGISTRY=target/release/registry
+# Env: ROUNDS=2 C=8 KILL_AFTER=2 PHASES="reads publish kill" SHARED=../shared/bench
+#      REGISTRY=target/release/registry
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 corpus="$(cd "${1:?usage: scale-out.sh CORPUS_DIR [WORKDIR]}" && pwd)"
 work="${2:-/tmp/bench-scale-out}"
 ROUNDS="${ROUNDS:-2}"; C="${C:-8}"; KILL_AFTER="${KILL_AFTER:-2}"
+PHASES="${PHASES:-reads publish kill}"
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
 . "$here/lib.sh"
 rm -rf "$work/nodes"; mkdir -p "$work/nodes"
 pids=()
@@ -97,23 +100,6 @@ published() { grep -E '^published' | sed -E 's/.*: ([0-9.]+) publishes\/s.*/\1/'
 
 echo "# scale-out.sh ($(date -u +%FT%TZ)), corpus $(wc -l < "$corpus/index.tsv") versions, C=$C"
 
-echo "## reads: SQLite (A) against PostgreSQL + S3 (B)"
-sqlite_pid=$(serve_ours 4890 "$work/nodes/sqlite" --registration open); pids+=("$sqlite_pid")
-node "$shared/load.mjs" --registry http://127.0.0.1:4890 --corpus "$corpus" -c "$C" >/dev/null
-one_pid=$(pg_node 4891 one "$(fresh bench_one)" "r1-$run_id"); pids+=("$one_pid")
-node "$shared/load.mjs" --registry http://127.0.0.1:4891 --corpus "$corpus" -c "$C" >/dev/null
-LABEL_A=sqlite LABEL_B=pg-s3 "$shared/compare.sh" http://127.0.0.1:4890 http://127.0.0.1:4891 "$ROUNDS"
-kill "$sqlite_pid" "$one_pid"
-wait_down 4890; wait_down 4891
-
-echo "## publish: one node against two, both behind nginx (fresh schemas and prefixes)"
-one_pid=$(pg_node 4895 one-publish "$(fresh bench_one_publish)" "p1-$run_id")
-pids+=("$one_pid")
-start_lb 4895 4895
-one_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
-  tee /dev/stderr | published)
-stop_lb
-kill "$one_pid"
 # two_nodes NAME — a fresh pair behind nginx on one schema and prefix; sets a_pid and b_pid.
 two_nodes() {
   local url; url=$(fresh "bench_$1")
@@ -121,11 +107,6 @@ two_nodes() {
   b_pid=$(pg_node 4893 "$1-b" "$url" "${1:0:2}-$run_id"); pids+=("$b_pid")
   start_lb 4892 4893
 }
-two_nodes two
-two_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
-  tee /dev/stderr | published)
-echo "publishes/s: one node $one_publish, two nodes $two_publish"
-
 # install_killing SIGNAL — npm install through nginx while node B gets SIGNAL.
 install_killing() {
   local project; project="$(mktemp -d /tmp/bench-scale-out-install.XXXXXX)"
@@ -149,10 +130,44 @@ install_killing() {
       echo "  a second npm install failed too: see $project"
   fi
 }
+if phase reads; then
+echo "## reads: SQLite (A) against PostgreSQL + S3 (B)"
+sqlite_pid=$(serve_ours 4890 "$work/nodes/sqlite" --registration open); pids+=("$sqlite_pid")
+node "$shared/load.mjs" --registry http://127.0.0.1:4890 --corpus "$corpus" -c "$C" >/dev/null
+one_pid=$(pg_node 4891 one "$(fresh bench_one)" "r1-$run_id"); pids+=("$one_pid")
+node "$shared/load.mjs" --registry http://127.0.0.1:4891 --corpus "$corpus" -c "$C" >/dev/null
+LABEL_A=sqlite LABEL_B=pg-s3 "$shared/compare.sh" http://127.0.0.1:4890 http://127.0.0.1:4891 "$ROUNDS"
+kill "$sqlite_pid" "$one_pid"
+wait_down 4890; wait_down 4891
+
+fi
+
+if phase publish; then
+echo "## publish: one node against two, both behind nginx (fresh schemas and prefixes)"
+one_pid=$(pg_node 4895 one-publish "$(fresh bench_one_publish)" "p1-$run_id")
+pids+=("$one_pid")
+start_lb 4895 4895
+one_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
+  tee /dev/stderr | published)
+stop_lb
+kill "$one_pid"
+two_nodes two
+two_publish=$(node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" |
+  tee /dev/stderr | published)
+echo "publishes/s: one node $one_publish, two nodes $two_publish"
+stop_lb; kill "$a_pid" "$b_pid"
+wait_down 4892; wait_down 4893
+
+fi
+
+if phase kill; then
 echo "## kill: npm install through nginx, node B stopped ${KILL_AFTER}s in"
+two_nodes term
+node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" >/dev/null
 install_killing TERM
 stop_lb; kill "$a_pid" 2>/dev/null || true
 wait_down 4892; wait_down 4893
 two_nodes kill
 node "$shared/load.mjs" --registry http://127.0.0.1:4894 --corpus "$corpus" -c "$C" >/dev/null
 install_killing KILL
+fi
