@@ -243,7 +243,11 @@ impl Registry {
         Some(self.open_tarball(name, file, version, state))
     }
 
-    fn query<T>(&self, reach: Reach, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Option<Result<T>> {
+    pub(crate) fn query<T>(
+        &self,
+        reach: Reach,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
         match reach {
             Reach::Now => self.store.read_now(f),
             Reach::Wait => Some(self.store.read(f)),
@@ -294,7 +298,7 @@ impl Registry {
 /// (none free, or a database across the network: `None`, and the caller goes the other way),
 /// or waiting for one, on a blocking thread.
 #[derive(Clone, Copy)]
-enum Reach {
+pub(crate) enum Reach {
     Now,
     Wait,
 }

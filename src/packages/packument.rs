@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::auth::Identity;
 use crate::error::{Error, Result};
 use crate::store::{Db, PackumentRow, ReadState, Store};
 
@@ -334,24 +333,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The current ETag of a package's document (`None`: no such package), or the package's block:
-/// one indexed statement, so that a cache can tell whether its copy is still current without
-/// assembling the document. A restricted package the reader may not see is a 404 (one more
-/// statement, for restricted packages only).
-pub fn readable_etag(
-    db: &Db<'_>,
-    name: &str,
-    flavor: PackumentFlavor,
-    reader: Option<&Identity>,
-) -> Result<Option<String>> {
-    let state = db.package_read_state(name)?;
-    etag_of_state(&state, name, flavor, |id| {
-        crate::access::require_read(db, reader, id, name, true)
-    })
-}
-
-/// [`readable_etag`] from the package's read state already at hand: the block first, then
-/// `may_read` with the package's id if it is restricted, then the ETag.
+/// The current ETag of a package's document (`None`: no such package) from its read state
+/// (one indexed statement, or memory: a cache tells whether its copy is current without
+/// assembling the document): the block first, then `may_read` with the package's id if it is
+/// restricted (a reader who may not see it gets a 404), then the ETag.
 pub fn etag_of_state(
     state: &ReadState<(i64, String)>,
     name: &str,

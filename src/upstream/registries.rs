@@ -14,7 +14,7 @@ use super::config::{
 };
 use crate::accounts::authz::Admin;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Reach, Registry};
 use crate::store::CommitStamp;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -282,18 +282,11 @@ pub fn upstream_named(registry: &Registry, name: &str) -> Result<Option<Arc<Upst
 /// Asked on the way to a 404. Blocking; [`synced_source_now`] first spares the common miss
 /// the hop to a blocking thread.
 pub fn synced_source(registry: &Registry, name: &str) -> Result<Option<Arc<Upstream>>> {
-    if registry.upstreams.is_private(name) {
-        return Ok(None);
-    }
-    // Through the same memo as [`synced_source_now`]: on PostgreSQL every read comes this
-    // way, and a 404 scan would otherwise ask the database for every name.
     let stamp = registry.store.commit_stamp();
-    let read = || Some(registry.store.read(|db| db.cached_document_source(name)));
-    let remembered = registry
-        .hot_reads
-        .synced_sources
-        .read_through(stamp, name.to_string(), read);
-    match remembered.transpose()?.flatten() {
+    match synced_source_name(registry, Reach::Wait, name, stamp)
+        .transpose()?
+        .flatten()
+    {
         Some(source) => upstream_named(registry, &source),
         None => Ok(None),
     }
@@ -308,21 +301,28 @@ pub fn synced_source_now(
     name: &str,
     stamp: Option<CommitStamp>,
 ) -> Option<Result<Option<Arc<Upstream>>>> {
-    if registry.upstreams.is_private(name) {
-        return Some(Ok(None));
-    }
-    let read = || {
-        registry
-            .store
-            .read_now(|db| db.cached_document_source(name))
-    };
-    match registry
-        .hot_reads
-        .synced_sources
-        .read_through(stamp, name.to_string(), read)?
-    {
+    match synced_source_name(registry, Reach::Now, name, stamp)? {
         Err(e) => Some(Err(e)),
         Ok(None) => Some(Ok(None)),
         Ok(Some(source)) => registry.upstreams.by_name(&source).map(|u| Ok(Some(u))),
     }
+}
+
+/// The name of the registry `name` was synced from, through the memo both paths share (on
+/// PostgreSQL every miss comes the blocking way, and a 404 scan would otherwise ask the
+/// database for every name); a private name never has one.
+fn synced_source_name(
+    registry: &Registry,
+    reach: Reach,
+    name: &str,
+    stamp: Option<CommitStamp>,
+) -> Option<Result<Option<String>>> {
+    if registry.upstreams.is_private(name) {
+        return Some(Ok(None));
+    }
+    let read = || registry.query(reach, |db| db.cached_document_source(name));
+    registry
+        .hot_reads
+        .synced_sources
+        .read_through(stamp, name.to_string(), read)
 }
