@@ -4,143 +4,12 @@
 
 mod common;
 
+use common::web_form::*;
 use common::*;
 use registry_core::accounts::cidr::Cidr;
 use registry_core::config::{ReadAccess, Registration};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use serde_json::{json, Value};
-
-/// reqwest's `form` needs a feature this build does not enable: the urlencoded body by hand.
-trait FormFields {
-    fn form_fields(self, fields: &[(&str, &str)]) -> Self;
-}
-
-impl FormFields for reqwest::blocking::RequestBuilder {
-    fn form_fields(self, fields: &[(&str, &str)]) -> Self {
-        let encode = |text: &str| {
-            text.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-    }
-}
-
-/// A client that shows redirects instead of following them.
-fn browser() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_string)
-        .collect()
-}
-
-/// `name=value` of the cookie `name` that `response` sets.
-fn cookie(response: &Response, name: &str) -> Option<String> {
-    set_cookies(response).into_iter().find_map(|c| {
-        let pair = c.split(';').next()?.trim().to_string();
-        pair.starts_with(&format!("{name}=")).then_some(pair)
-    })
-}
-
-fn hidden(page: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {field} in:\n{page}"))
-        + marker.len();
-    page[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The login form's CSRF cookie (`name=value`) and its hidden field.
-fn login_form(reg: &TestRegistry, path: &str) -> (String, String) {
-    let response = browser().get(reg.url(path)).send().expect("login page");
-    assert_eq!(response.status(), 200);
-    let csrf_cookie = cookie(&response, "registry_login_csrf").expect("a login CSRF cookie");
-    let page = response.text().expect("page");
-    assert!(page.contains("<label for=\"login-name\">"), "{page}");
-    (csrf_cookie, hidden(&page, "login_csrf"))
-}
-
-fn post_login(reg: &TestRegistry, name: &str, password: &str, next: &str) -> Response {
-    let (csrf_cookie, token) = login_form(reg, "/-/web/login");
-    browser()
-        .post(reg.url("/-/web/login"))
-        .header("cookie", csrf_cookie)
-        .form_fields(&[
-            ("login_csrf", token.as_str()),
-            ("name", name),
-            ("password", password),
-            ("next", next),
-        ])
-        .send()
-        .expect("sign in")
-}
-
-/// Signs in and returns the session cookie (`registry_session=…`).
-fn sign_in(reg: &TestRegistry, name: &str, password: &str) -> String {
-    let response = post_login(reg, name, password, "/");
-    assert_eq!(response.status(), 303, "{:?}", response.text());
-    cookie(&response, "registry_session").expect("a session cookie")
-}
-
-fn open_login(reg: &TestRegistry, body: Value) -> (String, String) {
-    let response = client()
-        .post(reg.url("/-/v1/login"))
-        .json(&body)
-        .send()
-        .expect("open login");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().expect("json");
-    let login = body["loginUrl"].as_str().expect("loginUrl").to_string();
-    let done = body["doneUrl"].as_str().expect("doneUrl").to_string();
-    (login, done)
-}
-
-/// Approves a web login in the "browser" of `session`.
-fn approve(reg: &TestRegistry, login_url: &str, session: &str) -> Response {
-    let page = browser()
-        .get(login_url)
-        .header("cookie", session)
-        .send()
-        .expect("approval page");
-    assert_eq!(page.status(), 200);
-    let page = page.text().expect("page");
-    assert!(page.contains("Approve npm login"), "{page}");
-    let csrf = hidden(&page, "csrf");
-    let _ = reg;
-    browser()
-        .post(login_url)
-        .header("cookie", session)
-        .form_fields(&[("csrf", csrf.as_str())])
-        .send()
-        .expect("approve")
-}
 
 #[test]
 fn the_done_url_is_pending_then_gives_the_token_once() {
@@ -186,7 +55,7 @@ fn the_done_url_is_pending_then_gives_the_token_once() {
     assert_eq!(forged.status(), 403);
     assert_eq!(client().get(&done_url).send().expect("poll").status(), 202);
 
-    let approved = approve(&reg, &login_url, &session);
+    let approved = approve(&login_url, &session);
     assert_eq!(approved.status(), 200);
     assert!(approved.text().expect("page").contains("npm is logged in"));
 
@@ -248,7 +117,7 @@ fn verdaccio_paths_and_other_methods_work() {
     assert_eq!(put.status(), 202);
 
     let session = sign_in(&reg, "bob", "bob-password");
-    assert_eq!(approve(&reg, &login_url, &session).status(), 200);
+    assert_eq!(approve(&login_url, &session).status(), 200);
     let done = client()
         .get(reg.url(&format!("/-/v1/done?sessionId={done_id}")))
         .send()

@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
+use common::web_form::*;
 use common::*;
-use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
 
 /// A and B on the same schema (the blobs, which a login never touches, stay each node's own).
@@ -20,110 +20,21 @@ fn two_nodes() -> (TestRegistry, TestRegistry, tempfile::TempDir) {
     (a, b, shared)
 }
 
-/// A client that shows redirects instead of following them.
-fn browser() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-/// reqwest's `form` needs a feature this build does not enable: the urlencoded body by hand
-/// (the values here are hex and words, which need no escaping).
-fn form_body(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// `name=value` of the cookie `name` that `response` sets.
-fn cookie(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            let pair = c.split(';').next()?.trim().to_string();
-            pair.starts_with(&format!("{name}=")).then_some(pair)
-        })
-}
-
-fn hidden(page: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {field} in:\n{page}"))
-        + marker.len();
-    page[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Signs in on `reg`'s web form and returns the session cookie (`registry_session=…`).
-fn sign_in(reg: &TestRegistry, name: &str, password: &str) -> String {
-    let form = browser().get(reg.url("/-/web/login")).send().expect("page");
-    assert_eq!(form.status(), 200);
-    let csrf_cookie = cookie(&form, "registry_login_csrf").expect("a login CSRF cookie");
-    let token = hidden(&form.text().expect("page"), "login_csrf");
-    let response = browser()
-        .post(reg.url("/-/web/login"))
-        .header("cookie", csrf_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("login_csrf", &token),
-            ("name", name),
-            ("password", password),
-            ("next", "%2F"),
-        ]))
-        .send()
-        .expect("sign in");
-    assert_eq!(response.status(), 303, "{:?}", response.text());
-    cookie(&response, "registry_session").expect("a session cookie")
-}
-
 /// `POST /-/v1/login` on `reg`: the paths (not the URLs) of its login page and done URL, so
 /// that the test can send them to either node.
-fn open_login(reg: &TestRegistry) -> (String, String) {
-    let response = client()
-        .post(reg.url("/-/v1/login"))
-        .json(&json!({}))
-        .send()
-        .expect("open login");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().expect("json");
-    let path = |key: &str| {
-        let url = body[key].as_str().expect("a URL");
+fn open_login_paths(reg: &TestRegistry) -> (String, String) {
+    let (login, done) = open_login(reg, json!({}));
+    let path = |url: String| {
         url.strip_prefix(&reg.base)
-            .unwrap_or_else(|| panic!("{key} {url} is not on {}", reg.base))
+            .unwrap_or_else(|| panic!("{url} is not on {}", reg.base))
             .to_string()
     };
-    (path("loginUrl"), path("doneUrl"))
+    (path(login), path(done))
 }
 
 /// Approves a web login on `reg`'s page, in the browser of `session`.
-fn approve(reg: &TestRegistry, login_path: &str, session: &str) {
-    let page = browser()
-        .get(reg.url(login_path))
-        .header("cookie", session)
-        .send()
-        .expect("approval page");
-    assert_eq!(page.status(), 200);
-    let page = page.text().expect("page");
-    assert!(page.contains("Approve npm login"), "{page}");
-    let csrf = hidden(&page, "csrf");
-    let approved = browser()
-        .post(reg.url(login_path))
-        .header("cookie", session)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("csrf", &csrf)]))
-        .send()
-        .expect("approve");
+fn approve_on(reg: &TestRegistry, login_path: &str, session: &str) {
+    let approved = approve(&reg.url(login_path), session);
     assert_eq!(approved.status(), 200);
     assert!(approved.text().expect("page").contains("npm is logged in"));
 }
@@ -149,13 +60,13 @@ fn whoami(reg: &TestRegistry, token: &str) -> Option<String> {
 fn a_login_opened_on_one_node_is_approved_on_the_other_and_collected_once() {
     let (a, b, _shared) = two_nodes();
     a.add_user("alice", "alice-password");
-    let (login, done) = open_login(&a);
+    let (login, done) = open_login_paths(&a);
     // Both nodes know the login at once.
     assert_eq!(poll(&a, &done).0, 202);
     assert_eq!(poll(&b, &done).0, 202);
 
     let session = sign_in(&b, "alice", "alice-password");
-    approve(&b, &login, &session);
+    approve_on(&b, &login, &session);
     // A's page sees B's approval.
     let page = browser()
         .get(a.url(&login))
@@ -194,8 +105,8 @@ fn two_nodes_polling_an_approved_login_at_once_hand_out_one_token() {
     let nodes = [&a, &b];
     for round in 0..6 {
         let (opener, approver) = (nodes[round % 2], nodes[(round + 1) % 2]);
-        let (login, done) = open_login(opener);
-        approve(approver, &login, &sessions[(round + 1) % 2]);
+        let (login, done) = open_login_paths(opener);
+        approve_on(approver, &login, &sessions[(round + 1) % 2]);
         let barrier = Arc::new(Barrier::new(2));
         let polls: Vec<_> = nodes
             .iter()

@@ -5,6 +5,7 @@
 pub mod fake_http;
 pub mod services;
 pub mod static_upstream;
+pub mod web_form;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
